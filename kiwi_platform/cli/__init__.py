@@ -1,0 +1,46 @@
+"""The `kiwi` command line: the same assets and run records as the Dagster UI, from a shell.
+
+User errors print one line (`error: ...`) and exit non-zero; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from kiwi_platform.cli import data_cmds, demo_cmd, run_cmds, synth_cmd
+from kiwi_platform.errors import KiwiUserError
+
+app = typer.Typer(
+    name="kiwi",
+    help="Kiwi Platform: raw edit pairs -> versioned data -> trained, evaluated Kiwi-Edit models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (run_cmds, data_cmds, demo_cmd, synth_cmd):
+    module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(standalone_mode=False)
+    except KiwiUserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

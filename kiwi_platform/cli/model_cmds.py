@@ -1,0 +1,115 @@
+"""`kiwi edit` and `kiwi model init`: thin CLI over the `model` library (heavy imports are lazy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kiwi_platform.errors import KiwiUserError
+
+model_app = typer.Typer(help="Create and inspect Kiwi-Edit checkpoints.", no_args_is_help=True)
+
+
+def edit(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint folder (released layout)."),
+    video: Path = typer.Option(..., "--video", help="Source video (mp4) or image."),
+    prompt: str = typer.Option(..., "--prompt", help="Editing instruction."),
+    out: Path = typer.Option(..., "--out", help="Output mp4 path."),
+    ref: Optional[Path] = typer.Option(None, "--ref", help="Reference image (optional)."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Euler sampling steps."),
+    height: Optional[int] = typer.Option(None, "--height", help="Output height (multiple of 32)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Output width (multiple of 32)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Output frames (4k+1, default: all up to 81)."),
+    seed: int = typer.Option(0, "--seed", help="Noise seed."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    offload: bool = typer.Option(False, "--offload", help="Keep idle components on the CPU (small GPUs)."),
+    vae_tiling: bool = typer.Option(False, "--vae-tiling", help="Encode/decode the VAE in tiles."),
+) -> None:
+    """Edit a video (or image) with an instruction and an optional reference image."""
+    import torch
+
+    from model.pipeline import CheckpointError, KiwiEditPipeline
+    from model.video_io import MediaReadError, read_image, read_video_frames
+
+    if not video.is_file():
+        raise KiwiUserError(f"source video {video} does not exist")
+    if ref is not None and not ref.is_file():
+        raise KiwiUserError(f"reference image {ref} does not exist")
+    try:
+        pipe = KiwiEditPipeline.from_pretrained(checkpoint)
+    except CheckpointError as exc:
+        raise KiwiUserError(str(exc)) from None
+    try:
+        if video.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp"}:
+            source = [read_image(video)]
+        else:
+            source = read_video_frames(video, max_frames=frames or 81)
+        ref_image = read_image(ref) if ref is not None else None
+    except MediaReadError as exc:
+        raise KiwiUserError(str(exc)) from None
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if offload and dev != "cpu":
+        pipe.enable_model_cpu_offload(device=dev)
+    else:
+        pipe.to(dev)
+    if vae_tiling:
+        pipe.enable_vae_tiling()
+    try:
+        result = pipe(prompt, source, ref_image=ref_image, height=height, width=width, num_frames=frames,
+                      num_inference_steps=steps, seed=seed)
+    except ValueError as exc:
+        raise KiwiUserError(str(exc)) from None
+    path = pipe.save_video(result.frames, out)
+    w, h = result.frames[0].size
+    typer.echo(f"wrote {path} ({len(result.frames)} frames, {w}x{h}, 15 fps)")
+
+
+@model_app.command("init")
+def init(
+    out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to."),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="Model size: tiny or kiwi-5b (default tiny; kiwi-5b encoder settings with --from-base)."
+    ),
+    from_base: bool = typer.Option(False, "--from-base", help="Assemble from local Wan2.2 + Qwen2.5-VL folders."),
+    wan: Optional[Path] = typer.Option(None, "--wan", help="Wan2.2-TI2V-5B diffusers folder (with --from-base)."),
+    qwen: Optional[Path] = typer.Option(None, "--qwen", help="Qwen2.5-VL-3B-Instruct folder (with --from-base)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the new (random) weights."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty folder."),
+) -> None:
+    """Write a checkpoint in the released layout (random weights, or base models + new parts)."""
+    from model.configs import CONFIGS
+
+    if config is not None and config not in CONFIGS:
+        raise KiwiUserError(f"unknown config {config!r} (choose from: {', '.join(CONFIGS)})")
+    if out.exists() and not out.is_dir():
+        raise KiwiUserError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise KiwiUserError(f"{out} already exists and is not empty (use --overwrite to replace it)")
+    if from_base:
+        if wan is None or qwen is None:
+            raise KiwiUserError("--from-base needs both --wan PATH and --qwen PATH")
+        from model.from_base import BaseModelError, init_from_base
+
+        try:
+            path = init_from_base(wan, qwen, out, encoder_config=config or "kiwi-5b", seed=seed, overwrite=overwrite)
+        except BaseModelError as exc:
+            raise KiwiUserError(str(exc)) from None
+        typer.echo(f"wrote {path} (from base models {wan} + {qwen})")
+        return
+    config = config or "tiny"
+    from model.build import init_checkpoint
+
+    try:
+        path = init_checkpoint(config, out, seed=seed, overwrite=overwrite)
+    except ValueError as exc:
+        raise KiwiUserError(str(exc)) from None
+    typer.echo(f"wrote {path} (config {config}, random weights)")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `edit` and the `model` sub-app (`model init`) to the main `kiwi` CLI."""
+    app.command("edit")(edit)
+    app.add_typer(model_app, name="model")

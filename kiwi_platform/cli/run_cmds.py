@@ -1,0 +1,116 @@
+"""`kiwi ingest`, `kiwi materialize`, `kiwi ui`: start runs and the UI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kiwi_platform.errors import KiwiUserError
+
+console = Console(soft_wrap=True)
+
+DEFAULT_INGEST_SELECTION = "group:ingestion"
+
+
+def print_outcomes(outcomes) -> bool:
+    """Print a per-run summary; return True when every run succeeded with no blocking check failed."""
+    all_ok = True
+    for out in outcomes:
+        label = out.partition or "(unpartitioned)"
+        status = "[green]ok[/green]" if out.ok else "[red]FAILED[/red]"
+        console.print(f"run {out.run_id[:8]} batch {label}: {status}; materialized {', '.join(out.materialized) or 'nothing'}")
+        for check in out.checks:
+            mark = "[green]pass[/green]" if check.passed else ("[red]FAIL[/red]" if check.blocking else "[yellow]warn[/yellow]")
+            console.print(f"  check {check.asset}:{check.name} {mark}{' (blocking)' if check.blocking else ''}")
+        for err in out.errors:
+            console.print(f"  [red]error[/red] {err}")
+        all_ok = all_ok and out.ok
+    return all_ok
+
+
+def quarantine_summary(batch: str) -> None:
+    from kiwi_platform.lib import quarantine
+    from kiwi_platform.resources import build_resources
+
+    store = build_resources()["store"]
+    try:
+        accepted = len(store.read_table(batch, "normalized_clips"))
+    except KiwiUserError:
+        accepted = len(store.read_table(batch, "raw_edit_pairs"))
+    q = quarantine.read_batch(store.batch_dir(batch))
+    table = Table(title=f"batch {batch}: {accepted} accepted, {len(q)} quarantined")
+    table.add_column("stage")
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    for (stage, reason), n in (q.groupby(["stage", "reason"]).size().items() if len(q) else []):
+        table.add_row(stage, reason, str(n))
+    console.print(table)
+
+
+def ingest(
+    manifest: Path = typer.Argument(..., help="Manifest CSV: prompt, src_video, tgt_video[, ref_image] (paths relative to it)."),
+    batch: str = typer.Option(..., "--batch", "-b", help="Batch name (a Dagster partition)."),
+    select: str = typer.Option(DEFAULT_INGEST_SELECTION, "--select", help="Assets to materialize for the batch."),
+) -> None:
+    """Register a manifest as a batch and materialize its ingestion assets."""
+    from kiwi_platform.ingest.manifest import read_manifest
+    from kiwi_platform.resources.store import check_batch_name
+    from kiwi_platform.runner import load_definitions, materialize, register_batch
+
+    check_batch_name(batch)
+    parsed = read_manifest(manifest)  # an unreadable manifest stops here with one line
+    import dagster as dg
+
+    defs = load_definitions()
+    store = _store()
+    store.register_batch(batch, parsed.path)
+    register_batch(dg.DagsterInstance.get(), batch)
+    console.print(f"batch {batch}: {len(parsed.rows)} rows from {parsed.path}")
+    outcomes = materialize(select, [batch], defs=defs)
+    print_outcomes(outcomes)
+    quarantine_summary(batch)
+    if not all(o.success for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _store():
+    from kiwi_platform.resources import build_resources
+
+    return build_resources()["store"]
+
+
+def materialize_cmd(
+    select: str = typer.Option(..., "--select", "-s", help="Dagster asset selection, e.g. '+normalized_clips' or 'group:ingestion'."),
+    batch: list[str] = typer.Option(None, "--batch", "-b", help="Batch partition(s); default: every registered batch."),
+) -> None:
+    """Materialize assets like the UI's Materialize button; exits 1 if a step or blocking check failed."""
+    from kiwi_platform.runner import materialize
+
+    outcomes = materialize(select, list(batch) if batch else None)
+    if not print_outcomes(outcomes):
+        raise typer.Exit(1)
+
+
+def ui(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(3000, help="Port of the Dagster UI."),
+) -> None:
+    """Start the Dagster UI (dagster dev) with Kiwi Platform loaded and DAGSTER_HOME set."""
+    from kiwi_platform.env import prepare_environment
+
+    settings = prepare_environment()
+    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "kiwi_platform.definitions", "-h", host, "-p", str(port)]
+    sys.exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("materialize")(materialize_cmd)
+    app.command("ui")(ui)

@@ -1,0 +1,27 @@
+"""The Dagster code location: every asset, check, job and resource of Kiwi Platform.
+
+Loaded by `dagster dev` / `dg` through `[tool.dagster]` in pyproject.toml and by the `kiwi` CLI.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+# Partitioned asset checks are a preview feature in Dagster 1.13; we rely on them knowingly.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+from assets import ingestion, ingestion_checks  # noqa: E402
+from kiwi_platform.resources import build_resources  # noqa: E402
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([ingestion]),
+        asset_checks=dg.load_asset_checks_from_modules([ingestion_checks]),
+        resources=build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,140 @@
+"""Run asset selections the way the UI's Materialize button does, from the command line.
+
+Runs are recorded in the Dagster instance under DAGSTER_HOME (same run history, same asset
+catalog as the UI). One run per batch partition; unpartitioned selections run once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from kiwi_platform.env import prepare_environment
+from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.partitions import batches
+
+
+@dataclass
+class CheckOutcome:
+    asset: str
+    name: str
+    passed: bool
+    blocking: bool
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    partition: str | None
+    success: bool
+    materialized: list[str] = field(default_factory=list)
+    failed_steps: list[str] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed_blocking_checks(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if c.blocking and not c.passed]
+
+    @property
+    def ok(self) -> bool:
+        return self.success and not self.failed_blocking_checks
+
+
+def load_definitions() -> dg.Definitions:
+    prepare_environment()
+    from kiwi_platform.definitions import defs
+
+    return defs
+
+
+def register_batch(instance: dg.DagsterInstance, batch: str) -> None:
+    if not instance.has_dynamic_partition(batches.name, batch):
+        instance.add_dynamic_partitions(batches.name, [batch])
+
+
+def resolve_selection(defs: dg.Definitions, selection: str) -> set[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    try:
+        keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    except Exception as exc:  # the parser raises several types; all mean "bad selection"
+        raise KiwiUserError(f"cannot use asset selection {selection!r}: {exc}".splitlines()[0], code="bad_selection") from None
+    if not keys:
+        raise KiwiUserError(f"asset selection {selection!r} matches no asset", code="bad_selection")
+    return keys
+
+
+def materialize(
+    selection: str,
+    partitions: list[str] | None = None,
+    *,
+    run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
+    defs: dg.Definitions | None = None,
+) -> list[RunOutcome]:
+    """Materialize `selection` (Dagster selection syntax) for each batch; returns one outcome per run."""
+    defs = defs or load_definitions()
+    keys = resolve_selection(defs, selection)
+    instance = dg.DagsterInstance.get()
+    graph = defs.resolve_asset_graph()
+    partitioned = any(graph.get(k).partitions_def is not None for k in keys)
+    if partitioned:
+        known = instance.get_dynamic_partitions(batches.name)
+        wanted = partitions or known
+        unknown = [p for p in wanted if p not in known]
+        if unknown:
+            raise KiwiUserError(f"unknown batch {unknown[0]!r}; known batches: {', '.join(known) or 'none (run kiwi ingest)'}")
+        if not wanted:
+            raise KiwiUserError("no batches registered yet; run `kiwi ingest MANIFEST.csv --batch NAME` first")
+    else:
+        wanted = [None]
+    job = defs.resolve_implicit_global_asset_job_def()
+    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    outcomes = []
+    for partition in wanted:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+            raise_on_error=False,
+            run_config=config,
+            tags={"kiwi/source": "cli", **(tags or {})},
+        )
+        outcomes.append(_summarise(result, partition, graph))
+    return outcomes
+
+
+def _summarise(result: dg.ExecuteInProcessResult, partition: str | None, graph) -> RunOutcome:
+    outcome = RunOutcome(run_id=result.run_id, partition=partition, success=result.success)
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            outcome.materialized.append(event.asset_key.to_user_string())
+        elif event.event_type_value == "STEP_FAILURE":
+            outcome.failed_steps.append(event.step_key)
+            info = event.step_failure_data.error
+            if info is not None:
+                outcome.errors.append(f"{event.step_key}: {_one_line(info)}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            spec = graph.get_check_spec(evaluation.asset_check_key) if hasattr(graph, "get_check_spec") else None
+            blocking = bool(getattr(spec, "blocking", False)) if spec else _is_blocking(graph, evaluation.asset_check_key)
+            outcome.checks.append(
+                CheckOutcome(evaluation.asset_key.to_user_string(), evaluation.check_name, evaluation.passed, blocking)
+            )
+    return outcome
+
+
+def _is_blocking(graph, check_key) -> bool:
+    for spec in graph.get_checks_def(check_key).check_specs if hasattr(graph, "get_checks_def") else []:
+        if spec.key == check_key:
+            return spec.blocking
+    return True
+
+
+def _one_line(info) -> str:
+    """The user-facing part of a step error: a dg.Failure's description, else the exception message."""
+    message = (info.message or "").strip()
+    if info.cause is not None and "Failure" not in (info.cls_name or ""):
+        message = (info.cause.message or message).strip()
+    return message.splitlines()[-1] if message else (info.cls_name or "error")

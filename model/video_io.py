@@ -1,0 +1,108 @@
+"""Video/image I/O with PyAV and Pillow, and the frame preparation both training and inference use."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+OUTPUT_FPS = 15
+
+
+class MediaReadError(ValueError):
+    """A video or image could not be decoded (the message says which file and why)."""
+
+
+def read_video_frames(path: str | Path, max_frames: int | None = None) -> list[Image.Image]:
+    """Decode frames from frame 0 (at most `max_frames`) as RGB PIL images."""
+    frames: list[Image.Image] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaReadError(f"{path} has no video stream")
+            for frame in container.decode(video=0):
+                frames.append(frame.to_image())
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaReadError(f"cannot read video {path}: {exc}") from exc
+    if not frames:
+        raise MediaReadError(f"video {path} has no decodable frames")
+    return frames
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Open an image as RGB or raise MediaReadError (not a traceback) when it is not one."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise MediaReadError(f"{path} is not a readable image: {exc}") from exc
+
+
+def write_video(frames: list[Image.Image] | np.ndarray, path: str | Path, fps: int = OUTPUT_FPS) -> Path:
+    """Encode frames as H.264 mp4 (yuv420p); written to a temp file, then moved into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f, dtype=np.uint8) for f in frames]
+    height, width = arrays[0].shape[:2]
+    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        with av.open(tmp, mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"crf": "18"}
+            for arr in arrays:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def valid_frame_count(n: int, temporal: int = 4) -> int:
+    """Largest 4k+1 <= n (the VAE's causal temporal compression needs it)."""
+    return max(1, (n - 1) // temporal * temporal + 1)
+
+
+def fit_size(width: int, height: int, max_area: int = 1280 * 720, multiple: int = 32) -> tuple[int, int]:
+    """Scale down to area <= max_area keeping aspect, floor sides to multiples of `multiple`."""
+    scale = min(1.0, (max_area / (width * height)) ** 0.5)
+    w = max(multiple, int(width * scale) // multiple * multiple)
+    h = max(multiple, int(height * scale) // multiple * multiple)
+    return w, h
+
+
+def resize_crop(frame: Image.Image, width: int, height: int) -> Image.Image:
+    """Resize to cover (width, height) keeping aspect, then center-crop."""
+    return ImageOps.fit(frame.convert("RGB"), (width, height), method=Image.BICUBIC, centering=(0.5, 0.5))
+
+
+def pad_reference(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Fit the reference inside (width, height) on a white canvas, as the released model expects."""
+    return ImageOps.pad(image.convert("RGB"), (width, height), color="white", centering=(0.5, 0.5))
+
+
+def frames_to_tensor(frames: list[Image.Image]) -> torch.Tensor:
+    """PIL frames -> (1, 3, T, H, W) float in [-1, 1]."""
+    arr = np.stack([np.asarray(f.convert("RGB"), dtype=np.float32) for f in frames])  # T H W C
+    return torch.from_numpy(arr).permute(3, 0, 1, 2).unsqueeze(0) / 127.5 - 1.0
+
+
+def tensor_to_frames(video: torch.Tensor) -> list[Image.Image]:
+    """(3, T, H, W) or (1, 3, T, H, W) in [-1, 1] -> PIL frames."""
+    if video.dim() == 5:
+        video = video[0]
+    arr = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+    return [Image.fromarray(a) for a in arr]

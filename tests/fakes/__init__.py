@@ -1,0 +1,1 @@
+"""Local fakes of external services (lakeFS, ...) so tests run the real client code without a network."""
