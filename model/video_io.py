@@ -7,7 +7,6 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,6 +20,8 @@ class MediaReadError(ValueError):
 
 def read_video_frames(path: str | Path, max_frames: int | None = None) -> list[Image.Image]:
     """Decode frames from frame 0 (at most `max_frames`) as RGB PIL images."""
+    import av
+
     frames: list[Image.Image] = []
     try:
         with av.open(str(path)) as container:
@@ -48,6 +49,8 @@ def read_image(path: str | Path) -> Image.Image:
 
 def write_video(frames: list[Image.Image] | np.ndarray, path: str | Path, fps: int = OUTPUT_FPS) -> Path:
     """Encode frames as H.264 mp4 (yuv420p); written to a temp file, then moved into place."""
+    import av
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f, dtype=np.uint8) for f in frames]

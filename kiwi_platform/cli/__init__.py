@@ -26,7 +26,9 @@ for module in (run_cmds, data_cmds, demo_cmd, synth_cmd):
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns typer.Exit codes instead of exiting
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except KiwiUserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

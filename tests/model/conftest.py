@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 DEMO = Path("/work/shared/data/kiwi_demo")
 if not DEMO.is_dir():  # the repo may carry its own copy
@@ -31,21 +28,6 @@ def tiny_pipe(tiny_ckpt: Path):
     pipe = KiwiEditPipeline.from_pretrained(tiny_ckpt)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def random_frames(n: int, width: int = 64, height: int = 64, seed: int = 0) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)) for _ in range(n)]
-
-
-def randomize_zero_init(pipe, seed: int = 1, std: float = 0.05) -> None:
-    """Give zero-initialised parts (connectors, embedders, LoRA B) random values so outputs depend on them."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in (pipe.mllm_encoder, pipe.source_embedder, pipe.ref_embedder):
-            for name, p in module.named_parameters():
-                if torch.count_nonzero(p) == 0:
-                    p.copy_(torch.randn(p.shape, generator=g) * std)
 
 
 @pytest.fixture()

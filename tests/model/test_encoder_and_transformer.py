@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from model.configs import TINY
-from tests.model.conftest import random_frames, randomize_zero_init
+from tests.model.helpers import random_frames, randomize_zero_init
 
 
 def _dit_inputs(pipe, frames: int = 2, ctx_len: int = 7, seed: int = 0):

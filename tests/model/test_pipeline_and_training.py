@@ -8,7 +8,7 @@ from model.build import save_checkpoint
 from model.pipeline import KiwiEditPipeline
 from model.training import compute_loss
 from model.training_stages import apply_stage_freezing
-from tests.model.conftest import random_frames, randomize_zero_init
+from tests.model.helpers import random_frames, randomize_zero_init
 
 
 def _batch(frames: int = 5, ref: bool = False, seed: int = 0) -> dict:

@@ -34,6 +34,8 @@ def test_video_pairs_change_inside_the_mask_and_not_outside(synth_set: Path) -> 
     videos = [r for r in load_ground_truth(synth_set) if r["media"] == "video"]
     assert videos
     for r in videos:
+        # A kept foreground is small and textured and sits on a new background: more chroma bleed.
+        noise = 12 if r["edit_type"] == "background_change" else 8
         for diff, mask in _diffs(synth_set, r):
             m = mask.astype(np.uint8)
             inner = cv2.erode(m, KERNEL) > 0
@@ -42,7 +44,7 @@ def test_video_pairs_change_inside_the_mask_and_not_outside(synth_set: Path) -> 
             assert inside > 10, r["edit_type"]
             if outer.any():
                 outside = diff[outer].mean()
-                assert outside < 8 and inside > 3 * outside, (r["edit_type"], inside, outside)
+                assert outside < noise and inside > 3 * outside, (r["edit_type"], inside, outside)
 
 
 def test_masks_follow_the_moving_object(synth_set: Path) -> None:
@@ -56,3 +58,22 @@ def test_masks_follow_the_moving_object(synth_set: Path) -> None:
         for k, (x0, y0, x1, y1) in enumerate(boxes):
             mask = load_mask(synth_set, r["row"], k)
             assert mask[y0:y1, x0:x1].sum() == mask.sum() > 0
+
+
+def test_local_masks_are_aligned_with_the_change(synth_set: Path) -> None:
+    """For local edits the mask overlaps the changed pixels better than the same mask moved by 3 px."""
+    local = [r for r in load_ground_truth(synth_set)
+             if r["media"] == "video" and r["edit_type"] in {"local_add", "local_replace", "local_remove", "recolor"}]
+    assert local
+    for r in local:
+        src = read_frames(synth_set / r["src"]).astype(np.int16)
+        tgt = read_frames(synth_set / r["tgt"]).astype(np.int16)
+        changed = np.abs(src - tgt).max(-1) > 30
+        mask = np.stack([load_mask(synth_set, r["row"], k) for k in range(len(src))])
+
+        def iou(m: np.ndarray) -> float:
+            return (m & changed).sum() / (m | changed).sum()
+
+        best = iou(mask)
+        for axis, step in ((1, 3), (1, -3), (2, 3), (2, -3)):
+            assert best > iou(np.roll(mask, step, axis=axis)), (r["edit_type"], axis, step)

@@ -1,0 +1,66 @@
+"""The `kiwi` command as a user runs it: exit codes, one-line errors, printed summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+KIWI = [sys.executable, "-m", "kiwi_platform"]
+
+
+def kiwi(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KIWI_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "COLUMNS": "200"}
+    return subprocess.run([*KIWI, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_ingest_demo_manifest_then_list_quarantine(kiwi_home, demo_dir):
+    """`kiwi ingest` on the upstream image manifest exits 0, prints counts by reason, and
+    `kiwi quarantine --json` lists all 8 rows with row number, reason, message and path."""
+    proc = kiwi("ingest", str(demo_dir / "image_demo_training_set.csv"), "--batch", "img", home=kiwi_home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "missing_file" in proc.stdout and "duplicate_row" in proc.stdout
+    assert "0 accepted, 8 quarantined" in proc.stdout
+    listed = kiwi("quarantine", "--batch", "img", "--json", home=kiwi_home)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["row"] for r in rows] == list(range(1, 9))
+    assert rows[0]["reason"] == "missing_file" and rows[0]["path"].endswith(".jpg")
+    assert {r["reason"] for r in rows[1:]} == {"duplicate_row"}
+    assert all(r["message"] for r in rows)
+
+
+def test_unreadable_manifest_is_one_line_error(kiwi_home, tmp_path):
+    """A manifest that is missing or not CSV gives `error: ...` on one line, exit 2, no traceback."""
+    missing = kiwi("ingest", str(tmp_path / "nope.csv"), "--batch", "b1", home=kiwi_home)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().startswith("error: manifest") and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr + missing.stdout
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\xff\xfe\x00garbage\x81")
+    bad = kiwi("ingest", str(binary), "--batch", "b1", home=kiwi_home)
+    assert bad.returncode == 2 and "not UTF-8" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bad_batch_name_and_bad_selection_are_user_errors(kiwi_home, demo_dir):
+    """Bad names and unparsable selections are refused with a clear message, not a traceback."""
+    name = kiwi("ingest", str(demo_dir / "image_demo_training_set.csv"), "--batch", "../evil", home=kiwi_home)
+    assert name.returncode == 2 and "batch name" in name.stderr
+    sel = kiwi("materialize", "--select", "nonexistent_asset_xyz", home=kiwi_home)
+    assert sel.returncode == 2 and "error:" in sel.stderr and "Traceback" not in sel.stderr
+
+
+def test_materialize_exits_nonzero_when_a_step_fails(kiwi_home, tmp_path, small_synth):
+    """`kiwi materialize` is the UI button's twin: a failing step makes it exit 1 and say why."""
+    import shutil
+
+    batch_dir = tmp_path / "batch"
+    shutil.copytree(small_synth.parent, batch_dir)
+    ok = kiwi("ingest", str(batch_dir / "manifest.csv"), "--batch", "s1", "--select", "raw_edit_pairs", home=kiwi_home)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    (batch_dir / "manifest.csv").unlink()
+    failed = kiwi("materialize", "--select", "raw_edit_pairs+", "--batch", "s1", home=kiwi_home)
+    assert failed.returncode == 1
+    assert "FAILED" in failed.stdout and "does not exist" in failed.stdout

@@ -1,0 +1,32 @@
+"""The installed stack: versions we depend on, and the definitions load."""
+
+from __future__ import annotations
+
+import dagster as dg
+from packaging.version import Version
+
+
+def test_dvc_3_and_dagster_string_selection_coexist():
+    """DVC 3 is installed (not the 2.x fallback pip picks when antlr4 is pinned in pyproject) and
+    Dagster's string selection parser works with the antlr4 runtime we install after it."""
+    import dvc
+
+    assert Version(dvc.__version__) >= Version("3.0")
+    selection = dg.AssetSelection.from_string("+normalized_clips")
+    assert "normalized_clips" in str(selection)
+
+
+def test_definitions_load_with_every_ingestion_asset_and_check(kiwi_home):
+    """The code location the UI loads has the ingestion assets, their blocking checks and resources."""
+    from kiwi_platform.env import prepare_environment
+
+    prepare_environment()
+    from kiwi_platform.definitions import build_definitions
+
+    defs = build_definitions()
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"raw_edit_pairs", "normalized_clips"} <= keys
+    checks = {k.name for k in graph.asset_check_keys}
+    assert {"raw_rows_accounted", "raw_pairs_valid", "normalized_clips_valid"} <= checks
