@@ -15,6 +15,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration
 
 from model.build import build_scheduler, save_checkpoint
 from model.configs import get_config
+from model.convert import load_qwen_weights
 from model.embedders import ConditionEmbedder
 from model.mllm_encoder import MLLMEncoder
 from model.pipeline import KiwiEditPipeline
@@ -24,20 +25,6 @@ from model.transformer import KiwiTransformer
 
 class BaseModelError(ValueError):
     """A base-model folder is missing or not in the expected library format."""
-
-
-def load_qwen_weights(encoder: MLLMEncoder, state_dict: dict[str, torch.Tensor]) -> None:
-    """Copy Qwen2_5_VLModel weights into the LoRA-wrapped encoder (base_layer keys), LoRA untouched."""
-    target = encoder.qwen_model.state_dict()
-    mapped: dict[str, torch.Tensor] = {}
-    for key in target:
-        src = key.replace(".base_layer.", ".")
-        if src in state_dict:
-            mapped[key] = state_dict[src]
-    missing = [k for k in target if k not in mapped and ".lora_" not in k]
-    if missing:
-        raise BaseModelError(f"Qwen weights lack {len(missing)} tensors, e.g. {missing[:3]}")
-    encoder.qwen_model.load_state_dict(mapped, strict=False)
 
 
 def init_from_base(
@@ -63,7 +50,10 @@ def init_from_base(
     dit_dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
     settings = get_config(encoder_config).encoder
     encoder = MLLMEncoder(qwen_config=base.config.to_dict(), dit_dim=dit_dim, **settings)
-    load_qwen_weights(encoder, base.model.state_dict())
+    try:
+        load_qwen_weights(encoder, base.model.state_dict())
+    except KeyError as exc:
+        raise BaseModelError(str(exc.args[0])) from exc
     del base
 
     z_dim, patch = vae.config.z_dim, list(transformer.config.patch_size)

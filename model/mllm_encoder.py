@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -42,8 +43,6 @@ class MLLMEncoder(ModelMixin, ConfigMixin):
     positions instead.
     """
 
-    _supports_gradient_checkpointing = True
-
     @register_to_config
     def __init__(
         self,
@@ -79,6 +78,18 @@ class MLLMEncoder(ModelMixin, ConfigMixin):
         self.qwen_model.visual.requires_grad_(False)
         self.processor = None  # set by the pipeline (saved separately under processor/)
 
+    def enable_gradient_checkpointing(self, **kwargs: Any) -> None:
+        """Recompute Qwen decoder/vision blocks in backward (transformers' own mechanism)."""
+        self.qwen_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def disable_gradient_checkpointing(self) -> None:
+        self.qwen_model.gradient_checkpointing_disable()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """Diffusers save plus `qwen_config.json` (the Qwen config file name the released layout uses)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        self.qwen_model.config.to_json_file(os.path.join(save_directory, "qwen_config.json"))
+
     # -- helpers -----------------------------------------------------------------
     def queries_for(self, mode: str) -> nn.Parameter:
         return {"image": self.image_queries, "video": self.video_queries, "reference": self.ref_queries}[mode]
@@ -107,8 +118,13 @@ class MLLMEncoder(ModelMixin, ConfigMixin):
         if built.images:
             kwargs["images"] = built.images
         if built.videos:
-            kwargs["videos"] = built.videos
-        inputs = dict(processor(**kwargs))
+            # frames are already resized within the per-frame cap; opt into the reference behaviour
+            kwargs.update(videos=built.videos, cap_pixels_per_frame=True)
+        try:
+            inputs = dict(processor(**kwargs))
+        except TypeError:  # processors that predate the flag
+            kwargs.pop("cap_pixels_per_frame", None)
+            inputs = dict(processor(**kwargs))
         return inputs, built.mode, built.num_queries
 
     def forward(

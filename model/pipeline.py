@@ -83,11 +83,16 @@ class KiwiEditPipeline(DiffusionPipeline):
         missing = [c for c in COMPONENTS if not (root / c).is_dir()]
         if missing:
             raise CheckpointError(f"checkpoint {root} is missing component folder(s): {', '.join(missing)}")
+        from model.released import is_released_encoder_folder, load_released_encoder
+
         kw = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
         try:
             transformer = KiwiTransformer.from_pretrained(root / "transformer", **kw)
             vae = AutoencoderKLWan.from_pretrained(root / "vae", **kw)
-            encoder = MLLMEncoder.from_pretrained(root / "mllm_encoder", low_cpu_mem_usage=False, **kw)
+            if is_released_encoder_folder(root / "mllm_encoder"):
+                encoder = load_released_encoder(root / "mllm_encoder", torch_dtype)
+            else:
+                encoder = MLLMEncoder.from_pretrained(root / "mllm_encoder", low_cpu_mem_usage=False, **kw)
             source_embedder = ConditionEmbedder.from_pretrained(root / "source_embedder", **kw)
             ref_embedder = ConditionEmbedder.from_pretrained(root / "ref_embedder", **kw)
             processor = load_processor(root / "processor")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kiwi_platform.resources.dvc import DvcRepo
 from kiwi_platform.resources.lakefs import LakeFSResource
 from kiwi_platform.resources.store import MediaStore
+from kiwi_platform.resources.tracking import MlflowTracking
 from kiwi_platform.settings import KiwiSettings
 
 
@@ -14,7 +15,8 @@ def build_resources(settings: KiwiSettings | None = None) -> dict:
         "store": MediaStore(root=str(settings.data_dir)),
         "dvc": DvcRepo(root=str(settings.data_dir), remote_url=settings.dvc_remote),
         "lakefs": LakeFSResource.from_env(),
+        "tracking": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifacts)),
     }
 
 
-__all__ = ["DvcRepo", "LakeFSResource", "MediaStore", "build_resources"]
+__all__ = ["DvcRepo", "LakeFSResource", "MediaStore", "MlflowTracking", "build_resources"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import itertools
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pytest
 

@@ -16,7 +16,7 @@ def test_upstream_video_manifest_keeps_prompts_with_commas_whole(demo_dir: Path)
     lines = path.read_text(encoding="utf-8").splitlines()[1:]
     manifest = read_manifest(path)
     assert len(manifest.rows) == len(lines) == 8
-    for line, row in zip(lines, manifest.rows):
+    for line, row in zip(lines, manifest.rows, strict=True):
         prompt, src, tgt = line.rsplit(",", 2)  # independent split: the last two fields are paths
         assert "," in row.prompt
         assert (row.prompt, row.src, row.tgt, row.ref) == (prompt, src, tgt, None)
@@ -28,7 +28,7 @@ def test_upstream_manifests_map_columns_by_header(demo_dir: Path, name: str) -> 
     """Columns are matched by header name (the image manifest lists tgt_video first), refs included."""
     path = demo_dir / name
     header, first = path.read_text(encoding="utf-8").splitlines()[:2]
-    expected = dict(zip(header.split(","), first.split(",")))
+    expected = dict(zip(header.split(","), first.split(","), strict=True))
     row = read_manifest(path).rows[0]
     assert row.prompt == expected["prompt"]
     assert (row.src, row.tgt, row.ref) == (expected["src_video"], expected["tgt_video"], expected.get("ref_image"))

@@ -11,8 +11,7 @@ from PIL import Image
 
 from kiwi_platform.ingest.reasons import RowRejected
 from kiwi_platform.media.probe import probe_media
-
-from tests.ingest.ingest_media import make_video
+from tests.ingest.ingest_media import Kit, make_video
 
 
 def decode_facts(path: Path) -> dict:
@@ -93,3 +92,20 @@ def test_probe_rejects_bad_bytes_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(RowRejected) as e2:
         probe_media(text)
     assert (e1.value.reason, e2.value.reason) == ("empty_file", "not_media")
+
+
+def test_truncated_mp4_is_caught_with_index_at_either_end(kit: Kit) -> None:
+    """Half a real MP4 is truncated_video both ways: index-at-end files no longer open at all; faststart
+    files (index first) still open but hold fewer frames than their index declares."""
+    plain, faststart = kit.root / "trunc_plain.mp4", kit.root / "trunc_faststart.mp4"
+    with pytest.raises(av.error.FFmpegError):
+        av.open(str(plain))
+    with av.open(str(faststart)) as container:
+        declared = container.streams.video[0].frames
+    assert declared == 81
+    with pytest.raises(RowRejected) as e_plain:
+        probe_media(plain)
+    with pytest.raises(RowRejected) as e_fast:
+        probe_media(faststart)
+    assert (e_plain.value.reason, e_fast.value.reason) == ("truncated_video", "truncated_video")
+    assert "81" in e_fast.value.message and e_fast.value.path == str(faststart)

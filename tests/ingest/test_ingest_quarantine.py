@@ -8,8 +8,8 @@ sentence a person can act on. Nothing may crash and nothing may be dropped.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

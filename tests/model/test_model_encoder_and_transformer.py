@@ -110,3 +110,23 @@ def test_zero_init_contract_and_after_one_step(tiny_pipe):
     assert not torch.allclose(base, with_src)
     assert not torch.allclose(ref1, ref2)
     assert not torch.allclose(base, other_prompt)
+
+
+def test_released_connector_spellings_load(tiny_pipe):
+    """Encoder weights saved as `connetor` (older training code) or with plain q_proj keys load into ours."""
+    from model.convert import convert_encoder_state_dict
+
+    enc = tiny_pipe.mllm_encoder
+    ours = enc.state_dict()
+    released = {}
+    for key, value in ours.items():
+        if ".lora_" in key:
+            continue
+        key = key.replace("connector.", "connetor.").replace(".base_layer.", ".")
+        released[key] = torch.randn_like(value)
+    converted = convert_encoder_state_dict(released, set(ours))
+    missing, unexpected = enc.load_state_dict(converted, strict=False)
+    assert not unexpected
+    assert all(".lora_" in k for k in missing)
+    assert torch.equal(enc.connector[0].weight, released["connetor.0.weight"])
+    assert torch.equal(enc.ref_connector[2].bias, released["ref_connetor.2.bias"])

@@ -62,3 +62,51 @@ def test_from_base_needs_both_paths(base_models, tmp_path):
     code, text = run_cli("model", "init", "--from-base", "--wan", str(tmp_path), "--qwen", str(qwen),
                          "--out", str(tmp_path / "b"))  # fmt: skip
     assert code == 2 and "not a diffusers model folder" in text
+
+
+def test_pipeline_loads_released_encoder_folder(tiny_pipe, tmp_path):
+    """A checkpoint whose mllm_encoder/ is in the released conversion layout (released config names,
+    qwen_config.json, Qwen weights in transformers files, queries + `connetor` weights in a diffusers
+    file) loads by config and encodes exactly like the encoder it was written from."""
+    import json
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from model.build import save_checkpoint
+    from tests.model.helpers import randomize_zero_init
+
+    randomize_zero_init(tiny_pipe)
+    enc = tiny_pipe.mllm_encoder
+    with torch.no_grad():  # the released Qwen weights have LoRA merged: keep ours a no-op to compare
+        for name, p in enc.named_parameters():
+            if ".lora_B." in name:
+                p.zero_()
+    root = save_checkpoint(tiny_pipe, tmp_path / "released")
+    folder = root / "mllm_encoder"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    qwen = Qwen2_5_VLForConditionalGeneration(enc.qwen_model.config)
+    qwen.model.load_state_dict({k.replace(".base_layer.", "."): v for k, v in enc.qwen_model.state_dict().items()
+                                if ".lora_" not in k})  # fmt: skip
+    qwen.save_pretrained(folder)
+    (folder / "config.json").unlink()  # the diffusers config takes that name; Qwen's goes to qwen_config.json
+    enc.qwen_model.config.to_json_file(str(folder / "qwen_config.json"))
+    c = enc.config
+    (folder / "config.json").write_text(json.dumps({
+        "_class_name": "MLLMEncoder", "mllm_model_path": ".", "dit_dim": c.dit_dim, "hidden_size": 64,
+        "num_image_queries": c.num_image_queries, "num_video_queries": c.num_video_queries,
+        "num_ref_queries": c.num_ref_queries, "max_object_token": c.max_ref_pixels // (28 * 28),
+        "max_frames": c.max_frames, "max_pixels_per_frame": c.max_pixels_per_frame,
+    }))  # fmt: skip
+    own = {k.replace("connector.", "connetor."): v.contiguous() for k, v in enc.state_dict().items()
+           if not k.startswith("qwen_model.")}  # fmt: skip
+    save_file(own, str(folder / "diffusion_pytorch_model.safetensors"))
+
+    loaded = KiwiEditPipeline.from_pretrained(root)
+    frames, ref = random_frames(5), random_frames(1, seed=4)[0]
+    with torch.no_grad():
+        a = enc("swap it", frames, ref, processor=tiny_pipe.processor).context
+        b = loaded.mllm_encoder("swap it", frames, ref, processor=loaded.processor).context
+    assert torch.count_nonzero(a) > 0
+    assert torch.equal(a, b)

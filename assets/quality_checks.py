@@ -1,0 +1,74 @@
+"""Blocking checks on `quadruplets`: the training table must point at intact files with sane scores."""
+
+import dagster as dg
+
+from assets.quality import quadruplets
+from kiwi_platform.lib.expectations import between, columns_present, not_null, unique, validate_dataframe, values_in_set
+from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.partitions import batches
+from kiwi_platform.refvie.types import EDIT_TYPES
+from kiwi_platform.resources.store import MediaStore
+
+FILE_HASH_COLUMNS = (("src_clip", "src_clip_sha256"), ("tgt_clip", "tgt_clip_sha256"), ("ref_image", "ref_sha256"), ("mask_file", "mask_sha256"))
+TASKS = ("image", "video", "image_ref", "video_ref")
+
+
+@dg.asset_check(asset=quadruplets, blocking=True, partitions_def=batches,
+                description="Every file a quadruplet references exists and matches its recorded sha256.")  # fmt: skip
+def quadruplet_files_intact(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
+    df = store.read_table(context.partition_key, "quadruplets")
+    problems, checked = [], 0
+    for rec in df.to_dict("records"):
+        for path_col, hash_col in FILE_HASH_COLUMNS:
+            if not rec[path_col]:
+                continue
+            checked += 1
+            path = store.root_path / rec[path_col]
+            if not path.exists():
+                problems.append(f"row {rec['row']}: {rec[path_col]} is missing")
+            elif sha256_file(path) != rec[hash_col]:
+                problems.append(f"row {rec['row']}: {rec[path_col]} does not match its sha256")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"files_checked": checked, "problems": len(problems), "examples": dg.MetadataValue.json(problems[:20])},
+    )
+
+
+@dg.asset_check(asset=quadruplets, blocking=True, partitions_def=batches,
+                description="Schema, unique pair ids, scores within [0, 1], known task and edit types.")  # fmt: skip
+def quadruplets_valid(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
+    df = store.read_table(context.partition_key, "quadruplets")
+    outcome = validate_dataframe(
+        df,
+        [
+            columns_present(["pair_id", "prompt", "task", "edit_type", "src_clip", "tgt_clip", "ref_image", "judge_score"]),
+            unique("pair_id"),
+            not_null("prompt"),
+            between("judge_score", 0.0, 1.0),
+            between("type_confidence", 0.0, 1.0),
+            between("dup_similarity", 0.0, 1.0),
+            between("mask_area", 0.0, 1.0),
+            values_in_set("task", TASKS),
+            values_in_set("edit_type", EDIT_TYPES),
+        ],
+        suite_name="quadruplets",
+    )
+    return dg.AssetCheckResult(
+        passed=outcome.success,
+        metadata={"rows": outcome.row_count, "failed": len(outcome.failed()), "report": dg.MetadataValue.md(outcome.to_markdown())},
+    )
+
+
+@dg.asset_check(asset=quadruplets, blocking=False, partitions_def=batches,
+                description="Task-type and edit-type mix of the batch; warns when the batch yields no sample.")  # fmt: skip
+def quadruplet_task_mix(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
+    df = store.read_table(context.partition_key, "quadruplets")
+    tasks = {t: int((df["task"] == t).sum()) for t in TASKS}
+    types = {t: int((df["edit_type"] == t).sum()) for t in EDIT_TYPES}
+    table = "| task | samples |\n|---|---|\n" + "\n".join(f"| {t} | {n} |" for t, n in tasks.items())
+    return dg.AssetCheckResult(
+        passed=len(df) > 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"samples": len(df), "tasks": dg.MetadataValue.json(tasks), "edit_types": dg.MetadataValue.json(types),
+                  "mix": dg.MetadataValue.md(table)},
+    )  # fmt: skip

@@ -1,0 +1,31 @@
+"""VLM judge: rubric-based 1-5 scores from an OpenAI-compatible chat endpoint, cached and concurrent.
+
+Used by RefVIE reference QC (`REFERENCE_MATCH`) and benchmark evaluation (`OPENVE`, `REFVIE`).
+
+    client = JudgeClient()                     # KIWI_JUDGE_BASE_URL / KIWI_JUDGE_MODEL / KIWI_JUDGE_API_KEY
+    judge = Judge(client, JudgeCache(home / "judge-cache.sqlite"))
+    score = judge.score("case-1", "ckpt-abc", REFVIE, text="Instruction: ...",
+                        images=[("Reference", ref_path), ("Edited video", edited_frames)])
+"""
+
+from kiwi_platform.judge.cache import JudgeCache
+from kiwi_platform.judge.client import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, JudgeClient
+from kiwi_platform.judge.errors import JudgeError, MalformedJudgeAnswer
+from kiwi_platform.judge.judge import Judge, JudgeRequest, JudgeScore
+from kiwi_platform.judge.parse import ParsedAnswer, apply_cap, parse_answer
+from kiwi_platform.judge.rubrics import OPENVE, REFERENCE_MATCH, REFVIE, RUBRICS, Rubric, get_rubric
+
+__all__ = [
+    "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "OPENVE", "REFERENCE_MATCH", "REFVIE", "RUBRICS",
+    "Judge", "JudgeCache", "JudgeClient", "JudgeError", "JudgeRequest", "JudgeResource", "JudgeScore", "MalformedJudgeAnswer",
+    "ParsedAnswer", "Rubric", "apply_cap", "default_cache_path", "get_rubric", "parse_answer",
+]
+
+
+def __getattr__(name: str):
+    """`JudgeResource` / `default_cache_path` load lazily: they import Dagster, which plain client users don't need."""
+    if name in {"JudgeResource", "default_cache_path"}:
+        from kiwi_platform.judge import resource
+
+        return getattr(resource, name)
+    raise AttributeError(f"module 'kiwi_platform.judge' has no attribute {name!r}")

@@ -1,0 +1,124 @@
+"""`kiwi export`: a batch's RefVIE outputs as plain files, one folder per manifest row.
+
+    DIR/<row>/masks/<frame:04d>.png   binary 0/255 masks at the normalized target resolution,
+                                      frame i = frame i of the normalized clip
+    DIR/<row>/reference.png           the reference (synthesized, or the manifest's own)
+    DIR/<row>/meta.json               edit type, box, scores, hashes, quarantine reasons
+
+Every manifest row gets a folder, quarantined ones too (meta.json says why), so nothing is lost.
+Each folder is written under a temp name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.ingest.manifest import read_manifest
+from kiwi_platform.lib import quarantine
+from kiwi_platform.refvie.mask_store import load_masks
+from kiwi_platform.resources.store import MediaStore
+
+
+@dataclass
+class ExportSummary:
+    rows: int
+    with_masks: int
+    with_reference: int
+    quarantined: int
+    out_dir: Path
+
+
+def _optional_table(store: MediaStore, batch: str, asset: str) -> pd.DataFrame | None:
+    path = store.asset_dir(batch, asset) / "table.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def _clean(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return value
+
+
+def export_batch(store: MediaStore, batch: str, out_dir: Path, progress: Callable[[int, int], None] | None = None) -> ExportSummary:
+    raw_folder = store.asset_dir(batch, "raw_edit_pairs")
+    if not (raw_folder / "manifest.csv").exists():
+        raise KiwiUserError(f"batch {batch!r} has not been ingested (no {raw_folder / 'manifest.csv'})")
+    regions = _optional_table(store, batch, "edit_regions")
+    if regions is None:
+        raise KiwiUserError(f"batch {batch!r} has no edit_regions yet; run `kiwi materialize --select +quadruplets --batch {batch}`")
+    refs = _optional_table(store, batch, "reference_images")
+    quads = _optional_table(store, batch, "quadruplets")
+    by_row = {int(r["row"]): r for r in regions.to_dict("records")}
+    ref_by_row = {int(r["row"]): r for r in refs.to_dict("records")} if refs is not None else {}
+    quad_by_row = {int(r["row"]): r for r in quads.to_dict("records")} if quads is not None else {}
+    q = quarantine.read_batch(store.batch_dir(batch))
+    q_by_row: dict[int, list[dict]] = {}
+    for rec in q.to_dict("records"):
+        q_by_row.setdefault(int(rec["row"]), []).append({k: _clean(rec[k]) for k in ("stage", "reason", "message", "path", "score")})
+    rows = len(read_manifest(raw_folder / "manifest.csv").rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = ExportSummary(rows, 0, 0, 0, out_dir)
+    for row in range(1, rows + 1):
+        meta: dict = {"batch": batch, "row": row, "quarantine": q_by_row.get(row, [])}
+        tmp = Path(tempfile.mkdtemp(prefix=f".{row}.", dir=out_dir))
+        try:
+            region = by_row.get(row)
+            if region is not None:
+                meta.update(_region_meta(region))
+                masks = load_masks(store.root_path / region["mask_file"])
+                (tmp / "masks").mkdir()
+                for i, mask in enumerate(masks):
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / "masks" / f"{i:04d}.png")
+                summary.with_masks += 1
+            ref = ref_by_row.get(row)
+            quad = quad_by_row.get(row)
+            ref_file = (quad or {}).get("ref_image") or (ref or {}).get("reference_file")
+            if ref_file:
+                Image.open(store.root_path / ref_file).convert("RGB").save(tmp / "reference.png")
+                meta["reference"] = {"file": ref_file, "origin": (ref or {}).get("reference_origin"),
+                                     "sha256": (quad or {}).get("ref_sha256") or (ref or {}).get("reference_sha256")}  # fmt: skip
+                summary.with_reference += 1
+            meta["status"] = "quadruplet" if quad else ("quarantined" if meta["quarantine"] else "not_processed")
+            if quad:
+                meta["task"] = quad["task"]
+                meta["scores"] = {k: _clean(quad[k]) for k in ("judge_score", "type_confidence", "dup_similarity", "mask_area")}
+            summary.quarantined += meta["status"] == "quarantined"
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=_clean))
+            final = out_dir / str(row)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if progress:
+            progress(row, rows)
+    return summary
+
+
+def _region_meta(region: dict) -> dict:
+    return {
+        "pair_id": region["pair_id"],
+        "prompt": region["prompt"],
+        "media": region["media"],
+        "edit_type": region["edit_type"],
+        "type_confidence": _clean(region["type_confidence"]),
+        "box": json.loads(region["box"]),
+        "frames": int(region["frames"]),
+        "size": [int(region["height"]), int(region["width"])],
+        "hashes": {k: region[k] for k in ("src_sha256", "tgt_sha256", "ref_sha256", "src_clip_sha256", "tgt_clip_sha256", "mask_sha256")},
+        "region_scores": json.loads(region["region_scores"]),
+    }

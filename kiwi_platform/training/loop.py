@@ -1,0 +1,353 @@
+"""`train()`: one curriculum stage on accelerate, with exact resume and clear faults.
+
+Exactness: every source of randomness in a step is derived from (seed, step, micro-batch, rank)
+(noise/timestep generators) or restored from the checkpoint (global RNGs, AdamW moments, LR
+schedule, data cursors), so a run stopped after step k and resumed reproduces the uninterrupted
+run's losses. No Dagster or MLflow here: callers observe the run through callbacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from kiwi_platform.lib.files import sha256_file, write_text_atomic
+from kiwi_platform.training import checkpoint as ckpt
+from kiwi_platform.training.config import TrainConfig
+from kiwi_platform.training.data import MixSampler, SampleLoader, load_manifest, split_by_pair
+from kiwi_platform.training.distributed import build_accelerator
+from kiwi_platform.training.errors import ResumeMismatch, TrainingDiverged, TrainingInterrupted, TrainingOOM
+from kiwi_platform.training.modules import (
+    PipelineLoss,
+    enable_gradient_checkpointing,
+    load_pipeline,
+    load_trainable,
+    named_trainable,
+    save_trainable,
+)
+from kiwi_platform.training.signals import StopRequest
+
+log = logging.getLogger("kiwi_platform.training")
+
+
+class TrainCallbacks(Protocol):
+    """What a caller (Dagster asset, CLI, benchmark) may implement; every method is optional."""
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...
+    def on_checkpoint(self, step: int, path: Path) -> None: ...
+    def on_warning(self, message: str) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """What a finished stage produced; `final_dir` is a pipeline folder in the released layout."""
+
+    final_dir: Path
+    steps: int
+    losses: list[float]
+    val_losses: list[tuple[int, float]]
+    trainable: list[str]
+    trainable_params: int
+    samples_seen: int
+    seconds: float
+    resumed_from: str | None
+    config_hash: str
+    manifest_sha256: str
+    last_checkpoint: str | None
+    skipped_checkpoints: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["final_dir"] = str(self.final_dir)
+        data["val_losses"] = [list(v) for v in self.val_losses]
+        return data
+
+
+def _emit(callbacks: Any, name: str, *args: Any) -> None:
+    fn = getattr(callbacks, name, None) if callbacks is not None else None
+    if fn is not None:
+        fn(*args)
+
+
+def micro_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    """The noise/timestep seed of one micro-batch: a pure function, so a resumed run redraws it."""
+    return int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0])
+
+
+def _eval_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, 0xE7A1, index]).generate_state(1)[0])
+
+
+def _constant_with_warmup(warmup: int):
+    def factor(done: int) -> float:
+        return 1.0 if warmup <= 0 else min(1.0, (done + 1) / warmup)
+
+    return factor
+
+
+class _Run:
+    """State of one `train` call; methods are the loop's phases."""
+
+    def __init__(self, config: TrainConfig, manifest_path: Path, data_root: Path, output_dir: Path,
+                 callbacks: Any) -> None:
+        from model import apply_stage_freezing
+
+        self.config, self.callbacks = config, callbacks
+        self.output_dir = output_dir
+        self.ckpt_root = output_dir / "checkpoints"
+        self.accelerator = build_accelerator(config)
+        acc = self.accelerator
+        self.rank, self.world = acc.process_index, acc.num_processes
+
+        df = load_manifest(manifest_path)
+        self.manifest_sha256 = sha256_file(manifest_path)
+        train_df, val_df = split_by_pair(df, config.val_fraction)
+        self.sampler = MixSampler.build(train_df, config, manifest_path)
+        self.loader = SampleLoader(df, data_root)
+        self.val_rows = val_df.index.tolist()[: config.eval_samples]
+        if config.eval_every and not self.val_rows:
+            log.warning("eval_every is set but the validation split is empty (raise val_fraction); no eval")
+
+        torch.manual_seed(config.seed)
+        self.pipeline = load_pipeline(config)
+        self.trainable_names = apply_stage_freezing(self.pipeline, config.stage)
+        self.params = named_trainable(self.pipeline, self.trainable_names)
+        if config.gradient_checkpointing:
+            enable_gradient_checkpointing(self.pipeline)
+        self.module = PipelineLoss(self.pipeline)
+        optimizer = torch.optim.AdamW(
+            list(self.params.values()), lr=config.learning_rate, betas=config.betas,
+            eps=config.adam_eps, weight_decay=config.weight_decay,
+        )  # fmt: skip
+        self.model, self.optimizer = acc.prepare(self.module, optimizer)
+        # Not prepared: accelerate would step it once per process; we step it once per optimizer step.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _constant_with_warmup(config.warmup_steps))
+
+        self.step = 0
+        self.losses: list[float] = []
+        self.val_losses: list[tuple[int, float]] = []
+        self.seconds_before = 0.0
+        self.resumed_from: str | None = None
+        self.skipped: list[str] = []
+        self.last_checkpoint: str | None = None
+
+    # -- resume ----------------------------------------------------------------------
+    def resume(self) -> None:
+        folder, self.skipped = ckpt.find_resumable(self.ckpt_root)
+        for msg in self.skipped:
+            if self.accelerator.is_main_process:
+                _emit(self.callbacks, "on_warning", msg)
+        if folder is None:
+            return
+        state = ckpt.read_state(folder)
+        if state["config_hash"] != self.config.config_hash():
+            raise ResumeMismatch(
+                f"{self.output_dir} holds checkpoints of another config (hash {state['config_hash']} != "
+                f"{self.config.config_hash()}); use a new output folder or resume=False to start over"
+            )
+        if state["manifest_sha256"] != self.manifest_sha256:
+            raise ResumeMismatch(
+                f"{self.output_dir} was trained on another manifest (sha256 {state['manifest_sha256'][:12]}...); "
+                "use a new output folder or resume=False to start over"
+            )
+        if state["world_size"] != self.world:
+            log.warning("resuming with %d processes, checkpoint had %d: the data order changes", self.world,
+                        state["world_size"])
+        load_trainable(self.params, folder / "trainable.safetensors")
+        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=False))
+        self.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
+        rng_file = folder / f"rng-rank{self.rank}.pt"
+        if rng_file.is_file():
+            ckpt.restore_rng(torch.load(rng_file, weights_only=False))
+        self.sampler.load_state_dict(state["data_position"])
+        self.step = int(state["step"])
+        self.losses = [float(x) for x in state["losses"]]
+        self.val_losses = [(int(s), float(v)) for s, v in state["val_losses"]]
+        self.seconds_before = float(state["seconds"])
+        self.resumed_from = str(folder)
+        self.last_checkpoint = str(folder)
+        log.info("resumed from %s (step %d)", folder, self.step)
+
+    # -- checkpoints -----------------------------------------------------------------
+    def save(self, seconds: float) -> Path:
+        acc, root = self.accelerator, self.ckpt_root
+        tmp = root / f".tmp-step-{self.step}"
+        if acc.is_main_process:
+            ckpt.tmp_dir_for(root, self.step)
+        acc.wait_for_everyone()
+        torch.save(ckpt.capture_rng(), tmp / f"rng-rank{self.rank}.pt")
+        if self.config.distributed != "ddp":
+            acc.save_state(str(tmp / "accelerate_state"))  # sharded model + optimizer (FSDP / DeepSpeed)
+        acc.wait_for_everyone()
+        final = root / f"step-{self.step}"
+        if acc.is_main_process:
+            save_trainable(self.params, tmp / "trainable.safetensors")
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+            ckpt.write_state(tmp, {
+                "step": self.step, "data_position": self.sampler.state_dict(), "losses": self.losses,
+                "val_losses": [list(v) for v in self.val_losses], "seconds": seconds,
+                "samples_seen": self.samples_seen, "config_hash": self.config.config_hash(),
+                "config": self.config.model_dump(mode="json"), "manifest_sha256": self.manifest_sha256,
+                "world_size": self.world, "trainable": len(self.trainable_names),
+            })  # fmt: skip
+            final = ckpt.publish(root, tmp, self.step, self.config.keep_checkpoints)
+            _emit(self.callbacks, "on_checkpoint", self.step, final)
+        acc.wait_for_everyone()
+        self.last_checkpoint = str(final)
+        return final
+
+    @property
+    def samples_seen(self) -> int:
+        return self.step * self.config.grad_accumulation * self.world
+
+    # -- one optimizer step ----------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        cfg, acc = self.config, self.accelerator
+        step = self.step + 1
+        res = cfg.resolution_at(step)
+        cycle = cfg.mix_cycle
+        started = time.perf_counter()
+        self.model.train()
+        total = torch.zeros((), dtype=torch.float64)
+        try:
+            for micro, group in enumerate(cycle):
+                batch = self.loader.load(self.sampler.draw(group, self.rank, self.world), res.height, res.width,
+                                         cfg.frames)
+                sync = micro == len(cycle) - 1
+                with contextlib.nullcontext() if sync else acc.no_sync(self.model):
+                    loss = self.model(batch, micro_seed(cfg.seed, step, micro, self.rank))
+                    acc.backward(loss / len(cycle))
+                total += loss.detach().double().cpu()
+            step_loss = float(acc.reduce(total.to(acc.device) / len(cycle), reduction="mean"))
+            if not math.isfinite(step_loss):
+                raise TrainingDiverged(step, step_loss, self.last_checkpoint)
+            max_norm = cfg.max_grad_norm if cfg.max_grad_norm is not None else float("inf")
+            grad_norm = float(acc.clip_grad_norm_(list(self.params.values()), max_norm))
+            if not math.isfinite(grad_norm) and cfg.mixed_precision != "fp16":  # fp16: the scaler skips the step
+                raise TrainingDiverged(step, grad_norm, self.last_checkpoint)
+            lr = self.scheduler.get_last_lr()[0]
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        except torch.OutOfMemoryError as exc:
+            self.optimizer.zero_grad(set_to_none=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise TrainingOOM(step, res.height, res.width, cfg.frames, str(exc)) from exc
+        self.step = step
+        self.losses.append(step_loss)
+        seconds = time.perf_counter() - started
+        metrics = {
+            "loss": step_loss, "lr": lr, "grad_norm": grad_norm, "step_seconds": seconds,
+            "samples_per_s": len(cycle) * self.world / seconds, "samples_seen": float(self.samples_seen),
+            "height": float(res.height), "width": float(res.width),
+        }  # fmt: skip
+        if torch.cuda.is_available() and acc.device.type == "cuda":
+            metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated(acc.device) / 2**30
+        return metrics
+
+    # -- validation ------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Mean flow-matching loss on the held-out pairs with fixed noise and timesteps."""
+        if not self.val_rows:
+            return None
+        cfg = self.config
+        res = cfg.resolution_at(max(self.step, 1))
+        self.module.eval()
+        losses = []
+        for i, row in enumerate(self.val_rows):
+            batch = self.loader.load(row, res.height, res.width, cfg.frames)
+            with self.accelerator.autocast():
+                losses.append(float(self.module(batch, _eval_seed(cfg.seed, i))))
+        self.module.train()
+        value = float(np.mean(losses))
+        self.val_losses.append((self.step, value))
+        if self.accelerator.is_main_process:
+            _emit(self.callbacks, "on_eval", self.step,
+                  {"val_loss": value, "val_samples": float(len(losses)), "height": float(res.height),
+                   "width": float(res.width)})
+        return value
+
+
+def _reset(output_dir: Path) -> None:
+    """resume=False: move old checkpoints out of the way first, so no half-deleted state remains."""
+    root = output_dir / "checkpoints"
+    if root.exists():
+        trash = output_dir / f".trash-{time.time_ns()}"
+        root.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def train(
+    config: TrainConfig,
+    manifest_path: str | Path,
+    data_root: str | Path,
+    output_dir: str | Path,
+    *,
+    callbacks: Any = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train one stage; resume from `<output_dir>/checkpoints` when one is there (and resume=True).
+
+    Writes `<output_dir>/final/` (released pipeline layout) and `<output_dir>/train_result.json`.
+    Raises TrainingError subclasses for user-fixable faults (empty manifest, hash mismatch,
+    missing previous-stage checkpoint, divergence, OOM, SIGTERM) with one-line messages.
+    """
+    from model.build import save_checkpoint
+
+    output_dir, manifest_path = Path(output_dir), Path(manifest_path)
+    started = time.perf_counter()
+    run = _Run(config, manifest_path, Path(data_root), output_dir, callbacks)
+    acc = run.accelerator
+    if not resume and acc.is_main_process:
+        _reset(output_dir)
+    acc.wait_for_everyone()
+    if resume:
+        run.resume()
+    elapsed = lambda: run.seconds_before + time.perf_counter() - started  # noqa: E731
+
+    if config.eval_every and run.step == 0:
+        run.evaluate()
+    with StopRequest() as stop:
+        while run.step < config.max_steps:
+            metrics = run.train_step()
+            if acc.is_main_process:
+                _emit(callbacks, "on_step", run.step, metrics)
+            if config.eval_every and (run.step % config.eval_every == 0 or run.step == config.max_steps):
+                run.evaluate()
+            stopping = stop.requested
+            if run.world > 1:  # every rank must agree, or the checkpoint barrier would hang
+                flag = torch.tensor(float(stopping), device=acc.device)
+                stopping = bool(acc.reduce(flag, reduction="sum") > 0)
+            if run.step % config.checkpoint_every == 0 or run.step == config.max_steps or stopping:
+                run.save(elapsed())
+            if stopping:
+                raise TrainingInterrupted(run.step, run.last_checkpoint)
+
+    final_dir = output_dir / "final"
+    if acc.is_main_process:
+        save_checkpoint(run.pipeline, final_dir, overwrite=True)
+    result = TrainResult(
+        final_dir=final_dir, steps=run.step, losses=run.losses, val_losses=run.val_losses,
+        trainable=run.trainable_names, trainable_params=sum(p.numel() for p in run.params.values()),
+        samples_seen=run.samples_seen, seconds=elapsed(), resumed_from=run.resumed_from,
+        config_hash=config.config_hash(), manifest_sha256=run.manifest_sha256,
+        last_checkpoint=run.last_checkpoint, skipped_checkpoints=run.skipped,
+    )  # fmt: skip
+    if acc.is_main_process:
+        write_text_atomic(output_dir / "train_result.json", json.dumps(result.to_json(), indent=1))
+    acc.wait_for_everyone()
+    return result
