@@ -24,8 +24,9 @@ from kiwi_platform.lib.publish import publish_asset_folder
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.partitions import batches
 from kiwi_platform.refvie.backends.registry import build_embedder, build_judge
+from kiwi_platform.refvie.pipeline import DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_JUDGE_THRESHOLD, judge_reference
 from kiwi_platform.refvie.quality import find_near_duplicates
-from kiwi_platform.refvie.regions_crop import target_region_crop
+from kiwi_platform.refvie.types import SampleRejected
 from kiwi_platform.resources.dvc import DvcRepo
 from kiwi_platform.resources.lakefs import LakeFSResource
 from kiwi_platform.resources.store import MediaStore
@@ -44,10 +45,10 @@ class QualityConfig(dg.Config):
     min_reference_side: int = 16  # references smaller than this (either side) are degenerate
     judge: str = "embedding"  # embedding | vlm
     judge_model_path: str = ""
-    judge_min_score: float = 0.35  # in [0, 1]; below it the reference does not match the edit
+    judge_min_score: float = DEFAULT_JUDGE_THRESHOLD  # in [0, 1]; below it the reference does not match the edit
     embedder: str = "phash"  # phash | clip
     embedder_model_path: str = ""
-    duplicate_threshold: float = 0.9  # embedding cosine at or above which a sample is a near-duplicate
+    duplicate_threshold: float = DEFAULT_DUPLICATE_THRESHOLD  # embedding cosine at/above which samples are near-duplicates
 
 
 def _task(media: str, has_ref: bool) -> str:
@@ -80,11 +81,12 @@ def quadruplets(
         sample = {c: rec.get(c) for c in QUADRUPLET_COLUMNS if c in rec}
         sample.update(ref_image="", ref_sha256="", judge_score=np.nan, dup_similarity=0.0)
         target = read_clip(store.root_path / rec["tgt_clip"])
+        source = read_clip(store.root_path / rec["src_clip"])
         region = region_from_row(rec, store)
         reference = None
         if rec["reference_file"]:
             reference = np.asarray(Image.open(store.root_path / rec["reference_file"]).convert("RGB"))
-            reason = _reference_problem(reference, region, target, rec, judge, config, sample)
+            reason = _reference_problem(reference, region, target, source, rec, judge, config, sample)
             if reason:
                 rejected.append(QuarantineRecord(int(rec["row"]), reason[0], reason[1], rec["reference_file"], "quadruplets",
                                                  reason[2], rec["pair_id"]))  # fmt: skip
@@ -95,7 +97,7 @@ def quadruplets(
         sample["_embed"] = reference if reference is not None else target[len(target) // 2]
         samples.append(sample)
         if len(sheet_items) < 8:
-            sheet_items.append((read_clip(store.root_path / rec["src_clip"], [0])[0], target[0], region.masks[0], reference))
+            sheet_items.append((source[0], target[0], region.masks[0], reference))
     kept = _drop_duplicates(samples, embedder, config.duplicate_threshold, rejected)
     table = pd.DataFrame([{k: v for k, v in s.items() if not k.startswith("_")} for s in kept], columns=QUADRUPLET_COLUMNS)
     extra = {
@@ -119,16 +121,18 @@ def quadruplets(
     )  # fmt: skip
 
 
-def _reference_problem(reference, region, target, rec, judge, config, sample) -> tuple[str, str, float] | None:
+def _reference_problem(reference, region, target, source, rec, judge, config, sample) -> tuple[str, str, float] | None:
     """Size filter, then the semantic judge; returns (reason, message, score) or None if it passes."""
     h, w = reference.shape[:2]
     if min(h, w) < config.min_reference_side:
         return "qc_reference_too_small", f"reference is {w}x{h}, below {config.min_reference_side} px", float(min(h, w))
-    crop = target_region_crop(target, region)
-    score = float(judge.score(reference, crop, rec["prompt"], rec["edit_type"]))
-    sample["judge_score"] = score
-    if score < config.judge_min_score:
-        return "qc_judge_rejected", f"judge {config.judge} scored {score:.2f} < {config.judge_min_score}", score
+    try:
+        sample["judge_score"] = judge_reference(
+            reference, target, source, region, rec["prompt"], judge=judge, threshold=config.judge_min_score
+        )
+    except SampleRejected as rej:
+        sample["judge_score"] = rej.score if rej.score is not None else np.nan
+        return rej.reason, f"judge {config.judge}: {rej.message}", rej.score
     return None
 
 

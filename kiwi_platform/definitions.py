@@ -12,13 +12,13 @@ import dagster as dg
 # Partitioned asset checks are a preview feature in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from assets import ingestion, ingestion_checks, quality, quality_checks, references  # noqa: E402
+from assets import evaluation, ingestion, ingestion_checks, quality, quality_checks, references, training  # noqa: E402
 from kiwi_platform.resources import build_resources  # noqa: E402
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingestion, references, quality]),
+        assets=dg.load_assets_from_modules([ingestion, references, quality, training, evaluation]),
         asset_checks=dg.load_asset_checks_from_modules([ingestion_checks, quality_checks]),
         resources=build_resources(),
     )

@@ -73,36 +73,52 @@ def materialize(
     tags: dict[str, str] | None = None,
     defs: dg.Definitions | None = None,
 ) -> list[RunOutcome]:
-    """Materialize `selection` (Dagster selection syntax) for each batch; returns one outcome per run."""
+    """Materialize `selection` (Dagster selection syntax); returns one outcome per run.
+
+    Batch-partitioned assets run once per batch (all registered batches unless `partitions` names
+    some); unpartitioned assets (training, evaluation) then run once, only if every batch run
+    succeeded, since they read all batches.
+    """
     defs = defs or load_definitions()
     keys = resolve_selection(defs, selection)
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
-    partitioned = any(graph.get(k).partitions_def is not None for k in keys)
+    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
+    unpartitioned = keys - partitioned
+    wanted: list[str] = []
     if partitioned:
         known = instance.get_dynamic_partitions(batches.name)
-        wanted = partitions or known
+        wanted = list(partitions or known)
         unknown = [p for p in wanted if p not in known]
         if unknown:
             raise KiwiUserError(f"unknown batch {unknown[0]!r}; known batches: {', '.join(known) or 'none (run kiwi ingest)'}")
         if not wanted:
             raise KiwiUserError("no batches registered yet; run `kiwi ingest MANIFEST.csv --batch NAME` first")
-    else:
-        wanted = [None]
     job = defs.resolve_implicit_global_asset_job_def()
     config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
-    outcomes = []
-    for partition in wanted:
+    plan = [(p, partitioned) for p in wanted] + ([(None, unpartitioned)] if unpartitioned else [])
+    outcomes: list[RunOutcome] = []
+    for partition, run_keys in plan:
+        if partition is None and outcomes and not all(o.ok for o in outcomes):
+            break  # training/evaluation read every batch: not on top of a failed one
+        ops = _ops_config(config, run_keys)
         result = job.execute_in_process(
             instance=instance,
             partition_key=partition,
-            asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+            asset_selection=sorted(run_keys, key=lambda k: k.to_user_string()),
             raise_on_error=False,
-            run_config=config,
+            run_config=ops,
             tags={"kiwi/source": "cli", **(tags or {})},
         )
         outcomes.append(_summarise(result, partition, graph))
     return outcomes
+
+
+def _ops_config(config: dict, keys: set[dg.AssetKey]) -> dict:
+    """Keep only the op configs of the assets in this run (Dagster rejects config for absent ops)."""
+    names = {k.to_python_identifier() for k in keys}
+    ops = {name: value for name, value in config.get("ops", {}).items() if name in names}
+    return {**{k: v for k, v in config.items() if k != "ops"}, **({"ops": ops} if ops else {})}
 
 
 def _summarise(result: dg.ExecuteInProcessResult, partition: str | None, graph) -> RunOutcome:

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
 from PIL import Image, ImageOps
 
 from kiwi_platform.ingest.reasons import RowRejected
-from kiwi_platform.media.clips import write_clip
+from kiwi_platform.media.clips import encode_bgr, write_clip, write_encoded
 from kiwi_platform.media.probe import media_kind
 
 
 def output_size(width: int, height: int, max_area: int, multiple: int = 32) -> tuple[int, int, int, int]:
     """Return (resized_w, resized_h, crop_w, crop_h) for a frame of width x height."""
     scale = min(1.0, math.sqrt(max_area / float(width * height)))
-    resized_w = max(multiple, round(width * scale))
-    resized_h = max(multiple, round(height * scale))
+    resized_w = max(multiple, math.floor(width * scale + 1e-6))  # floor: the area stays <= max_area
+    resized_h = max(multiple, math.floor(height * scale + 1e-6))  # (+eps: 1920*(2/3) is 1279.999...)
     crop_w = (resized_w // multiple) * multiple
     crop_h = (resized_h // multiple) * multiple
     return resized_w, resized_h, crop_w, crop_h
@@ -37,8 +37,12 @@ def _center_crop(frame: np.ndarray, crop_w: int, crop_h: int) -> np.ndarray:
     return np.ascontiguousarray(frame[top : top + crop_h, left : left + crop_w])
 
 
-def iter_video_frames(path: Path, num_frames: int, max_area: int, multiple: int = 32) -> Iterator[np.ndarray]:
-    """Decode and resize the first `num_frames` frames; raises RowRejected if decoding breaks."""
+def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 32) -> Iterator[Callable]:
+    """Decode the first `num_frames` frames; yield one job per frame that converts (swscale resize
+    to BGR, which releases the GIL), crops and JPEG-encodes it in the writer's thread pool.
+
+    Raises RowRejected if decoding breaks or the video is too short.
+    """
     count = 0
     try:
         with av.open(str(path)) as container:
@@ -46,14 +50,8 @@ def iter_video_frames(path: Path, num_frames: int, max_area: int, multiple: int 
             stream.thread_type = "AUTO"
             sizes = None
             for frame in container.decode(stream):
-                if sizes is None:
-                    sizes = output_size(frame.width, frame.height, max_area, multiple)
-                rw, rh, cw, ch = sizes
-                if (rw, rh) == (frame.width, frame.height):
-                    rgb = frame.to_ndarray(format="rgb24")
-                else:
-                    rgb = frame.to_ndarray(format="rgb24", width=rw, height=rh, interpolation="AREA")
-                yield _center_crop(rgb, cw, ch)
+                sizes = sizes or output_size(frame.width, frame.height, max_area, multiple)
+                yield lambda frame=frame, sizes=sizes: encode_bgr(_convert(frame, sizes))
                 count += 1
                 if count >= num_frames:
                     return
@@ -61,6 +59,15 @@ def iter_video_frames(path: Path, num_frames: int, max_area: int, multiple: int 
         raise RowRejected("truncated_video", f"{path.name}: decoding failed at frame {count} ({exc})", str(path)) from None
     if count < num_frames:
         raise RowRejected("too_few_frames", f"{path.name}: decoded {count} frames, {num_frames} needed", str(path))
+
+
+def _convert(frame: av.VideoFrame, sizes: tuple[int, int, int, int]) -> np.ndarray:
+    rw, rh, cw, ch = sizes
+    if (rw, rh) == (frame.width, frame.height):
+        bgr = frame.to_ndarray(format="bgr24")
+    else:
+        bgr = frame.to_ndarray(format="bgr24", width=rw, height=rh, interpolation="AREA")
+    return _center_crop(bgr, cw, ch)
 
 
 def load_image(path: Path, max_area: int, multiple: int = 32) -> np.ndarray:
@@ -78,9 +85,9 @@ def load_image(path: Path, max_area: int, multiple: int = 32) -> np.ndarray:
 def normalize_media(
     src: Path, dst: Path, *, num_frames: int, max_area: int, fps: float, multiple: int = 32, meta: dict | None = None
 ) -> dict:
-    """Write the normalized clip for one media file to `dst`; returns the clip header."""
+    """Write the normalized clip for one media file to `dst`; returns the clip header (+ its sha256)."""
     if media_kind(src) == "image":
         frames = iter([load_image(src, max_area, multiple)])
         return write_clip(dst, frames, fps=0.0, meta={"source_kind": "image", **(meta or {})})
-    frames = iter_video_frames(src, num_frames, max_area, multiple)
-    return write_clip(dst, frames, fps=fps, meta={"source_kind": "video", **(meta or {})})
+    jobs = iter_video_jobs(src, num_frames, max_area, multiple)
+    return write_encoded(dst, jobs, fps=fps, meta={"source_kind": "video", **(meta or {})})

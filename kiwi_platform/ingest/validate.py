@@ -33,7 +33,10 @@ def resolve_inside(base: Path, relative: str) -> Path:
         raise RowRejected("path_escape", f"absolute path {relative!r} is not allowed; paths are relative to the manifest", relative)
     base = base.resolve()
     candidate = base / relative
-    resolved = candidate.resolve()
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loop, NUL byte, name too long
+        raise RowRejected("missing_file", f"{relative!r} cannot be resolved to a file ({exc})", relative) from None
     if not resolved.is_relative_to(base):
         what = "a symlink that points" if candidate.is_symlink() or _has_symlink(base, relative) else "a path that goes"
         raise RowRejected("path_escape", f"{relative!r} is {what} outside the manifest folder {base}", relative)
@@ -57,12 +60,15 @@ class _FileFacts:
 
     def get(self, path: Path, want_image: bool = False) -> tuple[str, MediaInfo]:
         if path not in self._cache:
-            if not path.exists():
-                raise RowRejected("missing_file", f"{path.name} does not exist", str(path))
-            if not path.is_file():
-                raise RowRejected("not_media", f"{path} is not a regular file", str(path))
-            info = probe_media(path)
-            self._cache[path] = (sha256_file(path), info)
+            try:
+                if not path.exists():
+                    raise RowRejected("missing_file", f"{path.name} does not exist", str(path))
+                if not path.is_file():
+                    raise RowRejected("not_media", f"{path} is not a regular file", str(path))
+                info = probe_media(path)
+                self._cache[path] = (sha256_file(path), info)
+            except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
+                raise RowRejected("missing_file", f"{path.name} cannot be read ({exc.strerror or exc})", str(path)) from None
         digest, info = self._cache[path]
         if want_image and info.kind != "image":
             raise RowRejected("unreadable_image", f"{path.name} is not an image (reference images must be images)", str(path))

@@ -5,17 +5,22 @@ libjpeg-turbo faster than H.264 decodes), every frame is independently readable 
 frame subsets without decoding a GOP), ZIP's central directory gives random access, and any
 tool can open it (`unzip -l clip.kclip`). Layout:
 
-    meta.json            {"format": "kiwi-clip/1", "frames": T, "height": H, "width": W, "fps": f, ...}
     frames/00000.jpg ...
+    meta.json            {"format": "kiwi-clip/1", "frames": T, "height": H, "width": W, "fps": f, ...}
+
+Frames are written as soon as they are encoded (bounded memory) and the file is hashed while it
+is written, so a clip is read from disk zero times during ingestion.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import json
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -25,40 +30,77 @@ from kiwi_platform.lib.files import atomic_path
 FORMAT = "kiwi-clip/1"
 SUFFIX = ".kclip"
 JPEG_QUALITY = 95
+_JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
 
 
-def _encode(frame_rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+def encode_bgr(frame_bgr: np.ndarray) -> tuple[bytes, tuple[int, int]]:
+    """JPEG-encode one BGR uint8 frame; returns (bytes, (height, width))."""
+    if frame_bgr.dtype != np.uint8 or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+        raise ValueError(f"frames must be uint8 HxWx3, got {frame_bgr.dtype} {frame_bgr.shape}")
+    ok, buf = cv2.imencode(".jpg", frame_bgr, _JPEG_PARAMS)
     if not ok:
         raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
+    return buf.tobytes(), frame_bgr.shape[:2]
+
+
+class _HashingFile:
+    """What zipfile needs of a file (write/tell/flush), hashing every byte on the way."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.digest, self.pos = fh, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        self.pos += len(data)
+        return self.fh.write(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def write_encoded(path: Path, jobs: Iterable[Callable[[], tuple[bytes, tuple[int, int]]]], fps: float,
+                  meta: dict | None = None, workers: int = 2) -> dict:  # fmt: skip
+    """Run frame-encoding jobs in a thread pool and stream them, in order, into a clip at `path`.
+
+    Each job returns (jpeg bytes, (h, w)); jobs are submitted as the iterable yields them (e.g.
+    while a decoder produces frames), so conversion and encoding overlap decoding. The file is
+    written atomically; the returned header includes the file's `sha256`.
+    """
+    header: dict = {"format": FORMAT, "fps": float(fps), **(meta or {})}
+    with atomic_path(path) as tmp, ThreadPoolExecutor(max_workers=workers) as pool, open(tmp, "wb") as raw:
+        out = _HashingFile(raw)
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+            pending: collections.deque[Future] = collections.deque()
+            written, shape = 0, None
+
+            def drain(limit: int) -> None:
+                nonlocal written, shape
+                while len(pending) > limit:
+                    data, size = pending.popleft().result()
+                    if shape is not None and size != shape:
+                        raise ValueError(f"frame size changed inside a clip: {size} != {shape}")
+                    shape = size
+                    zf.writestr(f"frames/{written:05d}.jpg", data)
+                    written += 1
+
+            for job in jobs:
+                pending.append(pool.submit(job))
+                drain(4 * workers)
+            drain(0)
+            if shape is None:
+                raise ValueError("a clip needs at least one frame")
+            header.update(frames=written, height=int(shape[0]), width=int(shape[1]))
+            zf.writestr("meta.json", json.dumps(header, sort_keys=True))
+    return {**header, "sha256": out.digest.hexdigest()}
 
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], fps: float, meta: dict | None = None, workers: int = 2) -> dict:
-    """Encode RGB uint8 frames (H, W, 3) into a clip file atomically; returns the header written.
-
-    Encoding runs in a small thread pool (OpenCV releases the GIL) so it overlaps with decoding
-    of the next frames when `frames` is a lazy generator.
-    """
-    header: dict = {"format": FORMAT, "fps": float(fps), **(meta or {})}
-    with atomic_path(path) as tmp, ThreadPoolExecutor(max_workers=workers) as pool:
-        futures, shape = [], None
-        for frame in frames:
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-                raise ValueError(f"frames must be uint8 HxWx3, got {frame.dtype} {frame.shape}")
-            if shape is None:
-                shape = frame.shape
-            elif frame.shape != shape:
-                raise ValueError(f"frame size changed inside a clip: {frame.shape} != {shape}")
-            futures.append(pool.submit(_encode, frame))
-        if shape is None:
-            raise ValueError("a clip needs at least one frame")
-        header.update(frames=len(futures), height=int(shape[0]), width=int(shape[1]))
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.writestr("meta.json", json.dumps(header, sort_keys=True))
-            for index, fut in enumerate(futures):
-                zf.writestr(f"frames/{index:05d}.jpg", fut.result())
-    return header
+    """Encode RGB uint8 frames (H, W, 3) into a clip file atomically; returns the header (+ sha256)."""
+    jobs = (lambda f=frame: encode_bgr(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR)) for frame in frames)
+    return write_encoded(path, jobs, fps, meta, workers)
 
 
 def clip_header(path: Path) -> dict:

@@ -63,7 +63,7 @@ def _probe_image(path: Path, size: int) -> MediaInfo:
         with Image.open(path) as img:  # verify() leaves the file unusable; reopen for facts
             img.load()
             width, height, fmt = img.width, img.height, (img.format or "unknown").lower()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise RowRejected("unreadable_image", f"{path.name} is not a readable image ({exc})", str(path)) from None
     return MediaInfo("image", fmt, width, height, 0.0, 1, 0.0, size)
 

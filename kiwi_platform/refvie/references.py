@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from kiwi_platform.refvie.regions import fill_holes, mask_box
+from kiwi_platform.refvie.regions import fill_holes, mask_box, shift_frames
 from kiwi_platform.refvie.types import EditRegion, Inpainter, SampleRejected
 
 #: Margin around the object, as a share of its longer box side (same convention as `kiwi synth`).
@@ -28,8 +28,11 @@ MARGIN = 0.25
 MIN_SIDE = 16
 #: Longest/shortest side ratio above which an object crop is a sliver, not an object.
 MAX_ASPECT = 8.0
-#: A reference whose pixels vary less than this (std of gray, 0..255) is blank.
-BLANK_STD = 4.0
+#: A reference whose pixels span less than this range (1st-99th percentile, widest RGB channel)
+#: is blank. A range, not a gray std: a smooth two-colour gradient background is a real reference
+#: whose gray std can be < 3 (measured on synth), and a flat-cartoon style of a smooth scene
+#: spans only ~9.
+BLANK_RANGE = 6.0
 
 
 @dataclass
@@ -81,26 +84,38 @@ def best_frame(frames: np.ndarray, masks: np.ndarray) -> int:
     return pool[int(np.argmax(scores))]
 
 
-def new_object_mask(target_frame: np.ndarray, union: np.ndarray, inpainter: Inpainter) -> np.ndarray:
-    """For a replace, the union mask holds the old object's place too, which the target shows as
-    background: keep the pixels that differ from an inpainted background (Otsu split), their
-    largest component with holes filled; fall back to the union when the split is implausible."""
+def new_object_mask(target_frame: np.ndarray, union: np.ndarray, ring_px: int = 6,
+                    max_ring_colours: int = 600) -> np.ndarray:
+    """For a replace the mask is old ∪ new object, and the target shows background where only the
+    old object was. Keep the union pixels whose colour is unlike every colour of the background
+    ring just outside the union (Lab nearest-neighbour distance, Otsu-split), then the largest
+    component with holes filled; fall back to the union when the split is implausible."""
     if union.sum() < 16:
         return union
-    background = inpainter.inpaint(target_frame, union)
-    lab_t = cv2.cvtColor(target_frame, cv2.COLOR_RGB2Lab).astype(np.float32)
-    lab_b = cv2.cvtColor(background, cv2.COLOR_RGB2Lab).astype(np.float32)
-    dist = np.linalg.norm(lab_t - lab_b, axis=-1)
-    values = np.clip(dist[union], 0, 255).astype(np.uint8)
-    threshold, _ = cv2.threshold(values.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    obj = union & (dist > max(threshold, 8.0))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    u8 = union.astype(np.uint8)
+    ring = (cv2.dilate(u8, kernel, iterations=ring_px) > 0) & ~(cv2.dilate(u8, kernel, iterations=2) > 0)
+    if ring.sum() < 8:
+        return union
+    lab = cv2.cvtColor(target_frame, cv2.COLOR_RGB2Lab).astype(np.float32)
+    ring_colours = lab[ring]
+    if len(ring_colours) > max_ring_colours:  # deterministic subsample
+        ring_colours = ring_colours[np.linspace(0, len(ring_colours) - 1, max_ring_colours).astype(int)]
+    inside = lab[union]
+    dist = np.full(len(inside), np.inf, np.float32)
+    for start in range(0, len(ring_colours), 128):
+        chunk = ring_colours[start:start + 128]
+        d = np.sqrt(((inside[:, None, :] - chunk[None, :, :]) ** 2).sum(axis=-1)).min(axis=1)
+        dist = np.minimum(dist, d)
+    values = np.clip(dist, 0, 255).astype(np.uint8)
+    threshold, _ = cv2.threshold(values.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    obj = np.zeros_like(union)
+    obj[union] = dist > max(float(threshold), 10.0)
     obj = cv2.morphologyEx(obj.astype(np.uint8), cv2.MORPH_OPEN, kernel)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(obj, connectivity=8)
     if n <= 1:
         return union
-    obj = labels == 1 + int(np.argmax(stats[1:, 4]))
-    obj = fill_holes(obj) & union
+    obj = fill_holes(labels == 1 + int(np.argmax(stats[1:, 4]))) & union
     share = obj.sum() / union.sum()
     return obj if 0.25 <= share <= 0.98 else union
 
@@ -130,10 +145,16 @@ def check_reference(image: np.ndarray, *, object_box: tuple[int, int] | None = N
     if min(h, w) < min_side or max(h, w) > max_aspect * max(min(h, w), 1):
         raise SampleRejected("qc_reference_too_small", f"reference content is {w}x{h} px (minimum side {min_side})",
                              float(min(h, w)))
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    std = float(gray.std())
-    if std < BLANK_STD:
-        raise SampleRejected("qc_blank_reference", f"reference is nearly uniform (gray std {std:.1f})", std)
+    pixels = image.reshape(-1, image.shape[-1] if image.ndim == 3 else 1).astype(np.float32)
+    spread = float((np.percentile(pixels, 99, axis=0) - np.percentile(pixels, 1, axis=0)).max())
+    if spread < BLANK_RANGE:
+        raise SampleRejected("qc_blank_reference", f"reference is nearly uniform (colour range {spread:.0f})", spread)
+
+
+def aligned_source(source: np.ndarray, region: EditRegion) -> np.ndarray:
+    """The source on the target's pixel grid, with the shift stage 2 found (masks live on the target)."""
+    dy, dx = int(region.scores.get("shift_y", 0)), int(region.scores.get("shift_x", 0))
+    return shift_frames(source, dy, dx)
 
 
 def make_reference(target: np.ndarray, region: EditRegion, inpainter: Inpainter, *,
@@ -155,13 +176,13 @@ def make_reference(target: np.ndarray, region: EditRegion, inpainter: Inpainter,
     if region.edit_type == "local_remove":
         if source is None:
             raise ValueError("local_remove references are cut from the source: pass source=")
-        frames = source
+        frames = aligned_source(source, region)
     else:
         frames = target
     index = best_frame(frames, masks)
     mask = masks[index]
     if region.edit_type == "local_replace":
-        mask = new_object_mask(frames[index], mask, inpainter)
+        mask = new_object_mask(frames[index], mask)
     box = mask_box(mask)
     if box is None:
         raise SampleRejected("qc_blank_reference", "no object pixels in any frame", 0.0)
@@ -189,7 +210,7 @@ def region_cutout(target: np.ndarray, region: EditRegion, *, source: np.ndarray 
         out = target[0].copy()
         out[~masks[0]] = 255
         return out
-    frames = source if region.edit_type == "local_remove" and source is not None else target
+    frames = aligned_source(source, region) if region.edit_type == "local_remove" and source is not None else target
     index = int(masks.reshape(len(masks), -1).sum(axis=1).argmax())
     if not masks[index].any():
         return frames[index].copy()

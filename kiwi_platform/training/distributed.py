@@ -13,7 +13,10 @@ FSDP/DeepSpeed checkpoints go through `accelerator.save_state` (sharded), not te
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+import torch
 
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs
@@ -58,4 +61,7 @@ def build_plugins(config: TrainConfig, offload: bool = False) -> dict[str, Any]:
 def build_accelerator(config: TrainConfig) -> Accelerator:
     """One Accelerator for the run; gradient accumulation is done by the loop (one mix cycle)."""
     kwargs = build_plugins(config)
-    return Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu, **kwargs)
+    # accelerate only sets up multi-CPU (gloo) data parallelism when told it runs on CPU.
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    cpu = config.cpu or (launched and not torch.cuda.is_available())
+    return Accelerator(mixed_precision=config.mixed_precision, cpu=cpu, **kwargs)

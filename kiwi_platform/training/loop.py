@@ -24,7 +24,7 @@ import torch
 from kiwi_platform.lib.files import sha256_file, write_text_atomic
 from kiwi_platform.training import checkpoint as ckpt
 from kiwi_platform.training.config import TrainConfig
-from kiwi_platform.training.data import MixSampler, SampleLoader, load_manifest, split_by_pair
+from kiwi_platform.training.data import MixSampler, Prefetcher, SampleLoader, load_manifest, split_by_pair
 from kiwi_platform.training.distributed import build_accelerator
 from kiwi_platform.training.errors import ResumeMismatch, TrainingDiverged, TrainingInterrupted, TrainingOOM
 from kiwi_platform.training.modules import (
@@ -34,6 +34,7 @@ from kiwi_platform.training.modules import (
     load_trainable,
     named_trainable,
     save_trainable,
+    trainable_digest,
 )
 from kiwi_platform.training.signals import StopRequest
 
@@ -65,6 +66,7 @@ class TrainResult:
     config_hash: str
     manifest_sha256: str
     last_checkpoint: str | None
+    trainable_sha256: str = ""  # this process's trainable weights (replicas must agree)
     skipped_checkpoints: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -100,7 +102,7 @@ class _Run:
     """State of one `train` call; methods are the loop's phases."""
 
     def __init__(self, config: TrainConfig, manifest_path: Path, data_root: Path, output_dir: Path,
-                 callbacks: Any) -> None:
+                 callbacks: Any, pipeline: Any = None) -> None:
         from model import apply_stage_freezing
 
         self.config, self.callbacks = config, callbacks
@@ -120,7 +122,7 @@ class _Run:
             log.warning("eval_every is set but the validation split is empty (raise val_fraction); no eval")
 
         torch.manual_seed(config.seed)
-        self.pipeline = load_pipeline(config)
+        self.pipeline = pipeline if pipeline is not None else load_pipeline(config)
         self.trainable_names = apply_stage_freezing(self.pipeline, config.stage)
         self.params = named_trainable(self.pipeline, self.trainable_names)
         if config.gradient_checkpointing:
@@ -131,6 +133,7 @@ class _Run:
             eps=config.adam_eps, weight_decay=config.weight_decay,
         )  # fmt: skip
         self.model, self.optimizer = acc.prepare(self.module, optimizer)
+        self.prefetch = Prefetcher(self.loader, config)
         # Not prepared: accelerate would step it once per process; we step it once per optimizer step.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _constant_with_warmup(config.warmup_steps))
 
@@ -138,6 +141,7 @@ class _Run:
         self.losses: list[float] = []
         self.val_losses: list[tuple[int, float]] = []
         self.seconds_before = 0.0
+        self.started = time.perf_counter()
         self.resumed_from: str | None = None
         self.skipped: list[str] = []
         self.last_checkpoint: str | None = None
@@ -208,6 +212,10 @@ class _Run:
         self.last_checkpoint = str(final)
         return final
 
+    def elapsed(self) -> float:
+        """Training seconds including the runs before a resume."""
+        return self.seconds_before + time.perf_counter() - self.started
+
     @property
     def samples_seen(self) -> int:
         return self.step * self.config.grad_accumulation * self.world
@@ -221,10 +229,15 @@ class _Run:
         started = time.perf_counter()
         self.model.train()
         total = torch.zeros((), dtype=torch.float64)
+        rows = self.sampler.plan(cycle, self.rank, self.world)
+        upcoming = [(step, micro, row) for micro, row in enumerate(rows)]
+        if step < cfg.max_steps:  # so the next step's first sample loads while this step computes
+            upcoming.append((step + 1, 0, self.sampler.plan(cycle, self.rank, self.world, steps_ahead=1)[0]))
+        self.sampler.advance(cycle, self.world)
         try:
-            for micro, group in enumerate(cycle):
-                batch = self.loader.load(self.sampler.draw(group, self.rank, self.world), res.height, res.width,
-                                         cfg.frames)
+            for micro in range(len(cycle)):
+                batch = self.prefetch.get((step, micro), upcoming[micro + 1] if micro + 1 < len(upcoming) else None,
+                                          rows[micro])
                 sync = micro == len(cycle) - 1
                 with contextlib.nullcontext() if sync else acc.no_sync(self.model):
                     loss = self.model(batch, micro_seed(cfg.seed, step, micro, self.rank))
@@ -242,6 +255,7 @@ class _Run:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         except torch.OutOfMemoryError as exc:
+            self.prefetch.clear()
             self.optimizer.zero_grad(set_to_none=True)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -291,34 +305,9 @@ def _reset(output_dir: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def train(
-    config: TrainConfig,
-    manifest_path: str | Path,
-    data_root: str | Path,
-    output_dir: str | Path,
-    *,
-    callbacks: Any = None,
-    resume: bool = True,
-) -> TrainResult:
-    """Train one stage; resume from `<output_dir>/checkpoints` when one is there (and resume=True).
-
-    Writes `<output_dir>/final/` (released pipeline layout) and `<output_dir>/train_result.json`.
-    Raises TrainingError subclasses for user-fixable faults (empty manifest, hash mismatch,
-    missing previous-stage checkpoint, divergence, OOM, SIGTERM) with one-line messages.
-    """
-    from model.build import save_checkpoint
-
-    output_dir, manifest_path = Path(output_dir), Path(manifest_path)
-    started = time.perf_counter()
-    run = _Run(config, manifest_path, Path(data_root), output_dir, callbacks)
+def _loop(run: _Run, config: TrainConfig, callbacks: Any, save: bool) -> None:
+    """Evaluate at step 0, then step / evaluate / checkpoint until max_steps or a stop signal."""
     acc = run.accelerator
-    if not resume and acc.is_main_process:
-        _reset(output_dir)
-    acc.wait_for_everyone()
-    if resume:
-        run.resume()
-    elapsed = lambda: run.seconds_before + time.perf_counter() - started  # noqa: E731
-
     if config.eval_every and run.step == 0:
         run.evaluate()
     with StopRequest() as stop:
@@ -332,22 +321,62 @@ def train(
             if run.world > 1:  # every rank must agree, or the checkpoint barrier would hang
                 flag = torch.tensor(float(stopping), device=acc.device)
                 stopping = bool(acc.reduce(flag, reduction="sum") > 0)
-            if run.step % config.checkpoint_every == 0 or run.step == config.max_steps or stopping:
-                run.save(elapsed())
+            due = run.step % config.checkpoint_every == 0 or run.step == config.max_steps or stopping
+            if save and due:
+                run.save(run.elapsed())
             if stopping:
                 raise TrainingInterrupted(run.step, run.last_checkpoint)
 
+
+def train(
+    config: TrainConfig,
+    manifest_path: str | Path,
+    data_root: str | Path,
+    output_dir: str | Path,
+    *,
+    callbacks: Any = None,
+    resume: bool = True,
+    pipeline: Any = None,
+    save: bool = True,
+) -> TrainResult:
+    """Train one stage; resume from `<output_dir>/checkpoints` when one is there (and resume=True).
+
+    Writes `<output_dir>/final/` (released pipeline layout) and `<output_dir>/train_result.json`.
+    `pipeline`: an already-built KiwiEditPipeline to start from instead of `config.model` /
+    `init_checkpoint` (benchmarks, notebooks); it is trained in place.
+    Raises TrainingError subclasses for user-fixable faults (empty manifest, hash mismatch,
+    missing previous-stage checkpoint, divergence, OOM, SIGTERM) with one-line messages.
+    """
+    from model.build import save_checkpoint
+
+    output_dir, manifest_path = Path(output_dir), Path(manifest_path)
+    started = time.perf_counter()
+    run = _Run(config, manifest_path, Path(data_root), output_dir, callbacks, pipeline)
+    acc = run.accelerator
+    if not resume and acc.is_main_process:
+        _reset(output_dir)
+    acc.wait_for_everyone()
+    if resume:
+        run.resume()
+    run.started = started
+
+    try:
+        _loop(run, config, callbacks, save)
+    finally:
+        run.prefetch.close()
+
     final_dir = output_dir / "final"
-    if acc.is_main_process:
+    if acc.is_main_process and save:
         save_checkpoint(run.pipeline, final_dir, overwrite=True)
     result = TrainResult(
         final_dir=final_dir, steps=run.step, losses=run.losses, val_losses=run.val_losses,
         trainable=run.trainable_names, trainable_params=sum(p.numel() for p in run.params.values()),
-        samples_seen=run.samples_seen, seconds=elapsed(), resumed_from=run.resumed_from,
+        samples_seen=run.samples_seen, seconds=run.elapsed(), resumed_from=run.resumed_from,
         config_hash=config.config_hash(), manifest_sha256=run.manifest_sha256,
-        last_checkpoint=run.last_checkpoint, skipped_checkpoints=run.skipped,
+        last_checkpoint=run.last_checkpoint, trainable_sha256=trainable_digest(run.params),
+        skipped_checkpoints=run.skipped,
     )  # fmt: skip
-    if acc.is_main_process:
+    if acc.is_main_process and save:
         write_text_atomic(output_dir / "train_result.json", json.dumps(result.to_json(), indent=1))
     acc.wait_for_everyone()
     return result

@@ -7,6 +7,7 @@ the wrapper holds the pipeline's own component objects, so no weights are copied
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -83,6 +84,15 @@ def enable_gradient_checkpointing(pipeline) -> list[str]:
     if not done:
         log.warning("gradient_checkpointing=true but no component supports it; training without it")
     return done
+
+
+def trainable_digest(params: dict[str, nn.Parameter]) -> str:
+    """sha256 of the trainable weights (names + float32 bytes): equal digests = identical replicas."""
+    digest = hashlib.sha256()
+    for name in sorted(params):
+        digest.update(name.encode())
+        digest.update(params[name].detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_trainable(params: dict[str, nn.Parameter], path: Path) -> None:

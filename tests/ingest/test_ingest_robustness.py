@@ -1,7 +1,6 @@
 """Hostile manifest rows must be quarantined, never crash the batch ("nothing crashes the run").
 
-The cases marked xfail(strict) are known bugs in the code under test (see each reason); when
-they are fixed the tests start passing, strict xfail then fails, and the marker must go.
+These cases once crashed the batch; each now ends in quarantine with a reason.
 """
 
 from __future__ import annotations
@@ -44,18 +43,12 @@ def test_directory_instead_of_file_is_quarantined(write_manifest: Callable[..., 
     quarantines_without_crash(write_manifest, ("p", ".", "a_tgt.mp4", ""))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=Image.DecompressionBombError, reason="BUG: probe._probe_image does not catch PIL DecompressionBombError"
-)
 def test_decompression_bomb_image_is_quarantined(kit: Kit, write_manifest: Callable[..., Path]) -> None:
     """An image declaring 20000x10000 px (Pillow's bomb guard) is quarantined as unreadable_image, not a crash."""
     (kit.root / "bomb.png").write_bytes(png_header_only(20000, 10000))
     quarantines_without_crash(write_manifest, ("p", "a.mp4", "a_tgt.mp4", "bomb.png"))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=(RuntimeError, OSError), reason="BUG: validate.resolve_inside lets Path.resolve's RuntimeError escape"
-)
 def test_symlink_loop_is_quarantined(kit: Kit, write_manifest: Callable[..., Path]) -> None:
     """A symlink pointing at itself is quarantined, not a RuntimeError that stops the batch."""
     loop = kit.root / "loop.mp4"
@@ -64,13 +57,11 @@ def test_symlink_loop_is_quarantined(kit: Kit, write_manifest: Callable[..., Pat
     quarantines_without_crash(write_manifest, ("p", "loop.mp4", "a_tgt.mp4", ""))
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="BUG: _FileFacts.get lets OSError ENAMETOOLONG from Path.exists escape")
 def test_overlong_file_name_is_quarantined(write_manifest: Callable[..., Path]) -> None:
     """A 300-character file name (ENAMETOOLONG) is quarantined, not an OSError that stops the batch."""
     quarantines_without_crash(write_manifest, ("p", "x" * 300 + ".mp4", "a_tgt.mp4", ""))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG: a NUL byte in a path cell raises ValueError in resolve_inside")
 def test_nul_byte_in_path_is_quarantined(write_manifest: Callable[..., Path]) -> None:
     """A path cell with a NUL byte (csv passes it through) is quarantined, not a ValueError."""
     quarantines_without_crash(write_manifest, ("p", "a\x00.mp4", "a_tgt.mp4", ""))

@@ -1,0 +1,61 @@
+"""`kiwi lineage`: print how a model was made, down to the sha256 of the raw files."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+STATUS_STYLE = {"ok": "[green]ok[/green]", "mismatch": "[red]MISMATCH[/red]", "missing": "[red]MISSING[/red]", "unchecked": ""}
+
+
+def lineage(
+    ref: str = typer.Argument(..., help="models:/kiwi-edit@champion, models:/kiwi-edit/3, or an MLflow run id"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    verify: bool = typer.Option(False, "--verify", help="Re-hash every reachable file; exit 1 on any mismatch."),
+) -> None:
+    """Model -> MLflow run -> stage checkpoints -> manifests (DVC, lakeFS) -> batches -> raw files."""
+    from kiwi_platform.env import prepare_environment
+    from kiwi_platform.lineage.walk import build_lineage
+    from kiwi_platform.resources import build_resources
+
+    tracking = build_resources(prepare_environment())["tracking"]
+    result = build_lineage(tracking, ref, verify=verify)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "mismatches": [f.path for f in result.mismatches]}, indent=1))
+    else:
+        Console(soft_wrap=True).print(render_tree(result))
+        if verify:
+            checked = [f for f in result.files() if f.status != "unchecked"]
+            typer.echo(f"verified {len(checked)} files: {len(result.mismatches)} mismatched or missing")
+    if verify and result.mismatches:
+        raise typer.Exit(1)
+
+
+def render_tree(result) -> Tree:
+    alias = f" (aliases: {', '.join(result.aliases)})" if result.aliases else ""
+    root = Tree(f"[bold]{result.model}[/bold]{alias} {result.promotion}")
+    if result.evaluation:
+        ev = root.add("evaluation")
+        for k, v in sorted(result.evaluation.items())[:12]:
+            ev.add(f"{k} = {v:.4g}")
+    for st in result.stages:
+        node = root.add(f"stage {st.stage}: model v{st.model_version}, MLflow run {st.run_id}")
+        node.add(f"checkpoint {st.checkpoint_dir}")
+        node.add(f"started from {st.init_checkpoint}")
+        node.add(f"code {st.code_git_sha[:12]}  config {st.config_hash}  dagster run {st.dagster_run_id}")
+        m = node.add(f"training manifest {st.manifest.path} sha256 {st.manifest.sha256[:16]} {STATUS_STYLE[st.manifest.status]}")
+        m.add(f"DVC md5 {st.manifest_dvc_md5} at data-repo rev {st.data_repo_rev[:12]}")
+        if st.lakefs_commit:
+            m.add(f"lakeFS commit {st.lakefs_commit}")
+    for b in result.batches:
+        node = root.add(f"batch {b.batch}: {b.samples_used} pairs used; quadruplets DVC md5 {b.quadruplets_dvc_md5}, raw {b.raw_dvc_md5}")
+        for f in b.files:
+            node.add(f"{f.role}: {f.path} sha256 {f.sha256[:16]} {STATUS_STYLE[f.status]}")
+    return root
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lineage")(lineage)

@@ -1,0 +1,239 @@
+"""One entry point: evaluate a checkpoint on a suite -> per-case rows, tables, headline metrics, pictures.
+
+Order of work: generate (or reuse) every output, then score: offline metrics in this thread while
+the judge (if any) scores in a background thread, since judge calls wait on the network and
+metrics on the CPU. Files written under `out_dir` (all atomically):
+
+    outputs/<checkpoint id>_<settings key>/   generated media + sidecars (reused next time)
+    cases.csv                                 one row per case: ids, metrics, judge scores/errors
+    tables/<suite>_<judge|offline>.md|.csv    per-category tables with the overall row
+    images/grid_<suite>_<category>.png        before/after grid per category
+    images/chart_<table>.png                  per-category bar chart per table
+    results.json                              headline metrics, timings, ids, settings, judge info
+
+Timings (seconds): prepare (suite + checkpoint hashing), generation (incl. model loading), offline
+metrics, judge (wall time of the judge thread, overlapping the metrics), scoring (end of generation
+to the last score), visuals, total; `generation_share` / `scoring_share` split generation + scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from kiwi_platform.evaluation.aggregate import RUBRIC_DIMENSIONS, build_tables, headline_metrics, markdown_table
+from kiwi_platform.evaluation.generate import generate_suite
+from kiwi_platform.evaluation.identity import checkpoint_fingerprint
+from kiwi_platform.evaluation.media import CaseMedia, MediaError, load_case_media
+from kiwi_platform.evaluation.metrics import Embedder, case_metrics
+from kiwi_platform.evaluation.settings import EvalSettings
+from kiwi_platform.evaluation.suites import Suite, load_suite
+from kiwi_platform.evaluation.visuals import before_after_grid, category_bar_chart
+from kiwi_platform.lib.files import write_text_atomic
+
+Progress = Callable[[str, int, int], None]
+OFFLINE_CHART_COLUMNS = ("preservation_ssim", "target_ssim", "temporal_consistency", "reference_fidelity",
+                         "region_agreement")
+
+
+@dataclass
+class EvalResult:
+    """Everything an asset, MLflow logger or report needs from one evaluation."""
+
+    checkpoint_id: str
+    suite_name: str
+    suite_hash: str
+    settings: EvalSettings
+    out_dir: Path
+    rows: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    headline: dict[str, float]
+    images: dict[str, Path]
+    timings: dict[str, float]
+    judged: bool
+    judge_model: str | None = None
+    judge_calls: int = 0
+    judge_cached: int = 0
+    judge_errors: dict[str, str] = field(default_factory=dict)
+    generated: int = 0
+    reused: int = 0
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / "results.json"
+
+    def markdown(self) -> str:
+        """All tables as markdown, titled; says plainly when no judge scored the cases."""
+        parts = [] if self.judged else ["_No VLM judge configured: offline metrics only._"]
+        for name, table in self.tables.items():
+            parts += [f"### {name.replace('_', ' ')}", markdown_table(table)]
+        return "\n\n".join(parts)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "checkpoint_id": self.checkpoint_id, "suite": self.suite_name, "suite_hash": self.suite_hash,
+            "settings": self.settings.model_dump(), "settings_key": self.settings.settings_key,
+            "judged": self.judged, "judge_model": self.judge_model, "judge_calls": self.judge_calls,
+            "judge_cached": self.judge_cached, "judge_errors": self.judge_errors, "cases": len(self.rows),
+            "generated": self.generated, "reused": self.reused, "timings": self.timings, "headline": self.headline,
+            "images": {k: str(v.relative_to(self.out_dir)) for k, v in self.images.items()},
+        }  # fmt: skip
+
+
+def _judge_columns(row: dict[str, Any], score: Any) -> None:
+    for dim, value in score.scores.items():
+        row[f"judge_{dim}"] = float(value)
+    row["judge_score"] = float(score.mean)
+    row["judge_capped"] = bool(score.capped)
+    row["judge_reason"] = score.reason
+
+
+def evaluate_checkpoint(checkpoint_dir: str | Path | None, suite_dir: str | Path | Suite, out_dir: str | Path, *,
+                        settings: EvalSettings | None = None, judge: Any = None, progress: Progress | None = None,
+                        checkpoint_id: str | None = None, pipeline: Any = None, embedder: Embedder | None = None,
+                        grid_rows: int = 3) -> EvalResult:
+    """Generate, score, aggregate and draw; see the module docstring for what lands in `out_dir`.
+
+    `judge`: a `kiwi_platform.judge.Judge` (or None for offline metrics only). `checkpoint_id`
+    defaults to a fingerprint of the checkpoint files; pass one when giving a loaded `pipeline`.
+    `progress(stage, done, total)` is called with stage "generate", "score" and "judge".
+    """
+    from kiwi_platform.evaluation.judging import JudgeOutcome, judge_suite
+
+    t0 = time.perf_counter()
+    settings = settings or EvalSettings()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    suite = suite_dir if isinstance(suite_dir, Suite) else load_suite(suite_dir)
+    if checkpoint_id is None:
+        if checkpoint_dir is None:
+            raise ValueError("give checkpoint_dir or checkpoint_id")
+        checkpoint_id = checkpoint_fingerprint(checkpoint_dir)
+    suite_hash = suite.content_hash
+    t_prep = time.perf_counter()
+
+    generated = generate_suite(suite, out / "outputs" / f"{checkpoint_id}_{settings.settings_key}", settings,
+                               checkpoint_id=checkpoint_id, checkpoint_dir=checkpoint_dir, pipeline=pipeline,
+                               progress=progress)
+    t_gen = time.perf_counter()
+    outputs = {g.case_id: g.path for g in generated}
+
+    outcome: dict[str, Any] = {}
+    thread = None
+    if judge is not None:
+        def run_judge() -> None:
+            try:
+                outcome["result"] = judge_suite(judge, suite, outputs, checkpoint_id, settings.settings_key, progress)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run_judge, name="kiwi-eval-judge", daemon=True)
+        thread.start()
+
+    rows: list[dict[str, Any]] = []
+    samples: dict[tuple[str, str], list[CaseMedia]] = {}
+    for index, case in enumerate(suite.cases):
+        row: dict[str, Any] = {"case_id": case.case_id, "suite": case.suite, "category": case.category,
+                               "prompt": case.prompt, "output": str(outputs[case.case_id].relative_to(out)),
+                               "has_target": case.has_target, "has_reference": case.has_reference}
+        try:
+            media = load_case_media(suite, case, outputs[case.case_id])
+            row.update(case_metrics(media, embedder))
+            bucket = samples.setdefault((case.suite, case.category), [])
+            if len(bucket) < grid_rows:
+                bucket.append(_middle_frame(media))
+        except MediaError as exc:
+            row["metrics_error"] = str(exc)
+        rows.append(row)
+        if progress:
+            progress("score", index + 1, len(suite.cases))
+    t_metrics = time.perf_counter()
+    if thread is not None:
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+    t_scored = time.perf_counter()
+    judged: JudgeOutcome | None = outcome.get("result")
+
+    if judged is not None:
+        for row in rows:
+            if (score := judged.scores.get(row["case_id"])) is not None:
+                _judge_columns(row, score)
+            elif (err := judged.errors.get(row["case_id"])) is not None:
+                row["judge_error"] = f"{err.code}: {err.message}"
+    frame = pd.DataFrame(rows)
+    if judged is not None:
+        for suite_kind, dims in RUBRIC_DIMENSIONS.items():
+            if (frame["suite"] == suite_kind).any():
+                for col in [f"judge_{d}" for d in dims] + ["judge_score"]:
+                    if col not in frame.columns:
+                        frame[col] = float("nan")
+    tables = build_tables(frame, judged is not None)
+    headline = headline_metrics(frame, tables)
+
+    images = _draw(out, samples, tables)
+    t_end = time.perf_counter()
+    n = len(suite.cases)
+    timings = {
+        "prepare_s": round(t_prep - t0, 3), "generation_s": round(t_gen - t_prep, 3), "offline_metrics_s": round(t_metrics - t_gen, 3),
+        "judge_s": round(judged.seconds, 3) if judged else 0.0, "scoring_s": round(t_scored - t_gen, 3),
+        "visuals_s": round(t_end - t_scored, 3), "total_s": round(t_end - t0, 3),
+        "generation_share": round((t_gen - t_prep) / max(t_scored - t_prep, 1e-9), 4),
+        "scoring_share": round((t_scored - t_gen) / max(t_scored - t_prep, 1e-9), 4),
+        "cases_per_minute": round(60.0 * n / max(t_end - t0, 1e-9), 3),
+    }  # fmt: skip
+    result = EvalResult(
+        checkpoint_id=checkpoint_id, suite_name=suite.name, suite_hash=suite_hash, settings=settings, out_dir=out,
+        rows=frame, tables=tables, headline=headline, images=images, timings=timings, judged=judged is not None,
+        judge_model=judged.model if judged else None, judge_calls=judged.calls if judged else 0,
+        judge_cached=judged.cached if judged else 0,
+        judge_errors={k: f"{e.code}: {e.message}" for k, e in judged.errors.items()} if judged else {},
+        generated=sum(not g.reused for g in generated), reused=sum(g.reused for g in generated),
+    )  # fmt: skip
+    _write(result)
+    return result
+
+
+def _middle_frame(media: CaseMedia) -> CaseMedia:
+    """Only what the grid draws (the middle frame), so keeping samples costs kilobytes, not gigabytes."""
+    t = len(media.output) // 2
+    pick = lambda a: None if a is None else a[t: t + 1].copy()  # noqa: E731
+    return CaseMedia(media.case, pick(media.source), pick(media.output), pick(media.target), None, media.reference)
+
+
+def _draw(out: Path, samples: dict[tuple[str, str], list[CaseMedia]], tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
+    images: dict[str, Path] = {}
+    folder = out / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    for (suite_kind, category), items in sorted(samples.items()):
+        images[f"grid/{suite_kind}/{category}"] = before_after_grid(
+            items, folder / f"grid_{suite_kind}_{category}.png", title=f"{suite_kind} / {category}")
+    for name, table in tables.items():
+        suite_kind, kind = name.split("_", 1)
+        try:
+            if kind == "judge":
+                path = category_bar_chart(table, ["score"], folder / f"chart_{name}.png",
+                                          f"{suite_kind}: judge score per category (1-5)", ylim=(0, 5.4))
+            else:
+                path = category_bar_chart(table, list(OFFLINE_CHART_COLUMNS), folder / f"chart_{name}.png",
+                                          f"{suite_kind}: offline metrics per category", ylim=(0, 1.1))
+        except ValueError:
+            continue  # nothing plottable (e.g. every score missing)
+        images[f"chart/{name}"] = path
+    return images
+
+
+def _write(result: EvalResult) -> None:
+    out = result.out_dir
+    buf = result.rows.to_csv(index=False)
+    write_text_atomic(out / "cases.csv", buf)
+    for name, table in result.tables.items():
+        write_text_atomic(out / "tables" / f"{name}.md", markdown_table(table) + "\n")
+        write_text_atomic(out / "tables" / f"{name}.csv", table.to_csv())
+    write_text_atomic(result.results_path, json.dumps(result.summary(), indent=2, sort_keys=True, default=str) + "\n")

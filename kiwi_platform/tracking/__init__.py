@@ -1,0 +1,1 @@
+"""MLflow-side helpers: the pyfunc flavour of a Kiwi-Edit checkpoint and the lineage tag names."""

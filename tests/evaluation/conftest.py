@@ -1,0 +1,58 @@
+"""Evaluation tests: a tiny random checkpoint, small held-out synthetic suites and a fake judge endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from kiwi_platform.evaluation import Suite, build_synthetic_suite, merge_suites
+from tests.fakes.openai_server import FakeOpenAI, FakeRequest, Reply, answer, run_fake_openai
+
+SIZE = {"frames": 5, "height": 64, "width": 96}
+OPENVE_ANSWER = {"instruction_compliance": 3, "detail_preservation": 4, "temporal_consistency": 5}
+REFVIE_ANSWER = {"reference_fidelity": 2, "matting_quality": 5, "physical_harmony": 3}  # capped to 2, 2, 2
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight tiny Kiwi-Edit checkpoint in the released folder layout."""
+    from model.build import init_checkpoint
+
+    return Path(init_checkpoint("tiny", tmp_path_factory.mktemp("ckpt") / "tiny", seed=0))
+
+
+@pytest.fixture(scope="session")
+def small_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
+    """Two OpenVE cases (local_add, local_change) and two RefVIE cases (subject, subject), 5 frames at 64x96."""
+    base = tmp_path_factory.mktemp("suites")
+    openve = build_synthetic_suite("openve", base / "openve", n=2, **SIZE)
+    refvie = build_synthetic_suite("refvie", base / "refvie", n=2, seed=7, **SIZE)
+    return merge_suites([openve, refvie], base / "all", "small")
+
+
+def judge_behaviour(req: FakeRequest) -> Reply:
+    """Answer like a consistent judge: fixed scores per rubric, a short delay so concurrency is visible."""
+    if "reference_fidelity" in req.text:
+        return answer(REFVIE_ANSWER, delay_s=0.15)
+    return answer(OPENVE_ANSWER, delay_s=0.15)
+
+
+@pytest.fixture
+def fake_judge_server() -> Iterator[FakeOpenAI]:
+    with run_fake_openai(judge_behaviour) as fake:
+        yield fake
+
+
+def make_judge(fake: FakeOpenAI, cache_path: Path, **kw: Any):
+    from kiwi_platform.judge import Judge, JudgeCache, JudgeClient
+
+    settings: dict[str, Any] = {"timeout_s": 10.0, "max_retries": 1, "backoff_s": 0.01, "max_concurrency": 2}
+    settings.update(kw)
+    return Judge(JudgeClient(fake.base_url, "fake-vlm-judge", fake.api_key, **settings), JudgeCache(cache_path))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,42 @@
+"""Shared training fixtures: a real (synthetic) manifest built once per session, and a fast config."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kiwi_platform.training import TrainConfig
+from kiwi_platform.training.fixtures import TrainingFixture
+from kiwi_platform.training.fixtures import make_training_manifest as _make
+
+FRAMES = 5
+
+
+def make_training_manifest(tmp_dir: Path, n: int = 6, **kwargs) -> TrainingFixture:
+    """Synthetic pairs -> .kclip clips + manifest.parquet (image/video rows plus *_ref rows)."""
+    kwargs.setdefault("frames", FRAMES)
+    return _make(tmp_dir, n, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def training_data(tmp_path_factory: pytest.TempPathFactory) -> TrainingFixture:
+    """Read-only shared data set (6 pairs, 12 rows); tests that modify files copy it first."""
+    return make_training_manifest(tmp_path_factory.mktemp("training-data"), 6)
+
+
+@pytest.fixture
+def data_copy(training_data: TrainingFixture, tmp_path: Path) -> TrainingFixture:
+    """A private copy a test may damage (hash mismatch, deleted files)."""
+    root = tmp_path / "data-copy"
+    shutil.copytree(training_data.data_root, root / "data")
+    shutil.copy(training_data.manifest, root / "manifest.parquet")
+    return TrainingFixture(root / "manifest.parquet", root / "data", training_data.synth_dir, training_data.rows)
+
+
+def fast_config(**overrides) -> TrainConfig:
+    """Tiny model, 5 frames at 64x96, stage 3 mix (image, video, reference), high LR so steps matter."""
+    base = dict(stage=3, model="tiny", frames=FRAMES, lr=1e-3, max_steps=4, checkpoint_every=2, val_fraction=0.2)
+    base.update(overrides)
+    return TrainConfig(**base)
