@@ -18,6 +18,7 @@ from kiwi_platform.ingest.manifest import read_manifest
 from kiwi_platform.ingest.normalize import normalize_media
 from kiwi_platform.ingest.reasons import QuarantineRecord, RowRejected
 from kiwi_platform.ingest.validate import validate_manifest
+from kiwi_platform.lib.failures import user_failure
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.preview import pair_strip_markdown
 from kiwi_platform.lib.publish import copy_into, publish_asset_folder
@@ -42,10 +43,6 @@ class NormalizeConfig(dg.Config):
     multiple: int = 32  # floor both sides to a multiple of this, then center-crop
 
 
-def _fail(exc: KiwiUserError) -> dg.Failure:
-    return dg.Failure(description=str(exc), metadata={"reason": exc.code})
-
-
 @dg.asset(
     partitions_def=batches,
     group_name="ingestion",
@@ -63,7 +60,7 @@ def raw_edit_pairs(
     try:
         manifest = read_manifest(store.batch_manifest(batch))
     except KiwiUserError as exc:
-        raise _fail(exc) from None
+        raise user_failure(exc) from None
     context.log.info(f"batch {batch}: {len(manifest.rows)} rows from {manifest.path}")
     started = time.perf_counter()
 
@@ -147,7 +144,7 @@ def normalized_clips(
     try:
         raw = store.read_table(batch, "raw_edit_pairs")
     except KiwiUserError as exc:
-        raise _fail(exc) from None
+        raise user_failure(exc) from None
     folder = store.asset_dir(batch, "normalized_clips")
     clip_dir = folder / "clips"
     started, decoded, reused = time.perf_counter(), 0, 0

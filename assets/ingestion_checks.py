@@ -10,17 +10,11 @@ import pandas as pd
 
 from assets.ingestion import normalized_clips, raw_edit_pairs
 from kiwi_platform.ingest.manifest import read_manifest
+from kiwi_platform.lib.check_results import gx_check_result
 from kiwi_platform.lib.expectations import between, columns_present, greater_than, non_blank, not_null, unique, validate_dataframe
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.partitions import batches
 from kiwi_platform.resources.store import MediaStore
-
-
-def _result(outcome, **metadata) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=outcome.success,
-        metadata={"rows": outcome.row_count, "failed": len(outcome.failed()), "report": dg.MetadataValue.md(outcome.to_markdown()), **metadata},
-    )
 
 
 @dg.asset_check(asset=raw_edit_pairs, blocking=True, partitions_def=batches,
@@ -53,7 +47,7 @@ def raw_pairs_valid(context: dg.AssetCheckExecutionContext, store: MediaStore) -
         ],
         suite_name="raw_edit_pairs",
     )
-    return _result(outcome)
+    return gx_check_result(outcome)
 
 
 @dg.asset_check(asset=normalized_clips, blocking=True, partitions_def=batches,
@@ -85,4 +79,4 @@ def normalized_clips_valid(context: dg.AssetCheckExecutionContext, store: MediaS
     ]
     if broken:
         outcome.success = False
-    return _result(outcome, broken_clips=dg.MetadataValue.json(broken[:20]), broken_count=len(broken))
+    return gx_check_result(outcome, broken_clips=dg.MetadataValue.json(broken[:20]), broken_count=len(broken))

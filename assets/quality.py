@@ -18,6 +18,7 @@ from assets.references import reference_images, region_from_row
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.ingest.reasons import QuarantineRecord
 from kiwi_platform.lib.contact_sheet import contact_sheet
+from kiwi_platform.lib.failures import user_failure
 from kiwi_platform.lib.files import atomic_path
 from kiwi_platform.lib.preview import image_markdown
 from kiwi_platform.lib.publish import publish_asset_folder
@@ -55,10 +56,6 @@ def _task(media: str, has_ref: bool) -> str:
     return f"{media}_ref" if has_ref else media
 
 
-def _options(path: str) -> dict:
-    return {"model_path": path} if path else {}
-
-
 @dg.asset(
     partitions_def=batches,
     deps=[reference_images],
@@ -72,10 +69,10 @@ def quadruplets(
     batch = context.partition_key
     try:
         refs = store.read_table(batch, "reference_images")
-        judge = build_judge(config.judge, **_options(config.judge_model_path))
-        embedder = build_embedder(config.embedder, **_options(config.embedder_model_path))
+        judge = build_judge(config.judge, model_path=config.judge_model_path or None)
+        embedder = build_embedder(config.embedder, model_path=config.embedder_model_path or None)
     except KiwiUserError as exc:
-        raise dg.Failure(description=str(exc)) from None
+        raise user_failure(exc) from None
     started, rejected, samples, sheet_items = time.perf_counter(), [], [], []
     for rec in refs.to_dict("records"):
         sample = {c: rec.get(c) for c in QUADRUPLET_COLUMNS if c in rec}

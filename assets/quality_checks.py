@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.quality import quadruplets
+from kiwi_platform.lib.check_results import gx_check_result
 from kiwi_platform.lib.expectations import between, columns_present, not_null, unique, validate_dataframe, values_in_set
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.partitions import batches
@@ -53,10 +54,7 @@ def quadruplets_valid(context: dg.AssetCheckExecutionContext, store: MediaStore)
         ],
         suite_name="quadruplets",
     )
-    return dg.AssetCheckResult(
-        passed=outcome.success,
-        metadata={"rows": outcome.row_count, "failed": len(outcome.failed()), "report": dg.MetadataValue.md(outcome.to_markdown())},
-    )
+    return gx_check_result(outcome)
 
 
 @dg.asset_check(asset=quadruplets, blocking=False, partitions_def=batches,

@@ -14,6 +14,7 @@ from PIL import Image
 from assets.ingestion import normalized_clips
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.ingest.reasons import QuarantineRecord
+from kiwi_platform.lib.failures import user_failure
 from kiwi_platform.lib.files import atomic_path, sha256_file
 from kiwi_platform.lib.publish import publish_asset_folder
 from kiwi_platform.media.clips import read_clip
@@ -44,10 +45,6 @@ class ReferenceConfig(dg.Config):
     inpainter_model_path: str = ""  # local diffusers inpainting pipeline for inpainter=diffusers
 
 
-def _options(model_path: str) -> dict:
-    return {"model_path": model_path} if model_path else {}
-
-
 def _reject(rec: dict, rej: SampleRejected, stage: str) -> QuarantineRecord:
     return QuarantineRecord(int(rec["row"]), rej.reason, rej.message, rec.get("tgt_clip", ""), stage, rej.score, rec["pair_id"])
 
@@ -55,10 +52,6 @@ def _reject(rec: dict, rej: SampleRejected, stage: str) -> QuarantineRecord:
 def _progress(context: dg.AssetExecutionContext, i: int, total: int, started: float, what: str) -> None:
     if i % 10 == 0 or i == total:
         context.log.info(f"{what} {i}/{total} pairs ({i / max(time.perf_counter() - started, 1e-6) * 60:.0f} pairs/min)")
-
-
-def _user_failure(exc: KiwiUserError) -> dg.Failure:
-    return dg.Failure(description=str(exc), metadata={"reason": exc.code})
 
 
 @dg.asset(
@@ -74,10 +67,10 @@ def edit_regions(
     batch = context.partition_key
     try:
         clips = store.read_table(batch, "normalized_clips")
-        grounder = build_grounder(config.grounder, **_options(config.grounder_model_path))
-        segmenter = build_segmenter(config.segmenter, **_options(config.segmenter_model_path))
+        grounder = build_grounder(config.grounder, model_path=config.grounder_model_path or None)
+        segmenter = build_segmenter(config.segmenter, model_path=config.segmenter_model_path or None)
     except KiwiUserError as exc:
-        raise _user_failure(exc) from None
+        raise user_failure(exc) from None
     folder = store.asset_dir(batch, "edit_regions")
     rows, rejected, kept, started = [], [], set(), time.perf_counter()
     for i, rec in enumerate(clips.to_dict("records"), start=1):
@@ -147,9 +140,9 @@ def reference_images(
     batch = context.partition_key
     try:
         regions = store.read_table(batch, "edit_regions")
-        inpainter = build_inpainter(config.inpainter, **_options(config.inpainter_model_path))
+        inpainter = build_inpainter(config.inpainter, model_path=config.inpainter_model_path or None)
     except KiwiUserError as exc:
-        raise _user_failure(exc) from None
+        raise user_failure(exc) from None
     folder = store.asset_dir(batch, "reference_images")
     rows, rejected, kept, started = [], [], set(), time.perf_counter()
     origins: dict[str, int] = {}

@@ -6,7 +6,9 @@ ingestion does (H.264 -> JPEG q95 clips), runs the same functions the assets cal
 
 - mask IoU vs the ground-truth masks (mean over frames; target >= 0.8 for local edits),
 - edit-type accuracy with the prompt (target >= 0.9) and from mask geometry alone (no prompt),
-- reference similarity to the true reference (SSIM on luminance, embedding cosine),
+- reference similarity to the true reference (SSIM on luminance, after resizing to the true
+  reference's size; "content" SSIM compares the object crops without their white margins, whose
+  width differs by convention; embedding cosine),
 - judge scores for matching vs mismatched reference/region pairs,
 - near-duplicate precision/recall on injected copies of references (re-encoded, shifted,
   brightness-jittered, rescaled by 90-95%; target >= 0.95 both), distinct references must not be flagged,
@@ -39,8 +41,13 @@ from kiwi_platform.lib.files import write_text_atomic  # noqa: E402
 from kiwi_platform.media.clips import read_clip  # noqa: E402
 from kiwi_platform.refvie import pipeline  # noqa: E402
 from kiwi_platform.refvie.metrics import box_iou, clip_mask_iou, cosine, precision_recall, ssim  # noqa: E402
-from kiwi_platform.refvie.quality import EmbeddingJudge, PerceptualHashEmbedder, find_near_duplicates  # noqa: E402
-from kiwi_platform.refvie.references import OpenCVInpainter, region_cutout  # noqa: E402
+from kiwi_platform.refvie.quality import (  # noqa: E402
+    EmbeddingJudge,
+    PerceptualHashEmbedder,
+    find_near_duplicates,
+    trim_canvas,
+)
+from kiwi_platform.refvie.references import region_cutout  # noqa: E402
 from kiwi_platform.refvie.types import EDIT_TYPES, LOCAL_TYPES, SampleRejected  # noqa: E402
 from kiwi_platform.synth import generate, load_ground_truth  # noqa: E402
 
@@ -204,6 +211,7 @@ def main() -> int:
         stats["type_correct"].append(float(region.edit_type == r["edit_type"]))
         stats["type_correct_no_prompt"].append(float(blind.edit_type == r["edit_type"]))
         stats["ref_ssim"].append(ssim(gt_ref, reference))
+        stats["ref_ssim_content"].append(ssim(trim_canvas(gt_ref, pad=0.0)[0], trim_canvas(reference, pad=0.0)[0]))
         emb = PerceptualHashEmbedder().embed([gt_ref, reference])
         stats["ref_embedding_cosine"].append(cosine(emb[0], emb[1]))
         stats["judge_score"].append(score)
@@ -263,8 +271,8 @@ def main() -> int:
 
 def print_table(result: dict) -> None:
     cols = ["pairs", "mask_iou", "mask_iou_min", "box_iou_frame0", "type_correct", "type_correct_no_prompt",
-            "ref_ssim", "ref_embedding_cosine", "judge_score"]
-    heads = ["pairs", "IoU", "IoU min", "box0", "type", "type(geo)", "ref SSIM", "ref cos", "judge"]
+            "ref_ssim", "ref_ssim_content", "ref_embedding_cosine", "judge_score"]
+    heads = ["pairs", "IoU", "IoU min", "box0", "type", "type(geo)", "ref SSIM", "SSIM obj", "ref cos", "judge"]
     print(f"{'edit type':18s} " + " ".join(f"{h:>9s}" for h in heads))
     for edit_type, row in result["per_type"].items():
         print(f"{edit_type:18s} " + " ".join(f"{row.get(c, float('nan')):>9.3f}" if c != "pairs" else f"{row[c]:>9d}"

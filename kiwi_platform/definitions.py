@@ -13,6 +13,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from assets import evaluation, ingestion, ingestion_checks, quality, quality_checks, references, training  # noqa: E402
+from kiwi_platform.automation import retrain_on_new_quadruplets, retraining_job, weekly_retraining  # noqa: E402
 from kiwi_platform.resources import build_resources  # noqa: E402
 
 
@@ -21,6 +22,9 @@ def build_definitions() -> dg.Definitions:
         assets=dg.load_assets_from_modules([ingestion, references, quality, training, evaluation]),
         asset_checks=dg.load_asset_checks_from_modules([ingestion_checks, quality_checks]),
         resources=build_resources(),
+        jobs=[retraining_job],
+        schedules=[weekly_retraining],
+        sensors=[retrain_on_new_quadruplets],
     )
 
 

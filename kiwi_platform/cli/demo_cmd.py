@@ -58,12 +58,21 @@ def demo(
     ok = print_outcomes(outcomes)
     for name in batches:
         quarantine_summary(name)
+    if ok and any("promoted_model" in o.materialized for o in outcomes):
+        from kiwi_platform.cli.lineage_cmd import render_tree
+        from kiwi_platform.lineage.walk import build_lineage
+
+        console.rule("lineage of models:/kiwi-edit@champion")
+        console.print(render_tree(build_lineage(resources["tracking"], "models:/kiwi-edit@champion"), max_files=5))
     console.rule("where to look")
     console.print(f"Dagster UI:   .venv/bin/kiwi ui          (DAGSTER_HOME={settings.dagster_home})")
     console.print(f"MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
     console.print(f"outputs:      {store.root_path / 'batches'}")
     console.print(f"quarantine:   .venv/bin/kiwi quarantine --batch demo-video")
     console.print(f"data versions: .venv/bin/kiwi dvc status   (DVC repo {dvc.root_path})")
+    console.print("lineage:      .venv/bin/kiwi lineage models:/kiwi-edit@champion --verify")
+    console.print("report:       .venv/bin/kiwi report models:/kiwi-edit@champion --out report.html")
+    console.print(f"export:       .venv/bin/kiwi export --batch {SYNTH_BATCH} --out exported/")
     if not ok:
         raise typer.Exit(1)
 

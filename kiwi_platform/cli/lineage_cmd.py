@@ -34,7 +34,7 @@ def lineage(
         raise typer.Exit(1)
 
 
-def render_tree(result) -> Tree:
+def render_tree(result, max_files: int | None = None) -> Tree:
     alias = f" (aliases: {', '.join(result.aliases)})" if result.aliases else ""
     root = Tree(f"[bold]{result.model}[/bold]{alias} {result.promotion}")
     if result.evaluation:
@@ -52,8 +52,11 @@ def render_tree(result) -> Tree:
             m.add(f"lakeFS commit {st.lakefs_commit}")
     for b in result.batches:
         node = root.add(f"batch {b.batch}: {b.samples_used} pairs used; quadruplets DVC md5 {b.quadruplets_dvc_md5}, raw {b.raw_dvc_md5}")
-        for f in b.files:
+        shown = b.files if max_files is None else b.files[:max_files]
+        for f in shown:
             node.add(f"{f.role}: {f.path} sha256 {f.sha256[:16]} {STATUS_STYLE[f.status]}")
+        if len(shown) < len(b.files):
+            node.add(f"... {len(b.files) - len(shown)} more files (kiwi lineage shows all)")
     return root
 
 

@@ -6,9 +6,6 @@ so an interrupted run never leaves a half-written file that a later step could m
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,27 +13,15 @@ import av
 import cv2
 import numpy as np
 
+from kiwi_platform.lib.files import atomic_path, write_bytes_atomic
+
 #: x264 quality: low enough that codec noise stays well below the edit signal in tests.
 DEFAULT_CRF = 18
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path next to `path`; move it into place only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_bytes(path: Path, data: bytes) -> None:
     """Write bytes atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    write_bytes_atomic(path, data)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -1,6 +1,15 @@
 """Curriculum training for Kiwi-Edit as a plain library: the Dagster assets call `train` with callbacks.
 
-No Dagster or MLflow imports here (the assets log through `TrainCallbacks`).
+No Dagster or MLflow imports here (the assets log through `TrainCallbacks`). Entry points:
+
+- `train(config, manifest_path, data_root, output_dir, *, callbacks=None, resume=True) -> TrainResult`
+- `python -m kiwi_platform.training CONFIG.json MANIFEST DATA_ROOT OUTPUT_DIR` (torchrun / accelerate
+  launch / Dagster Pipes pods), JSON lines on stdout.
+- `kiwi_platform.training.fixtures.make_training_manifest` builds a real synthetic manifest.
+
+Output folder: `checkpoints/step-N/` (resumable state, see `checkpoint.py`), `checkpoints/latest`,
+`final/` (the trained pipeline in the released layout, loadable with KiwiEditPipeline.from_pretrained)
+and `train_result.json`.
 """
 
 from kiwi_platform.training.config import Resolution, TrainConfig

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs
 
 from kiwi_platform.training.config import TrainConfig
@@ -64,4 +65,8 @@ def build_accelerator(config: TrainConfig) -> Accelerator:
     # accelerate only sets up multi-CPU (gloo) data parallelism when told it runs on CPU.
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     cpu = config.cpu or (launched and not torch.cuda.is_available())
+    # accelerate keeps one global state per process; a later stage in the same process (Dagster's
+    # in-process executor, tests) may use another precision, so drop the old settings first.
+    # The process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=config.mixed_precision, cpu=cpu, **kwargs)

@@ -79,7 +79,10 @@ def enable_gradient_checkpointing(pipeline) -> list[str]:
         done.append("transformer")
     qwen = getattr(pipeline.mllm_encoder, "qwen_model", None)
     if qwen is not None and getattr(qwen, "supports_gradient_checkpointing", False):
-        qwen.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(qwen, "activation_checkpointing_enable"):  # transformers >= 5.2x name
+            qwen.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            qwen.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         done.append("mllm_encoder")
     if not done:
         log.warning("gradient_checkpointing=true but no component supports it; training without it")

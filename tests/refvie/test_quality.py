@@ -101,3 +101,11 @@ def test_reference_size_filter():
     assert not reference_size_ok(np.zeros((8, 48, 3), np.uint8))
     assert not reference_size_ok(np.zeros((20, 400, 3), np.uint8))
     assert reference_size_ok(np.zeros((8, 12, 3), np.uint8), min_side=8)
+
+
+def test_batch_dedup_helper(references):
+    """`pipeline.near_duplicates` drops a later re-encoded copy in favour of the earlier original."""
+    copy = _copies(references[0])[0]
+    found = pipeline.near_duplicates(references[:4] + [copy])
+    assert [(i, j) for i, j, _ in found] == [(4, 0)]
+    assert pipeline.near_duplicates([]) == []

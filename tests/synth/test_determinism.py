@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kiwi_platform.synth import generate, load_mask
-from kiwi_platform.synth.media import atomic_path
+from kiwi_platform.lib.files import atomic_path
 
 TINY = dict(frames=3, height=64, width=96, image_share=0.34)
 
@@ -67,5 +67,5 @@ def test_interrupted_run_leaves_no_manifest_and_no_partial_files(tmp_path: Path,
         generate(out, 6, seed=3, **{**TINY, "image_share": 0.0})
     assert not (out / "manifest.csv").exists() and not (out / "ground_truth.jsonl").exists()
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert not [p for p in files if ".tmp-" in p.name]
+    assert not [p for p in files if p.name.startswith(".")]  # no temp file left behind
     assert all(p.stat().st_size > 1000 for p in files if p.suffix == ".mp4")

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kiwi_platform.training import train
 from kiwi_platform.training.fixtures import TrainingFixture
 
@@ -21,6 +23,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_stay_in_sync(training_data: TrainingFixture, tmp_path: Path) -> None:
     """Both ranks end with the same trainable weights after 2 steps, and those differ from a 1-process run
     (each rank trained on its own samples and the gradients were averaged)."""

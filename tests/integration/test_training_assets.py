@@ -1,0 +1,160 @@
+"""Three-stage training assets materialized for real (tiny model, CPU, two steps per stage): MLflow
+runs nested under one pipeline run, `kiwi-edit` model versions with lineage tags, loadable
+checkpoints, metadata that links back, and a clear failure when the previous stage is gone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kiwi_platform.runner import materialize
+from kiwi_platform.tracking import tags as T
+from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, STAGE_CONFIG, entered, latest_metadata, shared_graph
+
+STAGES = (1, 2, 3)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, small_synth):
+    g = shared_graph(tmp_path_factory, small_synth)
+    with entered(g) as instance:
+        yield g, instance
+
+
+def _versions(g) -> dict[int, object]:
+    """Model versions of the graph run by stage, read from the registry (not from the assets)."""
+    client = g.resources["tracking"].client()
+    run_id = g.global_outcome.run_id
+    found = client.search_model_versions("name='kiwi-edit'")
+    by_stage = {}
+    for mv in found:
+        if mv.tags.get(T.DAGSTER_RUN_ID) == run_id:
+            stage = int(mv.tags[T.STAGE])
+            assert stage not in by_stage, f"stage {stage} registered twice by one run"
+            by_stage[stage] = mv
+    return by_stage
+
+
+@pytest.mark.slow
+def test_stages_materialize_and_register_models_with_lineage_tags(graph):
+    """training_manifests and stage1..3 materialize in one run; each stage registers a `kiwi-edit`
+    version tagged with its stage, Dagster run id, asset key, the manifests' DVC md5, the code git
+    sha, its checkpoint folder, and (stages 2-3) the previous stage's model URI."""
+    g, instance = graph
+    outcome = g.global_outcome
+    assert outcome.ok, outcome.errors
+    assert {"training_manifests", *(f"stage{s}_checkpoint" for s in STAGES)} <= set(outcome.materialized)
+    manifests = latest_metadata(instance, "training_manifests")
+    pointer = g.resources["store"].root_path / f"{manifests['dvc_path']}.dvc"
+    assert yaml.safe_load(pointer.read_text())["outs"][0]["md5"] == manifests["dvc_md5"]
+    versions = _versions(g)
+    assert sorted(versions) == list(STAGES)
+    for stage, mv in versions.items():
+        tags = mv.tags
+        assert tags[T.ASSET_KEY] == f"stage{stage}_checkpoint"
+        assert tags[T.MANIFEST_DVC_MD5] == manifests["dvc_md5"]
+        assert tags[T.MANIFEST_PATH] == f"training/manifests/stage{stage}.parquet"
+        assert _is_commit(tags[T.CODE_GIT_SHA]), tags[T.CODE_GIT_SHA]
+        assert tags[T.CODE_DIRTY] in ("true", "false")
+        assert Path(tags[T.CHECKPOINT_DIR]).is_dir()
+        assert tags[T.RUN_ID] == mv.run_id
+        if stage == 1:
+            assert not tags.get(T.PARENT_MODEL_URI)
+        else:
+            parent = versions[stage - 1]
+            assert tags[T.PARENT_MODEL_URI] == f"models:/kiwi-edit/{parent.version}"
+            assert tags[T.PARENT_RUN_ID] == parent.run_id
+            assert tags["kiwi.init_checkpoint"] == parent.tags[T.CHECKPOINT_DIR]
+    assert len({mv.tags[T.CHECKPOINT_DIR] for mv in versions.values()}) == 3
+
+
+def _is_commit(sha: str) -> bool:
+    """A full sha of a commit in this checkout (HEAD may have moved on since training)."""
+    import re
+    import subprocess
+
+    root = Path(__file__).parents[2]
+    ok = subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=root, capture_output=True)
+    return bool(re.fullmatch(r"[0-9a-f]{40}", sha)) and ok.returncode == 0
+
+
+@pytest.mark.slow
+def test_stage_runs_are_nested_under_one_pipeline_run_and_log_loss_per_step(graph):
+    """The three stage runs share one MLflow parent run tagged with the Dagster run id, and each logs
+    `loss` at every training step (1..max_steps) plus its parameters and code sha."""
+    g, _ = graph
+    client = g.resources["tracking"].client()
+    versions = _versions(g)
+    runs = {s: client.get_run(mv.run_id) for s, mv in versions.items()}
+    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs.values()}
+    assert len(parents) == 1 and None not in parents
+    pipeline = client.get_run(parents.pop())
+    assert pipeline.data.tags[T.DAGSTER_RUN_ID] == g.global_outcome.run_id
+    assert pipeline.data.tags.get("kiwi.role") == "pipeline"
+    for stage, run in runs.items():
+        assert run.data.tags.get("kiwi.role") == "stage" and run.info.run_name == f"stage{stage}"
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(1, STAGE_CONFIG["max_steps"] + 1)), stage
+        assert all(m.value == m.value and m.value > 0 for m in history)
+        assert run.data.params["stage"] == str(stage)
+        assert run.data.params["max_steps"] == str(STAGE_CONFIG["max_steps"])
+        assert run.data.params["code_git_sha"] == versions[stage].tags[T.CODE_GIT_SHA]
+
+
+@pytest.mark.slow
+def test_checkpoints_load_and_metadata_links_to_mlflow(graph):
+    """Each stage's materialization names its MLflow run and model version; the checkpoint folder
+    loads with KiwiEditPipeline.from_pretrained; stage 1 leaves the DiT frozen and stage 2 trains it."""
+    import torch
+
+    from model import KiwiEditPipeline
+
+    g, instance = graph
+    versions = _versions(g)
+    pipes = {}
+    for stage in STAGES:
+        meta = latest_metadata(instance, f"stage{stage}_checkpoint")
+        mv = versions[stage]
+        assert meta["mlflow_run_id"] == mv.run_id
+        assert meta["model_version"] == str(mv.version)
+        assert meta["model_uri"] == f"models:/kiwi-edit/{mv.version}"
+        assert meta["steps"] == STAGE_CONFIG["max_steps"]
+        assert str(meta["checkpoint_dir"]) == mv.tags[T.CHECKPOINT_DIR]
+        assert meta["mlflow_run"].endswith(mv.run_id)
+        pipes[stage] = KiwiEditPipeline.from_pretrained(meta["checkpoint_dir"])
+    base = KiwiEditPipeline.from_pretrained(versions[1].tags["kiwi.init_checkpoint"])
+
+    def dit(p):
+        return {k: v.detach().clone() for k, v in p.transformer.state_dict().items()}
+
+    b, s1, s2 = dit(base), dit(pipes[1]), dit(pipes[2])
+    assert all(torch.equal(b[k], s1[k]) for k in b), "stage 1 changed the frozen DiT"
+    assert any(not torch.equal(s1[k], s2[k]) for k in s1), "stage 2 did not train the DiT"
+
+
+@pytest.mark.slow
+def test_stage2_without_stage1_checkpoint_fails_with_a_clear_message(graph):
+    """If stage 1's checkpoint folder is gone, re-materializing stage 2 fails with one readable line
+    naming the folder and the fix; no MLflow run or model version is created."""
+    g, _ = graph
+    client = g.resources["tracking"].client()
+    folder = Path(_versions(g)[1].tags[T.CHECKPOINT_DIR])
+    before_versions = len(client.search_model_versions("name='kiwi-edit'"))
+    exp = g.resources["tracking"].experiment_id()
+    before_runs = len(client.search_runs([exp]))
+    moved = folder.with_name(folder.name + ".moved-by-test")
+    folder.rename(moved)
+    try:
+        [outcome] = materialize("stage2_checkpoint", defs=g.defs, run_config=FULL_RUN_CONFIG)
+    finally:
+        moved.rename(folder)
+    assert not outcome.ok and outcome.materialized == []
+    assert outcome.failed_steps == ["stage2_checkpoint"]
+    [error] = outcome.errors
+    last = error.splitlines()[-1]
+    assert "stage 1 checkpoint folder" in last and str(folder) in last and "stage1_checkpoint" in last, last
+    assert "Traceback" not in error and "File \"" not in error
+    assert len(client.search_model_versions("name='kiwi-edit'")) == before_versions
+    assert len(client.search_runs([exp])) == before_runs
