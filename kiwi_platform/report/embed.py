@@ -24,3 +24,7 @@ def png_data_uri(path: str | Path, max_width: int = MAX_WIDTH) -> str:
             img.save(buf, format="PNG", optimize=True)
             data = buf.getvalue()
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def png_bytes_data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")

@@ -14,8 +14,8 @@ from pathlib import Path
 from kiwi_platform.lineage.walk import BatchLineage, Lineage
 
 STAGE_NAMES = {1: "alignment", 2: "instruction tuning", 3: "reference tuning"}
-COLUMNS = (("raw", "Raw files", 228), ("batch", "Quadruplet batches", 196), ("manifest", "Training manifests", 204),
-           ("stage", "Training stages", 204), ("model", "Registered model", 188))  # fmt: skip
+COLUMNS = (("raw", "Raw files", 216), ("batch", "Quadruplet batches", 196), ("manifest", "Training manifests", 196),
+           ("stage", "Training stages", 224), ("model", "Registered model", 180))  # fmt: skip
 GAP_X, GAP_Y, PAD, HEADER = 46, 12, 8, 30
 TITLE_PX, LINE_PX = 17, 14
 MAX_FILES = 4  # raw files shown per batch, the rest summarised in one box
@@ -81,13 +81,15 @@ def _graph(lineage: Lineage, stage_batches: dict[int, list[str]]) -> tuple[list[
 
 def _raw_nodes(b: BatchLineage, edges: list[tuple[str, str]]) -> list[Node]:
     nodes = []
-    for i, f in enumerate(b.files[:MAX_FILES]):
+    # the manifest and the original files first; versioned copies are counted in the summary box
+    files = sorted(b.files, key=lambda f: (f.role != "raw manifest", not f.role.startswith("raw")))
+    for i, f in enumerate(files[:MAX_FILES]):
         key = f"raw:{b.batch}:{i}"
         nodes.append(Node(key, "raw", Path(f.path).name, [f"{f.role} · {short(f.sha256, 10)}"]))
         edges.append((key, f"batch:{b.batch}"))
-    if len(b.files) > MAX_FILES:
+    if len(files) > MAX_FILES:
         key = f"raw:{b.batch}:more"
-        nodes.append(Node(key, "raw", f"+ {len(b.files) - MAX_FILES} more files", ["listed in the table below"]))
+        nodes.append(Node(key, "raw", f"+ {len(files) - MAX_FILES} more files", ["listed in the table below"]))
         edges.append((key, f"batch:{b.batch}"))
     return nodes
 

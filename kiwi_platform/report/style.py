@@ -32,17 +32,18 @@ section.card { background:var(--card); border:1px solid var(--line); border-radi
 .decision { display:flex; gap:22px; align-items:flex-start; }
 .decision ul { margin:6px 0 0; padding-left:18px; }
 table { border-collapse:collapse; width:100%; font-size:13px; font-variant-numeric:tabular-nums; }
-th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
+th, td { padding:6px 9px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
 th:first-child, td:first-child { text-align:left; }
 thead th { font-size:11.5px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); font-weight:600;
   border-bottom:2px solid var(--line); }
 tr.overall td { font-weight:650; border-top:2px solid #cbd5e1; background:#f8fafc; }
 td.na { color:#9ca3af; }
-.scoregrid { display:grid; grid-template-columns:minmax(0, 1.05fr) minmax(0, 1fr); gap:22px; align-items:start;
-  margin-bottom:10px; }
-.scoregrid + .scoregrid { border-top:1px dashed var(--line); padding-top:14px; }
+.tablewrap { overflow-x:auto; margin:4px 0 14px; }
+thead th { white-space:normal; vertical-align:bottom; line-height:1.25; }
+.charts { display:grid; grid-template-columns:repeat(auto-fit, minmax(420px, 1fr)); gap:18px; align-items:start; }
 img.fig { width:100%; height:auto; border:1px solid var(--line); border-radius:6px; background:#fff; }
-.strips { display:grid; grid-template-columns:repeat(auto-fill, minmax(360px, 1fr)); gap:16px; }
+.strips { columns:2 380px; column-gap:18px; }
+.strips figure { break-inside:avoid; margin:0 0 16px; }
 figure { margin:0; }
 figcaption { font-size:12.5px; color:var(--muted); margin-top:4px; }
 .stages { display:grid; grid-template-columns:repeat(auto-fit, minmax(300px, 1fr)); gap:16px; }

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed
 
 from kiwi_platform.lib.files import sha256_file, write_text_atomic
 from kiwi_platform.training import checkpoint as ckpt
@@ -121,7 +122,7 @@ class _Run:
         if config.eval_every and not self.val_rows:
             log.warning("eval_every is set but the validation split is empty (raise val_fraction); no eval")
 
-        torch.manual_seed(config.seed)
+        set_seed(config.seed)  # python / numpy / torch (+cuda); a resume restores the saved states instead
         self.pipeline = pipeline if pipeline is not None else load_pipeline(config)
         self.trainable_names = apply_stage_freezing(self.pipeline, config.stage)
         self.params = named_trainable(self.pipeline, self.trainable_names)

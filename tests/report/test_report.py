@@ -40,9 +40,9 @@ def test_champion_report_is_self_contained_with_scores_pictures_promotion_and_li
     images = _images(html)
     result = report_store.result
     grids = [k for k in result.images if k.startswith("grid/")]
-    charts = [k for k in result.images if k.startswith("chart/")]
-    # every grid and chart of the evaluation, plus loss curve + sample strip of each of the 3 stages
-    assert len(images) == len(grids) + len(charts) + 6
+    # every before/after grid, a chart per score table, loss curve + sample strip of each of the 3 stages
+    assert len(grids) == 4 and len(result.tables) == 4
+    assert len(images) == len(grids) + len(result.tables) + 6
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
@@ -90,7 +90,7 @@ def test_run_id_resolves_and_results_fall_back_to_the_mlflow_copy(report_store: 
     assert "kiwi-edit <span class=sub>v3</span>" in html
     assert "Not evaluated yet" not in html
     assert f">{report_store.result.tables['refvie_judge'].loc['overall', 'score']:.2f}</td>" in _table(html, "refvie_judge")
-    assert len(_images(html)) == len(report_store.result.images) + 6
+    assert len(_images(html)) == len([k for k in report_store.result.images if k.startswith("grid/")]) + 4 + 6
 
 
 @pytest.mark.parametrize("ref", ["models:/kiwi-edit@nobody", "models:/kiwi-edit/99", "0123456789abcdef0123456789abcdef"])

@@ -1,0 +1,118 @@
+"""`kiwi lineage` on the champion the real graph produced: the chain down to raw files, and
+`--verify` catching a raw source file changed after training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.integration.test_cli import kiwi
+from tests.integration.test_refvie_assets import BATCH, entered, latest_metadata, sha256, shared_graph
+
+CHAMPION = "models:/kiwi-edit@champion"
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, small_synth):
+    g = shared_graph(tmp_path_factory, small_synth)
+    with entered(g) as instance:
+        yield g, instance
+
+
+def _lineage(g, *args: str) -> tuple[int, dict, str]:
+    proc = kiwi("lineage", CHAMPION, "--json", *args, home=g.home)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+@pytest.mark.slow
+def test_lineage_json_walks_champion_down_to_raw_files(graph):
+    """`kiwi lineage models:/kiwi-edit@champion --json` names stages 3, 2, 1 with their model versions
+    and MLflow runs, each stage's training manifest with its DVC md5, the synthetic batch, and the
+    raw source/target files with their sha256."""
+    g, instance = graph
+    assert g.global_outcome.ok, g.global_outcome.errors
+    code, data, err = _lineage(g)
+    assert code == 0, err[-2000:]
+    stage_meta = {s: latest_metadata(instance, f"stage{s}_checkpoint") for s in (1, 2, 3)}
+    manifests = latest_metadata(instance, "training_manifests")
+    assert data["version"] == stage_meta[3]["model_version"] and "champion" in data["aliases"]
+    assert data["promotion"] == "promoted"
+    assert [s["stage"] for s in data["stages"]] == [3, 2, 1]
+    for st in data["stages"]:
+        meta = stage_meta[st["stage"]]
+        assert st["model_version"] == meta["model_version"] and st["run_id"] == meta["mlflow_run_id"]
+        assert st["checkpoint_dir"] == str(meta["checkpoint_dir"])
+        assert st["manifest_dvc_md5"] == manifests["dvc_md5"] and st["data_repo_rev"]
+        assert st["manifest"]["path"].endswith(f"training/manifests/stage{st['stage']}.parquet")
+        assert st["manifest"]["sha256"] == sha256(Path(st["manifest"]["path"]))
+        assert len(st["code_git_sha"]) == 40 and st["params"]["stage"] == str(st["stage"])
+    assert data["evaluation"], "the champion's eval metrics are part of its lineage"
+    [batch] = data["batches"]
+    assert batch["batch"] == BATCH
+    store = g.resources["store"]
+    assert batch["quadruplets_dvc_md5"] == latest_metadata(instance, "quadruplets")["dvc_md5"]
+    assert batch["raw_dvc_md5"] == latest_metadata(instance, "raw_edit_pairs")["dvc_md5"]
+    used = set()
+    for s in (1, 2, 3):
+        used |= set(pd.read_parquet(store.root_path / f"training/manifests/stage{s}.parquet")["pair_id"])
+    assert batch["samples_used"] == len(used)
+    raw = store.read_table(BATCH, "raw_edit_pairs")
+    raw = raw[raw["pair_id"].isin(used)]
+    listed = {f["path"]: f for f in batch["files"]}
+    for rec in raw.to_dict("records"):
+        for role in ("src", "tgt"):
+            entry = listed[rec[f"{role}_path"]]
+            assert entry["role"] == f"raw {role}" and entry["sha256"] == rec[f"{role}_sha256"]
+            assert entry["sha256"] == sha256(Path(rec[f"{role}_path"]))
+            assert entry["path"].startswith(str(g.media))  # the user's original files, not only our copies
+    assert any(f["role"] == "raw manifest" for f in batch["files"])
+    assert data["mismatches"] == []
+
+
+@pytest.mark.slow
+def test_verify_passes_on_intact_data_and_names_a_corrupted_raw_file(graph):
+    """`kiwi lineage --verify` exits 0 when every reachable file matches its recorded sha256; after one
+    original source file gets an extra byte it exits 1 and names exactly that file as a mismatch."""
+    g, _ = graph
+    code, data, err = _lineage(g, "--verify")
+    assert code == 0, (data.get("mismatches"), err[-2000:])
+    statuses = [f["status"] for b in data["batches"] for f in b["files"]] + [s["manifest"]["status"] for s in data["stages"]]
+    assert statuses and set(statuses) == {"ok"}
+    victim = next(f["path"] for f in data["batches"][0]["files"] if f["role"] == "raw src")
+    with open(victim, "rb") as fh:
+        original = fh.read()
+    with open(victim, "ab") as fh:
+        fh.write(b"\0")
+    try:
+        code, data, err = _lineage(g, "--verify")
+    finally:
+        with open(victim, "wb") as fh:
+            fh.write(original)
+    assert code == 1, err[-2000:]
+    assert data["mismatches"] == [victim]
+    [entry] = [f for f in data["batches"][0]["files"] if f["path"] == victim]
+    assert entry["status"] == "mismatch"
+
+
+@pytest.mark.slow
+def test_lineage_tree_output_for_people(graph):
+    """Without --json the chain prints as a tree a person can read: model, stages, manifest, batch."""
+    g, _ = graph
+    proc = kiwi("lineage", CHAMPION, home=g.home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for needle in ("models:/kiwi-edit/", "champion", "stage 3:", "stage 2:", "stage 1:", "training manifest", "DVC md5",
+                   f"batch {BATCH}:", "raw src:"):  # fmt: skip
+        assert needle in out, needle
+    assert out.index("stage 3:") < out.index("stage 2:") < out.index("stage 1:")
+
+
+def test_unknown_model_is_a_one_line_error(kiwi_home):
+    """An alias that does not exist gives `error: ...` and exit 2, not a traceback."""
+    proc = kiwi("lineage", "models:/kiwi-edit@nope", home=kiwi_home)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr[-2000:])
+    assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
