@@ -76,6 +76,9 @@ def save_checkpoint(pipeline: KiwiEditPipeline, out: str | os.PathLike, overwrit
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         pipeline.save_pretrained(tmp, safe_serialization=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is shared like any folder
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ def report(
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML file."),
 ) -> None:
     """Write a self-contained HTML report (no network, no scripts) for one registered model version."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one summary line, not a bar per picture
     from kiwi_platform.env import prepare_environment
     from kiwi_platform.report import build_report
     from kiwi_platform.resources import build_resources

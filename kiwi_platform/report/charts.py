@@ -61,9 +61,10 @@ def category_chart_png(name: str, table: pd.DataFrame, title: str) -> bytes | No
     ax.spines["bottom"].set_color("#cbd5e1")
     if "overall" in list(table.index):
         ax.axvspan(len(cats) - 1.5, len(cats) - 0.5, color="#f1f5f9", zorder=0)
-    ax.legend(fontsize=6.5, frameon=False, ncol=min(3, len(columns)), loc="upper left", bbox_to_anchor=(0, -0.1))
+    below = -0.2 if sep == "\n" else -0.1  # two-line category labels need more room
+    ax.legend(fontsize=6.5, frameon=False, ncol=min(3, len(columns)), loc="upper left", bbox_to_anchor=(0, below))
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.12)
     plt.close(fig)
     return buf.getvalue()

@@ -9,6 +9,7 @@ locally, the copy `log_evaluation` put in the run's artifacts (`evaluation/<sett
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,4 @@ def _stage_batches(lineage: Lineage) -> dict[int, list[str]]:
 
 def _fresh(base: Path) -> Path:
     base.mkdir(parents=True, exist_ok=True)
-    import tempfile
-
     return Path(tempfile.mkdtemp(dir=base))

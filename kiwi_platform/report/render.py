@@ -19,10 +19,11 @@ from kiwi_platform.report.embed import png_bytes_data_uri, png_data_uri
 from kiwi_platform.report.lineage_svg import STAGE_NAMES, lineage_svg
 from kiwi_platform.report.style import CSS
 
+SUITE_SHORT = {"openve": "OpenVE", "refvie": "RefVIE"}
 SUITE_TITLES = {"openve": "OpenVE-style instruction suite", "refvie": "RefVIE-style reference suite"}
 KPI_METRICS = (("openve/overall", "OpenVE overall", "judge, 1–5"), ("refvie/overall", "RefVIE overall", "judge, 1–5"),
-               ("offline/preservation_ssim", "Preservation SSIM", "outside the edit, vs source"),
-               ("offline/temporal_consistency", "Temporal consistency", "0–1, higher is steadier"),
+               ("offline/preservation_ssim", "Preservation SSIM", "outside the edit region"),
+               ("offline/temporal_consistency", "Temporal consistency", "0–1, higher = steadier"),
                ("offline/target_psnr", "Target PSNR", "dB vs ground truth"))  # fmt: skip
 CASE_COLUMNS = ("case_id", "suite", "category", "prompt", "judge_score", "preservation_ssim", "target_psnr",
                 "temporal_consistency", "reference_fidelity", "metrics_error", "judge_error")  # fmt: skip
@@ -48,10 +49,10 @@ def _num(value: Any, column: str = "", judge: bool = False) -> str:
     return f"{v:.1f}" if column.endswith("psnr") else f"{v:.3f}"
 
 
-def _tint(value: float) -> str:
-    """Background for a 1-5 judge score: red (1) through amber to green (5)."""
+def _pill(value: float, text: str) -> str:
+    """A 1-5 judge score on a pill coloured red (1) through amber to green (5)."""
     hue = max(0.0, min(1.0, (value - 1) / 4)) * 130
-    return f' style="background:hsl({hue:.0f},70%,92%)"'
+    return f'<span class="pill" style="background:hsl({hue:.0f},68%,90%);color:hsl({hue:.0f},60%,26%)">{text}</span>'
 
 
 def _label(column: str) -> str:
@@ -69,11 +70,11 @@ def score_table(name: str, table: pd.DataFrame) -> str:
         for c in cols:
             v = row[c]
             na = isinstance(v, float) and math.isnan(v)
-            tint = _tint(float(v)) if judge and c != "n" and not na else ""
-            cells.append(f'<td{" class=na" if na else ""}{tint}>{_num(v, c, judge)}</td>')
+            text = _num(v, c, judge)
+            cells.append(f'<td{" class=na" if na else ""}>{_pill(float(v), text) if judge and c != "n" and not na else text}</td>')
         cls = ' class="overall"' if category == "overall" else ""
         rows.append(f"<tr{cls}><td>{e(_label(category))}</td>{''.join(cells)}</tr>")
-    return f'<table class="scores" data-table="{e(name)}"><thead><tr><th>category</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<table class="scores{" judge" if judge else ""}" data-table="{e(name)}"><thead><tr><th>category</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _img(path: Path | None, alt: str, caption: str = "") -> str:
@@ -146,7 +147,7 @@ def _scores(ev: Evaluation | None, note: str) -> str:
             name = f"{suite}_{kind}"
             if name in ev.tables:
                 parts.append(f'<div class="sub">{title}</div><div class="tablewrap">{score_table(name, ev.tables[name])}</div>')
-                charts.append(_chart(name, ev.tables[name], f"{SUITE_TITLES.get(suite, suite)}: {title.lower()}"))
+                charts.append(_chart(name, ev.tables[name], f"{SUITE_SHORT.get(suite, suite)} · {'judge scores (1–5)' if kind == 'judge' else 'offline metrics'}"))
     if any(charts):
         parts.append(f'<h3>Per category</h3><div class="charts">{"".join(charts)}</div>')
     return f'<section class="card" id="scores"><h2>Benchmark scores</h2>{"".join(parts)}{_cases(ev)}</section>'
@@ -190,7 +191,7 @@ def _strips(ev: Evaluation | None) -> str:
 def _training(stages: Iterable[StageArtifacts]) -> str:
     cards = []
     for st in stages:
-        losses = {k: v for k, v in st.metrics.items() if "loss" in k}
+        losses = {k: v for k, v in st.metrics.items() if "loss" in k and "/" not in k}
         facts = " · ".join(f"{_label(k)} {v:.4g}" for k, v in sorted(losses.items())[:3])
         pics = _img(st.loss_curve, f"stage {st.stage} loss curve") + _img(st.before_after, f"stage {st.stage} sample",
                                                                            "validation sample: source · output · target")

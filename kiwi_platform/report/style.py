@@ -18,10 +18,10 @@ code, .mono { font-family: "JetBrains Mono", "DejaVu Sans Mono", Menlo, Consolas
 .meta b { color:var(--ink); font-weight:600; }
 section.card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:20px 22px;
   margin:0 0 18px; box-shadow:0 1px 2px rgba(16,24,40,.04); }
-.kpis { display:grid; grid-template-columns:repeat(auto-fit, minmax(165px, 1fr)); gap:12px; margin-bottom:18px; }
-.kpi { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:12px 14px; }
+.kpis { display:flex; flex-wrap:wrap; gap:12px; margin-bottom:18px; }
+.kpi { flex:1 1 150px; max-width:270px; background:var(--card); border:1px solid var(--line); border-radius:10px; padding:12px 14px; }
 .kpi .label { font-size:11.5px; text-transform:uppercase; letter-spacing:.05em; color:var(--muted); }
-.kpi .value { font-size:24px; font-weight:650; margin-top:2px; font-variant-numeric:tabular-nums; }
+.kpi .value { font-size:23px; font-weight:650; margin-top:2px; font-variant-numeric:tabular-nums; }
 .kpi .note { font-size:12px; color:var(--muted); }
 .badge { display:inline-block; padding:2px 10px; border-radius:999px; font-size:12px; font-weight:600; }
 .badge.good { background:var(--good-bg); color:var(--good); }
@@ -38,15 +38,18 @@ thead th { font-size:11.5px; text-transform:uppercase; letter-spacing:.04em; col
   border-bottom:2px solid var(--line); }
 tr.overall td { font-weight:650; border-top:2px solid #cbd5e1; background:#f8fafc; }
 td.na { color:#9ca3af; }
+table.scores.judge { width:auto; min-width:640px; }
+table.scores.judge td, table.scores.judge th { padding-left:18px; }
+.pill { display:inline-block; min-width:46px; text-align:center; padding:1px 8px; border-radius:6px; font-weight:600; }
 .tablewrap { overflow-x:auto; margin:4px 0 14px; }
 thead th { white-space:normal; vertical-align:bottom; line-height:1.25; }
-.charts { display:grid; grid-template-columns:repeat(auto-fit, minmax(420px, 1fr)); gap:18px; align-items:start; }
+.charts { display:grid; grid-template-columns:repeat(auto-fill, minmax(420px, 1fr)); gap:18px; align-items:start; }
 img.fig { width:100%; height:auto; border:1px solid var(--line); border-radius:6px; background:#fff; }
 .strips { columns:2 380px; column-gap:18px; }
 .strips figure { break-inside:avoid; margin:0 0 16px; }
 figure { margin:0; }
 figcaption { font-size:12.5px; color:var(--muted); margin-top:4px; }
-.stages { display:grid; grid-template-columns:repeat(auto-fit, minmax(300px, 1fr)); gap:16px; }
+.stages { display:grid; grid-template-columns:repeat(auto-fill, minmax(300px, 1fr)); gap:16px; }
 .stage h3 { margin-top:0; }
 svg.lineage { width:100%; height:auto; display:block; margin:4px 0 10px; }
 svg.lineage text { font-family:-apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; }

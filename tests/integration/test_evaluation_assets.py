@@ -9,7 +9,7 @@ import pytest
 
 from kiwi_platform.runner import materialize
 from kiwi_platform.tracking import tags as T
-from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, entered, latest_metadata, shared_graph
+from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, entered, graph_metadata, latest_metadata, shared_graph
 
 HEADLINE = "offline/preservation_psnr"  # one of promoted_model's default headline metrics (higher is better)
 
@@ -21,8 +21,8 @@ def graph(tmp_path_factory, small_synth):
         yield g, instance
 
 
-def _stage_version(instance, stage: int) -> str:
-    return str(latest_metadata(instance, f"stage{stage}_checkpoint")["model_version"])
+def _stage_version(g, instance, stage: int) -> str:
+    return str(graph_metadata(instance, g, f"stage{stage}_checkpoint")["model_version"])
 
 
 @pytest.mark.slow
@@ -34,14 +34,14 @@ def test_first_evaluated_model_becomes_champion_with_eval_metrics(graph):
     outcome = g.global_outcome
     assert outcome.ok, outcome.errors
     assert {"benchmark_suites", "benchmark_results", "promoted_model"} <= set(outcome.materialized)
-    suites = latest_metadata(instance, "benchmark_suites")
+    suites = graph_metadata(instance, g, "benchmark_suites")
     assert suites["cases"] >= 2 and sum(suites["cases_per_suite"].values()) == suites["cases"]
     assert (g.resources["store"].root_path / f"{suites['dvc_path']}.dvc").is_file()
-    results = latest_metadata(instance, "benchmark_results")
-    version = _stage_version(instance, 3)
+    results = graph_metadata(instance, g, "benchmark_results")
+    version = _stage_version(g, instance, 3)
     assert results["candidate_version"] == version and results["champion_version"] == ""
     assert results["cases"] == suites["cases"]
-    promoted = latest_metadata(instance, "promoted_model")
+    promoted = graph_metadata(instance, g, "promoted_model")
     assert promoted["promoted"] is True and promoted["candidate_version"] == version
     assert promoted["champion_uri"] == "models:/kiwi-edit@champion"
 
@@ -69,8 +69,8 @@ def test_worse_candidate_is_refused_and_alias_stays(graph):
     versions and the metric."""
     g, instance = graph
     client = g.resources["tracking"].client()
-    champion = _stage_version(instance, 3)
-    candidate = _stage_version(instance, 2)  # another registered version plays the new candidate
+    champion = _stage_version(g, instance, 3)
+    candidate = _stage_version(g, instance, 2)  # another registered version plays the new candidate
     assert str(client.get_model_version_by_alias("kiwi-edit", "champion").version) == champion
     summary_path = g.home / "evaluations" / "latest.json"
     original = summary_path.read_text()
@@ -110,8 +110,8 @@ def test_candidate_within_tolerance_is_promoted_over_the_champion(graph):
     champion is tagged as replaced by it (both versions named)."""
     g, instance = graph
     client = g.resources["tracking"].client()
-    champion = _stage_version(instance, 3)
-    candidate = _stage_version(instance, 1)
+    champion = _stage_version(g, instance, 3)
+    candidate = _stage_version(g, instance, 1)
     summary_path = g.home / "evaluations" / "latest.json"
     original = summary_path.read_text()
     summary = json.loads(original)

@@ -136,6 +136,20 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def run_metadata(instance: dg.DagsterInstance, run_id: str, asset: str) -> dict:
+    """Metadata of `asset` as materialized by run `run_id` (later runs may have re-materialized it)."""
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+    for rec in records:
+        if rec.event_log_entry.run_id == run_id:
+            return {k: v.value for k, v in rec.asset_materialization.metadata.items()}
+    raise AssertionError(f"run {run_id} did not materialize {asset}")
+
+
+def graph_metadata(instance: dg.DagsterInstance, graph: "Graph", asset: str) -> dict:
+    """Metadata of an unpartitioned asset from the shared graph's own run."""
+    return run_metadata(instance, graph.global_outcome.run_id, asset)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
