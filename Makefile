@@ -18,7 +18,7 @@ $(VENV)/.kiwi-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --quiet -e '.[lakefs]'
+	$(PIP) install --quiet -e '.[lakefs,postgres,dev]'
 	$(PIP) install --quiet --no-deps antlr4-python3-runtime==4.13.2
 	touch $@
 

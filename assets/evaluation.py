@@ -14,7 +14,7 @@ import dagster as dg
 
 from assets.training import stage3_checkpoint
 from kiwi_platform.evaluation import EvalSettings, build_standard_suites, compare, load_suite, load_user_suite, merge_suites, save_suite
-from kiwi_platform.evaluation.judging import judge_from_env
+from kiwi_platform.judge.resource import JudgeResource
 from kiwi_platform.lib.preview import image_markdown
 from kiwi_platform.resources.dvc import DvcRepo
 from kiwi_platform.resources.store import MediaStore
@@ -82,7 +82,7 @@ def _latest(context, asset: str) -> dict:
 @dg.asset(deps=[stage3_checkpoint, benchmark_suites], group_name="evaluation", kinds={"pytorch", "mlflow"}, pool="gpu",
           description="The newest stage-3 model (and the champion) scored on the benchmark suites: judge + offline metrics.")  # fmt: skip
 def benchmark_results(
-    context: dg.AssetExecutionContext, config: EvalConfig, store: MediaStore, tracking: MlflowTracking
+    context: dg.AssetExecutionContext, config: EvalConfig, store: MediaStore, tracking: MlflowTracking, judge: JudgeResource
 ) -> dg.MaterializeResult:
     settings = KiwiSettings.from_env()
     candidate = _latest(context, "stage3_checkpoint")
@@ -92,7 +92,7 @@ def benchmark_results(
     suite = load_suite(store.root_path / SUITES_DIR / EVAL_SUITE)
     eval_settings = EvalSettings(height=config.height, width=config.width, frames=config.frames, steps=config.steps,
                                  seed=config.seed, device=config.device)  # fmt: skip
-    judge = judge_from_env(settings.home / "judge-cache.sqlite")
+    vlm = judge.judge() if judge.enabled else None  # offline metrics only when no endpoint is configured
     started = time.perf_counter()
 
     def evaluate(model_version: str, checkpoint_dir: str):
@@ -103,7 +103,7 @@ def benchmark_results(
                 context.log.info(f"v{model_version} {stage} {done}/{total}")
 
         out = settings.home / "evaluations" / f"v{model_version}-{eval_settings.settings_key}"
-        return evaluate_checkpoint(checkpoint_dir, suite, out, settings=eval_settings, judge=judge, progress=progress)
+        return evaluate_checkpoint(checkpoint_dir, suite, out, settings=eval_settings, judge=vlm, progress=progress)
 
     result = evaluate(version, str(candidate["checkpoint_dir"]))
     log_evaluation(tracking, version, result)

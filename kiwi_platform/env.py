@@ -9,13 +9,16 @@ from kiwi_platform.settings import PROJECT_ROOT, KiwiSettings
 
 
 def prepare_environment() -> KiwiSettings:
-    """Resolve settings, export DAGSTER_HOME, install the project's dagster.yaml there; idempotent."""
+    """Resolve settings, export DAGSTER_HOME, install the project's dagster.yaml there if it has none.
+
+    An existing `$DAGSTER_HOME/dagster.yaml` is the team's (e.g. pointing at PostgreSQL) and is kept.
+    """
     settings = KiwiSettings.from_env()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     os.environ.setdefault("KIWI_HOME", str(settings.home))
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     template, target = PROJECT_ROOT / "dagster.yaml", settings.dagster_home / "dagster.yaml"
-    if template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
+    if template.exists() and not target.exists():
         shutil.copyfile(template, target)
     return settings

@@ -37,9 +37,12 @@ class MlflowTracking(dg.ConfigurableResource):
         found = mlflow.get_experiment_by_name(self.experiment)
         if found is not None:
             return found.experiment_id
-        Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+        location = None
+        if not self.tracking_uri.startswith(("http://", "https://")):  # a server decides where artifacts go
+            Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+            location = Path(self.artifact_root).resolve().as_uri()
         try:
-            return mlflow.create_experiment(self.experiment, artifact_location=Path(self.artifact_root).resolve().as_uri())
+            return mlflow.create_experiment(self.experiment, artifact_location=location)
         except Exception:  # created concurrently by another process
             return mlflow.get_experiment_by_name(self.experiment).experiment_id
 

@@ -134,3 +134,87 @@ def test_candidate_within_tolerance_is_promoted_over_the_champion(graph):
     assert old.tags.get("kiwi.replaced_by") == candidate
     decision = json.loads(cand.tags["kiwi.promotion_decision"])
     assert (decision["candidate"], decision["champion"], decision["promoted"]) == (candidate, champion, True)
+
+
+@pytest.mark.slow
+def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
+    """While a blocking check upstream has failed (a reference image changed after QC), even a better
+    candidate is refused and the refusal names the check; once the batch is fixed the checks pass again."""
+    from tests.integration.test_refvie_assets import BATCH
+
+    g, instance = graph
+    client = g.resources["tracking"].client()
+    store = g.resources["store"]
+    champion = _stage_version(g, instance, 3)
+    candidate = _stage_version(g, instance, 1)
+    quads = store.read_table(BATCH, "quadruplets")
+    ref = store.root_path / quads.loc[quads["ref_image"] != "", "ref_image"].iloc[0]
+    original_ref = ref.read_bytes()
+    summary_path = g.home / "evaluations" / "latest.json"
+    original = summary_path.read_text()
+    summary = json.loads(original)
+    headline = summary["candidate"]["headline"]
+    better = {**headline, HEADLINE: headline[HEADLINE] + 5.0}
+    summary.update(candidate={"version": candidate, "headline": better, "results": ""},
+                   champion={"version": champion, "headline": headline, "results": ""})  # fmt: skip
+    try:
+        ref.write_bytes(original_ref + b"\0")  # PIL still reads it; its sha256 no longer matches
+        [broken] = materialize("quadruplets", [BATCH], defs=g.defs, run_config=FULL_RUN_CONFIG)
+        summary_path.write_text(json.dumps(summary))
+        [outcome] = materialize("promoted_model", defs=g.defs, run_config=FULL_RUN_CONFIG)
+        meta = latest_metadata(instance, "promoted_model")
+        now = str(client.get_model_version_by_alias("kiwi-edit", "champion").version)
+    finally:
+        summary_path.write_text(original)
+        ref.write_bytes(original_ref)
+        [fixed] = materialize("quadruplets", [BATCH], defs=g.defs, run_config=FULL_RUN_CONFIG)
+        if str(client.get_model_version_by_alias("kiwi-edit", "champion").version) != champion:
+            client.set_registered_model_alias("kiwi-edit", "champion", champion)
+    assert [(c.name, c.passed) for c in broken.failed_blocking_checks] == [("quadruplet_files_intact", False)]
+    assert outcome.ok, outcome.errors
+    assert now == champion and meta["promoted"] is False
+    assert "blocking check failed: quadruplets:quadruplet_files_intact[synth]" in meta["reasons"]
+    assert fixed.ok and not fixed.failed_blocking_checks
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: with evaluate_champion=false (and whenever the candidate already is the champion) "
+    "benchmark_results writes champion=null into latest.json, so promoted_model runs compare(..., None) and "
+    "promotes any candidate as 'no champion yet: the first evaluated model is promoted', without the gate",
+)
+def test_existing_champion_is_not_ignored_when_it_is_not_re_evaluated(graph):
+    """With a champion in place, running benchmark_results with evaluate_champion=false and then
+    promoted_model must not treat the candidate as the first model: the decision names the current
+    champion and never says there is none."""
+    g, instance = graph
+    tracking = g.resources["tracking"]
+    client = tracking.client()
+    champion = _stage_version(g, instance, 3)
+    stand_in = _stage_version(g, instance, 2)  # the champion for this test: a version other than the candidate
+    summary_path = g.home / "evaluations" / "latest.json"
+    original = summary_path.read_text()
+    config = {"ops": {**FULL_RUN_CONFIG["ops"], "benchmark_results": {"config": {"evaluate_champion": False}}}}
+    saved_tags = {v: dict(client.get_model_version("kiwi-edit", v).tags) for v in (champion, stand_in)}
+    client.set_registered_model_alias("kiwi-edit", "champion", stand_in)
+    try:
+        outcomes = materialize("benchmark_results+", defs=g.defs, run_config=config)
+        candidate = str(latest_metadata(instance, "benchmark_results")["candidate_version"])
+        saved_tags.setdefault(candidate, {})
+        decision = json.loads(client.get_model_version("kiwi-edit", candidate).tags["kiwi.promotion_decision"])
+    finally:
+        summary_path.write_text(original)
+        client.set_registered_model_alias("kiwi-edit", "champion", champion)
+        for version, tags in saved_tags.items():
+            current = client.get_model_version("kiwi-edit", version).tags
+            for key in ("kiwi.promotion", "kiwi.promotion_decision", "kiwi.replaced_by"):
+                if key in tags:
+                    client.set_model_version_tag("kiwi-edit", version, key, tags[key])
+                elif key in current:
+                    client.delete_model_version_tag("kiwi-edit", version, key)
+    assert all(o.ok for o in outcomes), [o.errors for o in outcomes]
+    assert candidate != stand_in
+    assert decision["champion"] == stand_in, decision
+    assert not any("no champion yet" in r for r in decision["reasons"]), decision["reasons"]

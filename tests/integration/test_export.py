@@ -81,7 +81,10 @@ def test_exported_meta_and_reference_agree_with_the_tables(exported):
         for key in ("type_confidence", "dup_similarity", "mask_area"):
             assert meta["scores"][key] == pytest.approx(rec[key]), key
         judge = rec["judge_score"]
-        assert (meta["scores"]["judge_score"] is None) if judge != judge else meta["scores"]["judge_score"] == pytest.approx(judge)
+        if judge != judge:  # NaN: no reference was judged
+            assert meta["scores"]["judge_score"] is None
+        else:
+            assert meta["scores"]["judge_score"] == pytest.approx(judge)
         for key in ("src_sha256", "tgt_sha256", "src_clip_sha256", "tgt_clip_sha256", "mask_sha256"):
             assert meta["hashes"][key] == rec[key], key
         assert sha256(store.root_path / rec["src_clip"]) == meta["hashes"]["src_clip_sha256"]

@@ -111,6 +111,26 @@ def test_lineage_tree_output_for_people(graph):
     assert out.index("stage 3:") < out.index("stage 2:") < out.index("stage 1:")
 
 
+@pytest.mark.slow
+def test_lineage_accepts_a_version_or_a_run_id(graph):
+    """The same chain comes back for `models:/kiwi-edit/N` and for the stage's MLflow run id; a
+    stage-1 model's lineage stops at stage 1."""
+    from kiwi_platform.lineage.walk import build_lineage
+
+    g, instance = graph
+    tracking = g.resources["tracking"]
+    meta3 = graph_metadata(instance, g, "stage3_checkpoint")
+    by_uri = build_lineage(tracking, f"models:/kiwi-edit/{meta3['model_version']}")
+    by_run = build_lineage(tracking, meta3["mlflow_run_id"])
+    assert by_uri.version == by_run.version == meta3["model_version"]
+    assert [s.run_id for s in by_uri.stages] == [s.run_id for s in by_run.stages]
+    meta1 = graph_metadata(instance, g, "stage1_checkpoint")
+    first = build_lineage(tracking, f"models:/kiwi-edit/{meta1['model_version']}")
+    assert [s.stage for s in first.stages] == [1] and [b.batch for b in first.batches] == [BATCH]
+    stage1_pairs = set(pd.read_parquet(g.resources["store"].root_path / "training/manifests/stage1.parquet")["pair_id"])
+    assert first.batches[0].samples_used == len(stage1_pairs)
+
+
 def test_unknown_model_is_a_one_line_error(kiwi_home):
     """An alias that does not exist gives `error: ...` and exit 2, not a traceback."""
     proc = kiwi("lineage", "models:/kiwi-edit@nope", home=kiwi_home)
@@ -144,8 +164,8 @@ def test_champion_lineage_survives_a_rebuild_of_the_training_manifests(graph):
     backup = folder.with_name("manifests.backup-by-test")
     shutil.copytree(folder, backup)
     try:
-        [outcome] = materialize("training_manifests", defs=g.defs,
-                                run_config={"ops": {"training_manifests": {"config": {"batches": ["no-such-batch"]}}}})  # fmt: skip
+        no_batch = {"ops": {"training_manifests": {"config": {"batches": ["no-such-batch"]}}}}
+        [outcome] = materialize("training_manifests", defs=g.defs, run_config=no_batch)
         assert outcome.ok, outcome.errors
         after = build_lineage(tracking, CHAMPION)
     finally:  # put the manifests back as the champion's training saw them

@@ -4,6 +4,7 @@ checkpoints, metadata that links back, and a clear failure when the previous sta
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -163,7 +164,8 @@ def test_stage2_without_stage1_checkpoint_fails_with_a_clear_message(graph):
 def _tree_digest(folder: Path) -> dict[str, str]:
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.mark.slow
@@ -190,3 +192,65 @@ def test_training_a_stage_longer_keeps_the_registered_checkpoint_intact(graph):
     assert new.version != old.version and new.tags[T.STAGE] == "3"
     assert _tree_digest(folder) == before, f"registered v{old.version}'s checkpoint {folder} was rewritten by v{new.version}"
     assert new.tags[T.CHECKPOINT_DIR] != old.tags[T.CHECKPOINT_DIR]
+
+
+@contextlib.contextmanager
+def _manifests_restored(g):
+    """Put the graph's training manifests back (rebuilt from the batch, bytes checked) when the block ends."""
+    import shutil
+
+    from tests.integration.test_refvie_assets import sha256
+
+    folder = g.resources["store"].root_path / "training" / "manifests"
+    backup = folder.with_name("manifests.backup-by-test")
+    shutil.copytree(folder, backup)
+    try:
+        yield folder
+    finally:
+        [restored] = materialize("training_manifests", defs=g.defs)
+        if not restored.ok or any(sha256(p) != sha256(backup / p.name) for p in backup.iterdir()):
+            for p in backup.iterdir():
+                shutil.copyfile(p, folder / p.name)
+        shutil.rmtree(backup)
+
+
+@pytest.mark.slow
+def test_changed_clip_stops_training_manifests_and_keeps_the_old_ones(graph):
+    """If a clip a quadruplet points at changed after QC, training_manifests fails naming the file and
+    the fix, and the stage manifests already on disk are left as they were."""
+    from tests.integration.test_refvie_assets import BATCH, sha256
+
+    g, _ = graph
+    store = g.resources["store"]
+    clip = store.read_table(BATCH, "quadruplets")["tgt_clip"].iloc[0]
+    path = store.root_path / clip
+    folder = store.root_path / "training" / "manifests"
+    before = {p.name: sha256(p) for p in folder.glob("*.parquet")}
+    original = path.read_bytes()
+    path.write_bytes(original + b"\0")
+    try:
+        [outcome] = materialize("training_manifests", defs=g.defs)
+    finally:
+        path.write_bytes(original)
+    assert not outcome.ok and outcome.failed_steps == ["training_manifests"]
+    [error] = outcome.errors
+    assert clip in error and "re-materialize quadruplets" in error and "Traceback" not in error, error
+    assert {p.name: sha256(p) for p in folder.glob("*.parquet")} == before
+
+
+@pytest.mark.slow
+def test_stage1_on_an_empty_manifest_fails_clearly_without_registering(graph):
+    """Training on a manifest with no samples (no batch selected) stops with one readable line and
+    registers no model version."""
+    g, _ = graph
+    client = g.resources["tracking"].client()
+    versions_before = len(client.search_model_versions("name='kiwi-edit'"))
+    empty = {"ops": {"training_manifests": {"config": {"batches": ["no-such-batch"]}}, **FULL_RUN_CONFIG["ops"]}}
+    with _manifests_restored(g):
+        [built] = materialize("training_manifests", defs=g.defs, run_config=empty)
+        assert built.ok, built.errors
+        [outcome] = materialize("stage1_checkpoint", defs=g.defs, run_config=FULL_RUN_CONFIG)
+    assert not outcome.ok and outcome.failed_steps == ["stage1_checkpoint"]
+    [error] = outcome.errors
+    assert "stage 1" in error and ("no rows" in error or "empty" in error.lower()) and "Traceback" not in error, error
+    assert len(client.search_model_versions("name='kiwi-edit'")) == versions_before
