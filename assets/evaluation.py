@@ -13,14 +13,17 @@ from pathlib import Path
 import dagster as dg
 
 from assets.training import stage3_checkpoint
-from kiwi_platform.evaluation import EvalSettings, build_standard_suites, compare, load_suite, load_user_suite, merge_suites, save_suite
+from kiwi_platform.evaluation import Decision, EvalSettings, build_standard_suites, compare, load_suite, load_user_suite, merge_suites, save_suite
 from kiwi_platform.judge.resource import JudgeResource
+from kiwi_platform.lib.files import write_text_atomic
 from kiwi_platform.lib.preview import image_markdown
 from kiwi_platform.resources.dvc import DvcRepo
 from kiwi_platform.resources.store import MediaStore
 from kiwi_platform.resources.tracking import MlflowTracking
 from kiwi_platform.settings import KiwiSettings
-from kiwi_platform.tracking.evaluation_log import champion_version, log_evaluation, model_version_info, record_decision
+from kiwi_platform.tracking.evaluation_log import (
+    champion_version, log_evaluation, logged_evaluation, model_version_info, record_decision,
+)
 
 SUITES_DIR = "benchmarks/suites"
 EVAL_SUITE = "all"
@@ -109,15 +112,19 @@ def benchmark_results(
     log_evaluation(tracking, version, result)
     champion = champion_version(tracking)
     champion_summary = None
-    if config.evaluate_champion and champion and champion != version:
+    if champion == version:  # re-evaluating the champion itself: compare it with itself
+        champion_summary = {"version": champion, "headline": result.headline, "results": str(result.results_path)}
+    elif champion and config.evaluate_champion:
         info = model_version_info(tracking, champion)
         champ = evaluate(champion, info["checkpoint_dir"])
         log_evaluation(tracking, champion, champ)
         champion_summary = {"version": champion, "headline": champ.headline, "results": str(champ.results_path)}
+    elif champion:  # not re-scored: only its logged scores on this very suite and settings count
+        champion_summary = logged_evaluation(tracking, champion, suite.content_hash, eval_settings.settings_key)
     summary = {"candidate": {"version": version, "headline": result.headline, "results": str(result.results_path)},
                "champion": champion_summary, "suite_hash": suite.content_hash, "settings": eval_settings.model_dump()}  # fmt: skip
     summary_path = settings.home / "evaluations" / "latest.json"
-    summary_path.write_text(json.dumps(summary, indent=1, default=str))
+    write_text_atomic(summary_path, json.dumps(summary, indent=1, default=str))
     metadata = {
         "candidate_version": version,
         "champion_version": champion or "",
@@ -159,7 +166,11 @@ def promoted_model(context: dg.AssetExecutionContext, config: PromotionConfig, t
     if any(k.startswith(("openve/", "refvie/")) for k in cand["headline"]) and any(k in cand["headline"] for k in config.judge_headline):
         headline += config.judge_headline
     failed_checks = _failed_blocking_checks(context)
-    decision = compare(cand["headline"], champ["headline"] if champ else None, headline, tolerance=config.tolerance)
+    if champ is not None and not champ.get("headline"):
+        decision = Decision(False, [f"champion v{champ['version']} has no evaluation on this suite and settings; "
+                                    "re-run benchmark_results with evaluate_champion=true"])  # fmt: skip
+    else:
+        decision = compare(cand["headline"], champ["headline"] if champ else None, headline, tolerance=config.tolerance)
     promote = decision.promote and not failed_checks
     reasons = list(decision.reasons) + [f"blocking check failed: {c}" for c in failed_checks]
     record_decision(tracking, cand["version"], champ["version"] if champ else None, promote, reasons, config.alias)

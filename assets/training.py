@@ -24,7 +24,7 @@ from kiwi_platform.resources.store import MediaStore
 from kiwi_platform.resources.tracking import MlflowTracking
 from kiwi_platform.settings import KiwiSettings
 from kiwi_platform.tracking import tags as T
-from kiwi_platform.tracking.stage_run import StageRunLogger, train_stage
+from kiwi_platform.tracking.stage_run import StageRunLogger, snapshot_manifest, train_stage
 
 MANIFEST_DIR = "training/manifests"
 
@@ -67,8 +67,10 @@ def training_manifests(
     for stage in (1, 2, 3):
         groups = ("reference",) if stage == 3 and config.stage3_reference_only else None
         manifest = build_stage_manifest(quads, stage, groups) if len(quads) else build_stage_manifest(_empty(), stage)
-        with atomic_path(folder / f"stage{stage}.parquet") as tmp:
+        path = folder / f"stage{stage}.parquet"
+        with atomic_path(path) as tmp:
             manifest.to_parquet(tmp, index=False)
+        snapshot_manifest(path, store, stage, sha256_file(path))  # kept by content for lineage
         counts[f"stage{stage}"] = manifest["task"].value_counts().to_dict() if len(manifest) else {}
     tracked = dvc.track(folder, f"training_manifests dagster run {context.run.run_id}")
     metadata = {

@@ -25,6 +25,10 @@ for module in (run_cmds, data_cmds, demo_cmd, synth_cmd, export_cmd, model_cmds,
 
 def main() -> None:
     """Console-script entry point."""
+    import logging
+
+    for noisy in ("alembic", "mlflow"):  # table-creation INFO lines are not for users
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         # without standalone mode click returns typer.Exit codes instead of exiting
         code = app(standalone_mode=False)

@@ -125,7 +125,7 @@ def build_lineage(tracking: MlflowTracking, ref: str, verify: bool = False) -> L
         ))  # fmt: skip
         parent = tags.get(T.PARENT_MODEL_URI, "")
         current = parent.rsplit("/", 1)[-1] if parent.startswith("models:/") else None
-    batches = _batches(stages)
+    batches = _batches(stages, Path(top_tags.get(T.DATA_REPO, ".")))
     lineage = Lineage(
         model=f"models:/{name}/{version}", registered_model=name, version=version, aliases=aliases, stages=stages,
         batches=batches, promotion=top_tags.get("kiwi.promotion", ""),
@@ -137,15 +137,13 @@ def build_lineage(tracking: MlflowTracking, ref: str, verify: bool = False) -> L
     return lineage
 
 
-def _batches(stages: list[StageLineage]) -> list[BatchLineage]:
+def _batches(stages: list[StageLineage], root: Path) -> list[BatchLineage]:
     """Every batch any stage's manifest drew from, with its raw files and their sha256."""
     used: dict[str, set[str]] = {}
-    root = None
     for stage in stages:
         path = Path(stage.manifest.path)
         if not path.exists():
             continue
-        root = path.parents[2]  # <data repo>/training/manifests/stageN.parquet
         df = pd.read_parquet(path, columns=["batch", "pair_id"])
         for batch, pair in zip(df["batch"], df["pair_id"]):
             used.setdefault(batch, set()).add(pair)

@@ -85,7 +85,8 @@ def export_batch(store: MediaStore, batch: str, out_dir: Path, progress: Callabl
                 summary.with_masks += 1
             ref = ref_by_row.get(row)
             quad = quad_by_row.get(row)
-            ref_file = (quad or {}).get("ref_image") or (ref or {}).get("reference_file")
+            # the reference training uses: the quadruplet's (QC may have dropped it); before QC ran, the synthesized one
+            ref_file = quad.get("ref_image") if quad else ((ref or {}).get("reference_file") if quads is None else "")
             if ref_file:
                 Image.open(store.root_path / ref_file).convert("RGB").save(tmp / "reference.png")
                 meta["reference"] = {"file": ref_file, "origin": (ref or {}).get("reference_origin"),

@@ -30,6 +30,16 @@ def champion_version(tracking: MlflowTracking, alias: str = "champion") -> str |
         return None
 
 
+def logged_evaluation(tracking: MlflowTracking, version: str, suite_hash: str, settings_key: str) -> dict:
+    """A version's previously logged headline, if it was scored on this suite with these settings
+    (else an empty headline, which blocks promotion rather than comparing unlike with unlike)."""
+    info = model_version_info(tracking, version)
+    same = info.get("kiwi.eval.suite_hash") == suite_hash and info.get("kiwi.eval.settings_key") == settings_key
+    metrics = tracking.client().get_run(info["run_id"]).data.metrics if same else {}
+    headline = {k[len("eval/") :]: v for k, v in metrics.items() if k.startswith("eval/")}
+    return {"version": str(version), "headline": headline, "results": info.get("kiwi.eval.results", "")}
+
+
 def log_evaluation(tracking: MlflowTracking, version: str, result) -> str:
     """Metrics + artifacts of one evaluation on the model version's run; returns that run id."""
     client = tracking.client()
@@ -46,6 +56,7 @@ def log_evaluation(tracking: MlflowTracking, version: str, result) -> str:
             client.log_artifacts(run_id, str(folder), f"evaluation/{key}/{sub}")
     client.set_model_version_tag(tracking.registered_model, str(version), "kiwi.eval.suite_hash", result.suite_hash)
     client.set_model_version_tag(tracking.registered_model, str(version), "kiwi.eval.results", str(result.results_path))
+    client.set_model_version_tag(tracking.registered_model, str(version), "kiwi.eval.settings_key", key)
     return run_id
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import dagster as dg
 import numpy as np
 from PIL import Image
 
-from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lib.files import atomic_path, sha256_file
 from kiwi_platform.lib.preview import image_markdown
 from kiwi_platform.resources.store import MediaStore
 from kiwi_platform.resources.tracking import MlflowTracking
@@ -168,12 +170,13 @@ def train_stage(*, stage: int, config, settings: KiwiSettings, store: MediaStore
     except ValueError as exc:
         raise _fail(f"invalid stage {stage} config: {exc}".splitlines()[0]) from None
     manifest_sha = sha256_file(manifest)
+    snapshot = snapshot_manifest(manifest, store, stage, manifest_sha)
     output_dir = settings.home / "training" / f"stage{stage}-{train_config.config_hash()[:10]}-{manifest_sha[:10]}"
     lineage = {
         **dagster_tags,
         T.STAGE: str(stage),
         T.CONFIG_HASH: train_config.config_hash(),
-        T.MANIFEST_PATH: store.rel(manifest),
+        T.MANIFEST_PATH: store.rel(snapshot),
         T.MANIFEST_SHA256: manifest_sha,
         T.MANIFEST_DVC_MD5: str(manifest_meta.get("dvc_md5", "")),
         T.DATA_REPO: str(store.root_path),
@@ -194,7 +197,7 @@ def train_stage(*, stage: int, config, settings: KiwiSettings, store: MediaStore
             raise _fail(f"stage {stage}: {exc}") from None
         result_json = result.to_json()
         mlflow.log_dict(result_json, "train_result.json")
-        final_dir = Path(result.final_dir)
+        final_dir = freeze_checkpoint(Path(result.final_dir), output_dir / "runs" / run.info.run_id)
         lineage[T.CHECKPOINT_DIR] = str(final_dir)
         mlflow.set_tag(T.CHECKPOINT_DIR, str(final_dir))
         images = _log_images(stage, result_json, final_dir, manifest, store, train_config, output_dir)
@@ -203,6 +206,34 @@ def train_stage(*, stage: int, config, settings: KiwiSettings, store: MediaStore
             version, model_uri, logged_id = _log_model(tracking, final_dir, {**lineage, T.RUN_ID: run.info.run_id})
     return StageOutcome(stage, final_dir, run.info.run_id, parent_run_id, version, model_uri, logged_id, result_json,
                         result.trainable_sha256 or result.config_hash, images)  # fmt: skip
+
+
+def freeze_checkpoint(final_dir: Path, frozen: Path) -> Path:
+    """A folder of this run's weights that later runs never change: `final/` is rewritten when a
+    stage is trained longer (it resumes in the same folder), so the registered version points at a
+    hard-linked snapshot (no extra disk; `final/` is replaced file by file, never edited in place)."""
+    if not frozen.exists():
+        tmp = frozen.with_name(f".{frozen.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(final_dir, tmp, copy_function=_link_or_copy)
+        os.replace(tmp, frozen)
+    return frozen
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def snapshot_manifest(manifest: Path, store: MediaStore, stage: int, sha: str) -> Path:
+    """The exact manifest a run trained on, kept by content (training_manifests rewrites stageN.parquet)."""
+    snap = manifest.parent / "history" / f"stage{stage}-{sha[:16]}.parquet"
+    if not snap.exists():
+        with atomic_path(snap) as tmp:
+            shutil.copyfile(manifest, tmp)
+    return snap
 
 
 def _log_model(tracking: MlflowTracking, final_dir: Path, lineage: dict[str, str]) -> tuple[str, str, str]:

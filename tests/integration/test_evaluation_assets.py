@@ -178,13 +178,6 @@ def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: with evaluate_champion=false (and whenever the candidate already is the champion) "
-    "benchmark_results writes champion=null into latest.json, so promoted_model runs compare(..., None) and "
-    "promotes any candidate as 'no champion yet: the first evaluated model is promoted', without the gate",
-)
 def test_existing_champion_is_not_ignored_when_it_is_not_re_evaluated(graph):
     """With a champion in place, running benchmark_results with evaluate_champion=false and then
     promoted_model must not treat the candidate as the first model: the decision names the current
