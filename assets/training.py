@@ -61,6 +61,9 @@ def training_manifests(
             tables.append(df)
         else:
             skipped[batch] = "0 quadruplets"
+    used = sorted(set(names) - set(skipped))
+    # lakeFS (when enabled): the batches passed QC and re-verified here, so their branches go to main
+    merged = {b: lakefs.merge(lakefs.branch_for_batch(b)) for b in used} if lakefs.enabled else {}
     quads = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["media", "ref_image"])
     folder = store.root_path / MANIFEST_DIR
     counts = {}
@@ -74,7 +77,7 @@ def training_manifests(
         counts[f"stage{stage}"] = manifest["task"].value_counts().to_dict() if len(manifest) else {}
     tracked = dvc.track(folder, f"training_manifests dagster run {context.run.run_id}")
     metadata = {
-        "batches": dg.MetadataValue.json(sorted(set(names) - set(skipped))),
+        "batches": dg.MetadataValue.json(used),
         "skipped_batches": dg.MetadataValue.json(skipped),
         "samples_per_stage_task": dg.MetadataValue.json(counts),
         "dvc_path": tracked.path,
@@ -84,7 +87,9 @@ def training_manifests(
     branch = lakefs.branch_for_batch("training")
     if branch:
         lakefs.upload_directory(branch, folder, prefix=MANIFEST_DIR)
-        metadata["lakefs_commit"] = lakefs.commit(branch, "training manifests", {"dagster_run_id": context.run.run_id}) or ""
+        lakefs.commit(branch, "training manifests", {"dagster_run_id": context.run.run_id, "dvc_md5": tracked.md5})
+        metadata["lakefs_commit"] = lakefs.merge(branch) or ""  # main now holds batches + manifests
+        metadata["lakefs_batch_merges"] = dg.MetadataValue.json(merged)
     context.log.info(f"training manifests: {json.dumps(counts)}; dvc md5 {tracked.md5}")
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(tracked.md5))
 
