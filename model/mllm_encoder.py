@@ -61,6 +61,7 @@ class MLLMEncoder(ModelMixin, ConfigMixin):
         exact_query_positions: bool = False,
         system_prompt: str = SYSTEM_PROMPT,
         attn_implementation: str = "sdpa",
+        video_fps: float = 2.0,  # temporal RoPE spacing the released weights were trained with (upstream default)
     ) -> None:
         super().__init__()
         qwen_cfg = Qwen2_5_VLConfig(**(qwen_config or {}))
@@ -125,6 +126,12 @@ class MLLMEncoder(ModelMixin, ConfigMixin):
         except TypeError:  # processors that predate the flag
             kwargs.pop("cap_pixels_per_frame", None)
             inputs = dict(processor(**kwargs))
+        if built.videos and "second_per_grid_ts" in inputs:
+            # The released weights saw Qwen's temporal RoPE at the processor's old 2-fps default (one
+            # second per temporal grid). transformers 5.x assumes 24 fps without video metadata, which
+            # squeezes the frame order into ~1 position: pin the upstream spacing.
+            tps = getattr(getattr(processor, "video_processor", None), "temporal_patch_size", 2)
+            inputs["second_per_grid_ts"] = torch.full((len(built.videos),), tps / self.config.video_fps)
         return inputs, built.mode, built.num_queries
 
     def forward(

@@ -35,6 +35,35 @@ class CheckpointError(FileNotFoundError):
     """A checkpoint folder or one of its component folders is missing (message names which)."""
 
 
+def load_vae(folder: Path, torch_dtype: torch.dtype | None = None) -> AutoencoderKLWan:
+    """`vae/` as diffusers wrote it, or as the released conversion script wrote it: a config of class
+    `VAE` naming an original-key Wan2.2 weight file (`vae_pth`), rebuilt at the released size and
+    converted with diffusers' own Wan key map."""
+    import json
+
+    cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+    if cfg.get("_class_name") != "VAE" and "vae_pth" not in cfg:
+        return AutoencoderKLWan.from_pretrained(folder, **({"torch_dtype": torch_dtype} if torch_dtype else {}))
+    from model.configs import get_config
+    from model.vae import build_vae, convert_original_vae_state_dict
+
+    weights = folder / Path(str(cfg.get("vae_pth", "diffusion_pytorch_model.safetensors"))).name
+    if not weights.exists():
+        raise CheckpointError(f"{folder} names VAE weights {weights.name} (vae_pth) but the file is missing")
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+    else:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    vae = build_vae(get_config("kiwi-5b").vae)
+    try:
+        vae.load_state_dict(convert_original_vae_state_dict(state), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{weights} is not a Wan2.2 VAE in the original key layout: {str(exc).splitlines()[0]}") from None
+    return vae.to(torch_dtype) if torch_dtype else vae
+
+
 @dataclass
 class KiwiEditOutput:
     frames: list[Image.Image]
@@ -88,7 +117,7 @@ class KiwiEditPipeline(DiffusionPipeline):
         kw = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
         try:
             transformer = KiwiTransformer.from_pretrained(root / "transformer", **kw)
-            vae = AutoencoderKLWan.from_pretrained(root / "vae", **kw)
+            vae = load_vae(root / "vae", torch_dtype)
             if is_released_encoder_folder(root / "mllm_encoder"):
                 encoder = load_released_encoder(root / "mllm_encoder", torch_dtype)
             else:

@@ -37,11 +37,10 @@ def pick_mode(num_source_frames: int, has_reference: bool) -> Mode:
 
 
 def sample_frames(frames: list[Image.Image], max_frames: int) -> list[Image.Image]:
-    """Uniformly pick at most `max_frames` frames (an even count, Qwen's temporal patch is 2)."""
+    """Uniformly pick at most `max_frames` frames. An odd count is kept as is: Qwen's video processor
+    repeats the last frame to fill its temporal patch of 2, as upstream does."""
     n = len(frames)
     keep = min(n, max_frames)
-    if keep > 1 and keep % 2:
-        keep -= 1
     if keep == n:
         return list(frames)
     idx = [round(i * (n - 1) / max(keep - 1, 1)) for i in range(keep)]
