@@ -15,6 +15,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 from assets import evaluation, ingestion, ingestion_checks, quality, quality_checks, references, training  # noqa: E402
 from kiwi_platform.automation import retrain_on_new_quadruplets, retraining_job, weekly_retraining  # noqa: E402
 from kiwi_platform.resources import build_resources  # noqa: E402
+from kiwi_platform.run_logger import kiwi_console  # noqa: E402
 
 
 def build_definitions() -> dg.Definitions:
@@ -25,6 +26,7 @@ def build_definitions() -> dg.Definitions:
         jobs=[retraining_job],
         schedules=[weekly_retraining],
         sensors=[retrain_on_new_quadruplets],
+        loggers={"kiwi_console": kiwi_console},
     )
 
 

@@ -22,3 +22,15 @@ def prepare_environment() -> KiwiSettings:
     if template.exists() and not target.exists():
         shutil.copyfile(template, target)
     return settings
+
+
+def require_state() -> KiwiSettings:
+    """For commands that only read: refuse (instead of creating an empty state) when there is none."""
+    from kiwi_platform.errors import KiwiUserError
+
+    settings = KiwiSettings.from_env()
+    if not settings.data_dir.is_dir():
+        raise KiwiUserError(
+            f"no Kiwi state in {settings.home} (set KIWI_HOME, or run `kiwi demo` / `kiwi ingest` first)", code="no_state"
+        )
+    return prepare_environment()

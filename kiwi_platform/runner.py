@@ -95,7 +95,7 @@ def materialize(
         if not wanted:
             raise KiwiUserError("no batches registered yet; run `kiwi ingest MANIFEST.csv --batch NAME` first")
     job = defs.resolve_implicit_global_asset_job_def()
-    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    config = {"loggers": {"kiwi_console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     plan = [(p, partitioned) for p in wanted] + ([(None, unpartitioned)] if unpartitioned else [])
     outcomes: list[RunOutcome] = []
     for partition, run_keys in plan:
@@ -153,4 +153,7 @@ def _one_line(info) -> str:
     message = (info.message or "").strip()
     if info.cause is not None and "Failure" not in (info.cls_name or ""):
         message = (info.cause.message or message).strip()
-    return message.splitlines()[-1] if message else (info.cls_name or "error")
+    line = message.splitlines()[-1] if message else (info.cls_name or "error")
+    for prefix in ("dagster._core.definitions.events.Failure: ", "Failure: "):
+        line = line.removeprefix(prefix)
+    return line

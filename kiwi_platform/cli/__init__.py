@@ -23,12 +23,28 @@ for module in (run_cmds, data_cmds, demo_cmd, synth_cmd, export_cmd, model_cmds,
     module.register(app)
 
 
+def _quiet_libraries() -> None:
+    """Library chatter (beta notices, table creation, download bars) is not for users of the CLI."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for noisy in ("alembic", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning, getattr(dg, "SupersessionWarning", None)):
+        if category is not None:
+            warnings.filterwarnings("ignore", category=category)
+
+
 def main() -> None:
     """Console-script entry point."""
-    import logging
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
-    for noisy in ("alembic", "mlflow"):  # table-creation INFO lines are not for users
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _quiet_libraries()
     try:
         # without standalone mode click returns typer.Exit codes instead of exiting
         code = app(standalone_mode=False)
@@ -43,10 +59,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except NoArgsIsHelpError:  # `kiwi` or `kiwi model` alone: the help was printed, that is all
+        sys.exit(0)
+    except ClickException as exc:  # usage errors: click's own one-line message, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)

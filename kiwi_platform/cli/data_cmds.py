@@ -18,15 +18,17 @@ def quarantine_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines for machines."),
 ) -> None:
     """List a batch's quarantined rows: manifest row, reason code, message, offending path."""
-    from kiwi_platform.env import prepare_environment
+    from kiwi_platform.env import require_state
     from kiwi_platform.lib import quarantine
     from kiwi_platform.resources import build_resources
 
-    prepare_environment()
+    require_state()
     store = build_resources()["store"]
     if batch not in store.batches():
         known = ", ".join(store.batches()) or "none"
         raise KiwiUserError(f"unknown batch {batch!r}; known batches: {known}")
+    if not (store.asset_dir(batch, "raw_edit_pairs") / "quarantine.parquet").exists():
+        raise KiwiUserError(f"batch {batch!r} is registered but has not been ingested yet; run `kiwi materialize --select raw_edit_pairs+ --batch {batch}`")
     df = quarantine.read_batch(store.batch_dir(batch))
     if as_json:
         for rec in df.to_dict("records"):
@@ -38,15 +40,15 @@ def quarantine_cmd(
         table.add_column(col, overflow="fold")
     for rec in df.to_dict("records"):
         table.add_row(str(rec["row"]), rec["stage"], rec["reason"], rec["message"], rec["path"])
-    Console(width=200).print(table)
+    Console(soft_wrap=False).print(table if len(df) else f"batch {batch}: no quarantined rows")
 
 
 def dvc_cmd(ctx: typer.Context) -> None:
     """Run `dvc ARGS` inside the data repository (e.g. `kiwi dvc status`, `kiwi dvc pull`)."""
-    from kiwi_platform.env import prepare_environment
+    from kiwi_platform.env import require_state
     from kiwi_platform.resources import build_resources
 
-    prepare_environment()
+    require_state()
     repo = build_resources()["dvc"]
     repo.ensure()
     proc = subprocess.run([sys.executable, "-m", "dvc", *ctx.args], cwd=repo.root_path, env=repo.env())

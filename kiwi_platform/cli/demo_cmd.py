@@ -32,9 +32,10 @@ def demo(
     from kiwi_platform.cli.run_cmds import print_outcomes, quarantine_summary
     from kiwi_platform.errors import KiwiUserError
     from kiwi_platform.resources import build_resources
-    from kiwi_platform.runner import load_definitions, materialize, register_batch
+    from kiwi_platform.runner import load_definitions, materialize, register_batch, resolve_selection
 
     defs = load_definitions()
+    resolve_selection(defs, select)
     from kiwi_platform.settings import KiwiSettings
 
     settings = KiwiSettings.from_env()
@@ -65,14 +66,14 @@ def demo(
         console.rule("lineage of models:/kiwi-edit@champion")
         console.print(render_tree(build_lineage(resources["tracking"], "models:/kiwi-edit@champion"), max_files=5))
     console.rule("where to look")
-    console.print(f"Dagster UI:   .venv/bin/kiwi ui          (DAGSTER_HOME={settings.dagster_home})")
+    console.print(f"Dagster UI:   .venv/bin/kiwi ui  -> http://127.0.0.1:3000   (DAGSTER_HOME={settings.dagster_home})")
     console.print(f"MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
     console.print(f"outputs:      {store.root_path / 'batches'}")
     console.print(f"quarantine:   .venv/bin/kiwi quarantine --batch demo-video")
     console.print(f"data versions: .venv/bin/kiwi dvc status   (DVC repo {dvc.root_path})")
     console.print("lineage:      .venv/bin/kiwi lineage models:/kiwi-edit@champion --verify")
-    console.print("report:       .venv/bin/kiwi report models:/kiwi-edit@champion --out report.html")
-    console.print(f"export:       .venv/bin/kiwi export --batch {SYNTH_BATCH} --out exported/")
+    console.print(f"report:       .venv/bin/kiwi report models:/kiwi-edit@champion --out {settings.home / 'report.html'}")
+    console.print(f"export:       .venv/bin/kiwi export --batch {SYNTH_BATCH} --out {settings.home / 'exported'}")
     if not ok:
         raise typer.Exit(1)
 

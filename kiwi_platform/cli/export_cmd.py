@@ -14,11 +14,13 @@ def export(
     out: Path = typer.Option(..., "--out", help="Output folder: one sub-folder per manifest row."),
 ) -> None:
     """Export masks/<frame>.png, reference.png and meta.json per manifest row."""
-    from kiwi_platform.env import prepare_environment
+    from kiwi_platform.cli.paths import output_folder
+    from kiwi_platform.env import require_state
     from kiwi_platform.refvie.export import export_batch
     from kiwi_platform.resources import build_resources
 
-    store = build_resources(prepare_environment())["store"]
+    output_folder(out)
+    store = build_resources(require_state())["store"]
     console = Console(soft_wrap=True)
     with Progress(TextColumn("export"), BarColumn(), MofNCompleteColumn(), console=console, transient=True) as bar:
         task = bar.add_task("rows")

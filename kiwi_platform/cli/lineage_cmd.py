@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import typer
 from rich.console import Console
@@ -17,19 +18,21 @@ def lineage(
     verify: bool = typer.Option(False, "--verify", help="Re-hash every reachable file; exit 1 on any mismatch."),
 ) -> None:
     """Model -> MLflow run -> stage checkpoints -> manifests (DVC, lakeFS) -> batches -> raw files."""
-    from kiwi_platform.env import prepare_environment
+    from kiwi_platform.env import require_state
     from kiwi_platform.lineage.walk import build_lineage
     from kiwi_platform.resources import build_resources
 
-    tracking = build_resources(prepare_environment())["tracking"]
+    tracking = build_resources(require_state())["tracking"]
     result = build_lineage(tracking, ref, verify=verify)
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "mismatches": [f.path for f in result.mismatches]}, indent=1))
     else:
-        Console(soft_wrap=True).print(render_tree(result))
+        Console(width=None if sys.stdout.isatty() else 250).print(render_tree(result))
         if verify:
             checked = [f for f in result.files() if f.status != "unchecked"]
             typer.echo(f"verified {len(checked)} files: {len(result.mismatches)} mismatched or missing")
+            for f in result.mismatches:  # one plain line each, whatever the terminal width
+                typer.echo(f"{f.status.upper()}: {f.role} {f.path} (expected sha256 {f.sha256})")
     if verify and result.mismatches:
         raise typer.Exit(1)
 

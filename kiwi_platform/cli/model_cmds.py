@@ -51,10 +51,13 @@ def edit(
         raise KiwiUserError(str(exc)) from None
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if offload and dev != "cpu":
-        pipe.enable_model_cpu_offload(device=dev)
-    else:
-        pipe.to(dev)
+    try:
+        if offload and dev != "cpu":
+            pipe.enable_model_cpu_offload(device=dev)
+        else:
+            pipe.to(dev)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise KiwiUserError(f"device {dev!r} is not available here ({str(exc).splitlines()[0]})") from None
     if vae_tiling:
         pipe.enable_vae_tiling()
     try:

@@ -14,11 +14,11 @@ def report(
 ) -> None:
     """Write a self-contained HTML report (no network, no scripts) for one registered model version."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one summary line, not a bar per picture
-    from kiwi_platform.env import prepare_environment
+    from kiwi_platform.env import require_state
     from kiwi_platform.report import build_report
     from kiwi_platform.resources import build_resources
 
-    tracking = build_resources(prepare_environment())["tracking"]
+    tracking = build_resources(require_state())["tracking"]
     path = build_report(tracking, ref, out)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

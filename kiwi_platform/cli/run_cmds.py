@@ -44,6 +44,9 @@ def quarantine_summary(batch: str) -> None:
     except KiwiUserError:
         accepted = len(store.read_table(batch, "raw_edit_pairs"))
     q = quarantine.read_batch(store.batch_dir(batch))
+    if not len(q):
+        console.print(f"batch {batch}: {accepted} accepted, 0 quarantined")
+        return
     table = Table(title=f"batch {batch}: {accepted} accepted, {len(q)} quarantined")
     table.add_column("stage")
     table.add_column("reason")
@@ -61,13 +64,14 @@ def ingest(
     """Register a manifest as a batch and materialize its ingestion assets."""
     from kiwi_platform.ingest.manifest import read_manifest
     from kiwi_platform.resources.store import check_batch_name
-    from kiwi_platform.runner import load_definitions, materialize, register_batch
+    from kiwi_platform.runner import load_definitions, materialize, register_batch, resolve_selection
 
     check_batch_name(batch)
     parsed = read_manifest(manifest)  # an unreadable manifest stops here with one line
     import dagster as dg
 
     defs = load_definitions()
+    resolve_selection(defs, select)  # a bad selection must not leave a half-registered batch behind
     store = _store()
     store.register_batch(batch, parsed.path)
     register_batch(dg.DagsterInstance.get(), batch)
@@ -107,7 +111,8 @@ def ui(
     settings = prepare_environment()
     console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "kiwi_platform.definitions", "-h", host, "-p", str(port)]
-    sys.exit(subprocess.call(cmd, env=os.environ.copy()))
+    # run from KIWI_HOME: a dagster.yaml in the checkout would otherwise look like a second instance config
+    sys.exit(subprocess.call(cmd, env=os.environ.copy(), cwd=settings.home))
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,10 @@ def synth(
     demo_dir: Path | None = typer.Option(None, "--demo-dir", help="Demo media folder (default: KIWI_DEMO_DIR or the shipped demo)."),
 ) -> None:
     """Generate synthetic instruction edit pairs with ground-truth masks and reference images."""
+    from kiwi_platform.cli.paths import output_folder
     from kiwi_platform.synth import generate  # imported here so `kiwi --help` stays fast
+
+    output_folder(out)
 
     console = Console()
     with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

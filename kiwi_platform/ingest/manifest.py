@@ -47,6 +47,8 @@ class Manifest:
 def read_manifest(path: Path) -> Manifest:
     """Parse the CSV; raises KiwiUserError when the file itself is unusable."""
     path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise KiwiUserError(f"manifest {path} is a folder; pass the CSV file inside it", code="manifest_missing")
     if not path.is_file():
         raise KiwiUserError(f"manifest {path} does not exist", code="manifest_missing")
     raw = path.read_bytes()

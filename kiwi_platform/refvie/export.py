@@ -91,6 +91,8 @@ def export_batch(store: MediaStore, batch: str, out_dir: Path, progress: Callabl
                 Image.open(store.root_path / ref_file).convert("RGB").save(tmp / "reference.png")
                 meta["reference"] = {"file": ref_file, "origin": (ref or {}).get("reference_origin"),
                                      "sha256": (quad or {}).get("ref_sha256") or (ref or {}).get("reference_sha256")}  # fmt: skip
+                hashes = meta.setdefault("hashes", {})
+                hashes["ref_sha256"] = hashes.get("ref_sha256") or meta["reference"]["sha256"]
                 summary.with_reference += 1
             meta["status"] = "quadruplet" if quad else ("quarantined" if meta["quarantine"] else "not_processed")
             if quad:

@@ -1,5 +1,8 @@
 """A Kiwi-Edit checkpoint as an MLflow pyfunc model: `mlflow.pyfunc.load_model(uri).predict(df)`.
 
+Logged as "models from code" (this file is the model's code; nothing is pickled), so loading it
+needs only this project installed, not a matching Python object layout.
+
 The checkpoint folder (released layout) is logged as the `checkpoint` artifact; `predict` takes
 a DataFrame with `video`, `prompt`, optional `ref_image` and `out` columns and writes each edited
 video to `out`, returning the written paths.
@@ -7,6 +10,7 @@ video to `out`, returning the written paths.
 
 from __future__ import annotations
 
+import mlflow.models
 import mlflow.pyfunc
 import pandas as pd
 
@@ -34,3 +38,8 @@ class KiwiEditModel(mlflow.pyfunc.PythonModel):
             self.pipeline.save_video(out.frames, rec["out"])
             written.append(rec["out"])
         return pd.DataFrame({"out": written})
+
+
+SIGNATURE_COLUMNS = {"video": "video.mp4", "prompt": "make it snow", "ref_image": "", "out": "edited.mp4"}
+
+mlflow.models.set_model(KiwiEditModel())

@@ -68,6 +68,7 @@ class StageOutcome:
     result: dict
     weights_sha256: str
     images: dict[str, Path] = field(default_factory=dict)
+    reused: bool = False  # an identical earlier materialization's version was returned, nothing retrained
 
     def metadata(self, tracking: MlflowTracking) -> dict[str, Any]:
         losses = self.result.get("losses") or []
@@ -86,6 +87,7 @@ class StageOutcome:
             "resumed_from": self.result.get("resumed_from") or "",
             "config_hash": self.result.get("config_hash", ""),
             "weights_sha256": self.weights_sha256,
+            "reused_existing_version": self.reused,
         }
         if self.model_version:
             meta.update(model_version=self.model_version, model_uri=self.model_uri or "",
@@ -185,7 +187,12 @@ def train_stage(*, stage: int, config, settings: KiwiSettings, store: MediaStore
         T.PARENT_MODEL_URI: str(parent.get("model_uri", "")) if parent else "",
         T.PARENT_RUN_ID: str(parent.get("mlflow_run_id", "")) if parent else "",
         "kiwi.init_checkpoint": str(init_dir),
+        OUTPUT_DIR_TAG: str(output_dir),
+        STEPS_TAG: str(train_config.max_steps),
     }
+    if config.register_model and (reused := _reuse_registered(tracking, output_dir, train_config.max_steps, stage)):
+        logger.context.log.info(f"stage {stage}: same config, data and start point as v{reused.model_version}; reusing it")
+        return reused
     parent_run_id = _pipeline_run(tracking, dagster_tags[T.DAGSTER_RUN_ID])
     with tracking.start_run(f"stage{stage}", tags={**lineage, "kiwi.role": "stage"}, parent_run_id=parent_run_id) as run:
         mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in train_config.model_dump(mode="json").items()})
@@ -206,6 +213,39 @@ def train_stage(*, stage: int, config, settings: KiwiSettings, store: MediaStore
             version, model_uri, logged_id = _log_model(tracking, final_dir, {**lineage, T.RUN_ID: run.info.run_id})
     return StageOutcome(stage, final_dir, run.info.run_id, parent_run_id, version, model_uri, logged_id, result_json,
                         result.trainable_sha256 or result.config_hash, images)  # fmt: skip
+
+
+OUTPUT_DIR_TAG = "kiwi.output_dir"
+STEPS_TAG = "kiwi.steps"
+
+
+def _reuse_registered(tracking: MlflowTracking, output_dir: Path, max_steps: int, stage: int) -> "StageOutcome | None":
+    """The version an identical materialization registered (same config hash, manifest, start point
+    and steps: they name `output_dir`), if its checkpoint is still there. Re-running the pipeline
+    then costs nothing and does not pile up identical model versions."""
+    from mlflow.exceptions import MlflowException
+
+    client = tracking.client()
+    try:
+        versions = client.search_model_versions(f"name='{tracking.registered_model}'")
+    except MlflowException:
+        return None
+    for mv in sorted(versions, key=lambda v: -int(v.version)):
+        tags = mv.tags
+        if tags.get(OUTPUT_DIR_TAG) == str(output_dir) and tags.get(STEPS_TAG) == str(max_steps):
+            ckpt = Path(tags.get(T.CHECKPOINT_DIR, ""))
+            result_file = output_dir / "train_result.json"
+            if not (ckpt / "model_index.json").exists() or not result_file.exists():
+                return None
+            result = json.loads(result_file.read_text())
+            run = client.get_run(mv.run_id)
+            images = {n: output_dir / f for n, f in (("loss_curve", "loss_curve.png"), ("before_after", "before_after.png"))
+                      if (output_dir / f).exists()}  # fmt: skip
+            return StageOutcome(stage, ckpt, mv.run_id, run.data.tags.get("mlflow.parentRunId", ""), str(mv.version),
+                                f"models:/{tracking.registered_model}/{mv.version}", getattr(mv, "model_id", None) or "",
+                                result, result.get("trainable_sha256") or result.get("config_hash", ""), images,
+                                reused=True)  # fmt: skip
+    return None
 
 
 def freeze_checkpoint(final_dir: Path, frozen: Path) -> Path:
@@ -240,11 +280,16 @@ def _log_model(tracking: MlflowTracking, final_dir: Path, lineage: dict[str, str
     import mlflow
     import torch
 
-    from kiwi_platform.tracking.pyfunc import KiwiEditModel
+    import pandas as pd
+    from mlflow.models import infer_signature
 
+    from kiwi_platform.tracking import pyfunc
+
+    example = pd.DataFrame([pyfunc.SIGNATURE_COLUMNS])
     info = mlflow.pyfunc.log_model(
         name="kiwi-edit",
-        python_model=KiwiEditModel(),
+        python_model=pyfunc.__file__,  # models from code: no pickled objects
+        signature=infer_signature(example, pd.DataFrame({"out": ["edited.mp4"]})),
         artifacts={"checkpoint": str(final_dir)},
         registered_model_name=tracking.registered_model,
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "diffusers", "transformers", "peft", "av", "pillow"],
@@ -313,6 +358,7 @@ def _before_after(final_dir: Path, manifest: Path, store: MediaStore, cfg, path:
     src = read_clip(store.root_path / rec["src_clip"], list(range(frames)))
     tgt = read_clip(store.root_path / rec["tgt_clip"], [0])[0]
     pipe = KiwiEditPipeline.from_pretrained(final_dir)
+    pipe.set_progress_bar_config(disable=True)
     video = [Image.fromarray(f).resize((res.width, res.height)) for f in src]
     ref = Image.open(store.root_path / rec["ref_image"]).convert("RGB") if rec["ref_image"] else None
     out = pipe(rec["prompt"], video=video, ref_image=ref, height=res.height, width=res.width, num_frames=frames,

@@ -64,3 +64,27 @@ def test_materialize_exits_nonzero_when_a_step_fails(kiwi_home, tmp_path, small_
     failed = kiwi("materialize", "--select", "raw_edit_pairs+", "--batch", "s1", home=kiwi_home)
     assert failed.returncode == 1
     assert "FAILED" in failed.stdout and "does not exist" in failed.stdout
+
+
+def test_usage_mistakes_are_short_messages_not_tracebacks(kiwi_home, tmp_path):
+    """`kiwi` alone shows help (exit 0); an unknown command, a missing argument or a non-number gets
+    click's one-line usage error (exit 2); an --out that is a file is refused before any work."""
+    bare = kiwi(home=kiwi_home)
+    assert bare.returncode == 0 and "ingest" in bare.stdout
+    for args in (("nosuch",), ("ingest",), ("synth", "--out", str(tmp_path / "s"), "--n", "abc")):
+        proc = kiwi(*args, home=kiwi_home)
+        assert proc.returncode == 2, args
+        assert "Traceback" not in proc.stderr + proc.stdout, args
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    synth = kiwi("synth", "--out", str(a_file), "--n", "1", home=kiwi_home)
+    assert synth.returncode == 2 and "is not a folder" in synth.stderr
+
+
+def test_read_only_commands_refuse_without_state(tmp_path):
+    """Looking at state that does not exist says so instead of silently creating an empty one."""
+    home = tmp_path / "nothing-here"
+    for args in (("quarantine", "--batch", "b"), ("lineage", "models:/kiwi-edit@champion"), ("dvc", "status")):
+        proc = kiwi(*args, home=home)
+        assert proc.returncode == 2 and "no Kiwi state" in proc.stderr, args
+    assert not home.exists()

@@ -246,3 +246,25 @@ def test_stage1_on_an_empty_manifest_fails_clearly_without_registering(graph):
     [error] = outcome.errors
     assert "stage 1" in error and ("no rows" in error or "empty" in error.lower()) and "Traceback" not in error, error
     assert len(client.search_model_versions("name='kiwi-edit'")) == versions_before
+
+
+@pytest.mark.slow
+def test_rematerializing_unchanged_training_reuses_the_registered_versions(graph):
+    """Running the training stages again with the same config, data and start point retrains nothing
+    and registers no duplicate versions: each stage points at the version it registered before."""
+    g, instance = graph
+    client = g.resources["tracking"].client()
+    before = {mv.version for mv in client.search_model_versions("name='kiwi-edit'")}
+    [outcome] = materialize("key:stage1_checkpoint or key:stage2_checkpoint or key:stage3_checkpoint", defs=g.defs,
+                            run_config=FULL_RUN_CONFIG)  # fmt: skip
+    assert outcome.ok, outcome.errors
+    assert {mv.version for mv in client.search_model_versions("name='kiwi-edit'")} == before
+    first = _versions(g)
+    import dagster as dg
+
+    for stage in STAGES:
+        event = instance.get_latest_materialization_event(dg.AssetKey(f"stage{stage}_checkpoint"))
+        assert event.run_id == outcome.run_id
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        assert meta["reused_existing_version"] is True
+        assert meta["model_version"] == str(first[stage].version)
