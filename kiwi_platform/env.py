@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 from kiwi_platform.settings import PROJECT_ROOT, KiwiSettings
 
@@ -24,13 +25,23 @@ def prepare_environment() -> KiwiSettings:
     return settings
 
 
-def require_state() -> KiwiSettings:
-    """For commands that only read: refuse (instead of creating an empty state) when there is none."""
+def require_state(need: str = "data") -> KiwiSettings:
+    """For commands that only read: refuse (instead of creating an empty state) when there is none.
+
+    `need`: "data" (the data repo: quarantine, export, dvc) or "tracking" (the MLflow store:
+    lineage, report; a tracking server is always assumed to exist).
+    """
     from kiwi_platform.errors import KiwiUserError
 
     settings = KiwiSettings.from_env()
-    if not settings.data_dir.is_dir():
+    uri = settings.mlflow_tracking_uri
+    if need == "tracking":
+        present = not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists()
+        where = uri
+    else:
+        present, where = settings.data_dir.is_dir(), str(settings.data_dir)
+    if not present:
         raise KiwiUserError(
-            f"no Kiwi state in {settings.home} (set KIWI_HOME, or run `kiwi demo` / `kiwi ingest` first)", code="no_state"
+            f"no Kiwi state at {where} (set KIWI_HOME, or run `kiwi demo` / `kiwi ingest` first)", code="no_state"
         )
     return prepare_environment()

@@ -22,7 +22,7 @@ def lineage(
     from kiwi_platform.lineage.walk import build_lineage
     from kiwi_platform.resources import build_resources
 
-    tracking = build_resources(require_state())["tracking"]
+    tracking = build_resources(require_state("tracking"))["tracking"]
     result = build_lineage(tracking, ref, verify=verify)
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "mismatches": [f.path for f in result.mismatches]}, indent=1))

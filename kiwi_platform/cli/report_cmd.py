@@ -18,7 +18,7 @@ def report(
     from kiwi_platform.report import build_report
     from kiwi_platform.resources import build_resources
 
-    tracking = build_resources(require_state())["tracking"]
+    tracking = build_resources(require_state("tracking"))["tracking"]
     path = build_report(tracking, ref, out)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

@@ -126,6 +126,7 @@ def _quarantine_records(g) -> list[dict]:
 
 def test_export_of_unknown_batch_is_a_one_line_error(kiwi_home: Path, tmp_path: Path):
     """Exporting a batch that was never ingested exits 2 with `error: ...`, no traceback, no output folder content."""
+    (kiwi_home / "data").mkdir(parents=True)  # some state exists, just not this batch
     proc = kiwi("export", "--batch", "never-ingested", "--out", str(tmp_path / "out"), home=kiwi_home)
     assert proc.returncode == 2, (proc.stdout, proc.stderr[-2000:])
     assert proc.stderr.strip().startswith("error:") and "never-ingested" in proc.stderr

@@ -135,6 +135,10 @@ def test_lineage_accepts_a_version_or_a_run_id(graph):
 
 def test_unknown_model_is_a_one_line_error(kiwi_home):
     """An alias that does not exist gives `error: ...` and exit 2, not a traceback."""
+    from kiwi_platform.resources.tracking import MlflowTracking
+
+    kiwi_home.mkdir(parents=True, exist_ok=True)  # a tracking store that exists but has no such model
+    MlflowTracking(tracking_uri=f"sqlite:///{kiwi_home / 'mlflow.db'}", artifact_root=str(kiwi_home / "a")).experiment_id()
     proc = kiwi("lineage", "models:/kiwi-edit@nope", home=kiwi_home)
     assert proc.returncode == 2, (proc.stdout, proc.stderr[-2000:])
     last = proc.stderr.strip().splitlines()[-1]
