@@ -33,6 +33,10 @@ def edit(
     from model.pipeline import CheckpointError, KiwiEditPipeline
     from model.video_io import MediaReadError, read_image, read_video_frames
 
+    if not prompt.strip():
+        raise KiwiUserError("--prompt is empty: say what the edit should do")
+    if frames is not None and (frames - 1) % 4:
+        raise KiwiUserError(f"--frames {frames} is not 4k+1 (1, 5, 9, ..., 81): the VAE compresses time by 4")
     if not video.is_file():
         raise KiwiUserError(f"source video {video} does not exist")
     if ref is not None and not ref.is_file():
