@@ -38,9 +38,23 @@ class JudgeCache:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(_SCHEMA)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Switch to WAL and create the table. Switching the journal mode takes an exclusive lock and
+        sqlite does not apply the busy timeout to it, so two processes opening a new cache at the
+        same moment can see "database is locked": retry until the busy timeout instead."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn = self._conn()
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
