@@ -12,7 +12,7 @@ from assets.ingestion import normalized_clips, raw_edit_pairs
 from kiwi_platform.ingest.manifest import read_manifest
 from kiwi_platform.lib.check_results import gx_check_result
 from kiwi_platform.lib.expectations import between, columns_present, greater_than, non_blank, not_null, unique, validate_dataframe
-from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.partitions import batches
 from kiwi_platform.resources.store import MediaStore
 
@@ -71,12 +71,8 @@ def normalized_clips_valid(context: dg.AssetCheckExecutionContext, store: MediaS
     fps = validate_dataframe(videos, [greater_than("fps", 0)], suite_name="normalized_clips_fps")
     outcome.results.extend(fps.results)
     outcome.success = outcome.success and fps.success
-    broken = [
-        rel
-        for rec in df.to_dict("records")
-        for rel, digest in ((rec["src_clip"], rec["src_clip_sha256"]), (rec["tgt_clip"], rec["tgt_clip_sha256"]))
-        if not (store.root_path / rel).exists() or sha256_file(store.root_path / rel) != digest
-    ]
+    _, problems = check_files(df, store.root_path, (("src_clip", "src_clip_sha256"), ("tgt_clip", "tgt_clip_sha256")))
+    broken = [p.path for p in problems]
     if broken:
         outcome.success = False
     return gx_check_result(outcome, broken_clips=dg.MetadataValue.json(broken[:20]), broken_count=len(broken))

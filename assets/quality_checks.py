@@ -5,7 +5,7 @@ import dagster as dg
 from assets.quality import quadruplets
 from kiwi_platform.lib.check_results import gx_check_result
 from kiwi_platform.lib.expectations import between, columns_present, not_null, unique, validate_dataframe, values_in_set
-from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.partitions import batches
 from kiwi_platform.refvie.types import EDIT_TYPES
 from kiwi_platform.resources.store import MediaStore
@@ -18,17 +18,8 @@ TASKS = ("image", "video", "image_ref", "video_ref")
                 description="Every file a quadruplet references exists and matches its recorded sha256.")  # fmt: skip
 def quadruplet_files_intact(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
     df = store.read_table(context.partition_key, "quadruplets")
-    problems, checked = [], 0
-    for rec in df.to_dict("records"):
-        for path_col, hash_col in FILE_HASH_COLUMNS:
-            if not rec[path_col]:
-                continue
-            checked += 1
-            path = store.root_path / rec[path_col]
-            if not path.exists():
-                problems.append(f"row {rec['row']}: {rec[path_col]} is missing")
-            elif sha256_file(path) != rec[hash_col]:
-                problems.append(f"row {rec['row']}: {rec[path_col]} does not match its sha256")
+    checked, found = check_files(df, store.root_path, FILE_HASH_COLUMNS)
+    problems = [str(p) for p in found]
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={"files_checked": checked, "problems": len(problems), "examples": dg.MetadataValue.json(problems[:20])},

@@ -17,6 +17,7 @@ import pandas as pd
 from assets.quality import quadruplets
 from kiwi_platform.datasets.stage_mixes import build_stage_manifest
 from kiwi_platform.lib.files import atomic_path, sha256_file
+from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.lineage.code import code_version
 from kiwi_platform.resources.dvc import DvcRepo
 from kiwi_platform.resources.lakefs import LakeFSResource
@@ -27,6 +28,7 @@ from kiwi_platform.tracking import tags as T
 from kiwi_platform.tracking.stage_run import StageRunLogger, snapshot_manifest, train_stage
 
 MANIFEST_DIR = "training/manifests"
+QUADRUPLET_FILES = (("src_clip", "src_clip_sha256"), ("tgt_clip", "tgt_clip_sha256"), ("ref_image", "ref_sha256"))
 
 
 class ManifestConfig(dg.Config):
@@ -53,7 +55,8 @@ def training_manifests(
             skipped[batch] = "no quadruplets yet"
             continue
         df = pd.read_parquet(path)
-        broken = [rel for rel, digest in _file_hashes(df) if not (store.root_path / rel).exists() or sha256_file(store.root_path / rel) != digest]
+        _, problems = check_files(df, store.root_path, QUADRUPLET_FILES)
+        broken = [p.path for p in problems]
         if broken:
             raise dg.Failure(description=f"batch {batch}: {len(broken)} files changed since QC (e.g. {broken[0]}); "
                              f"re-materialize quadruplets for {batch}", metadata={"changed": dg.MetadataValue.json(broken[:20])})  # fmt: skip
@@ -98,13 +101,6 @@ def _empty() -> pd.DataFrame:
     from kiwi_platform.datasets.stage_mixes import MANIFEST_COLUMNS
 
     return pd.DataFrame(columns=[*MANIFEST_COLUMNS, "media"])
-
-
-def _file_hashes(df: pd.DataFrame):
-    for rec in df.to_dict("records"):
-        for path_col, hash_col in (("src_clip", "src_clip_sha256"), ("tgt_clip", "tgt_clip_sha256"), ("ref_image", "ref_sha256")):
-            if rec.get(path_col):
-                yield rec[path_col], rec[hash_col]
 
 
 class StageConfig(dg.Config):

@@ -5,7 +5,7 @@ log what they return. Generation imports the model (torch) only when something m
 
     suite = build_synthetic_suite("openve", "suites/openve", n=30)
     result = evaluate_checkpoint("checkpoints/tiny", "suites/openve", "eval/tiny",
-                                 settings=EvalSettings.tiny(), judge=judge_or_None)
+                                 settings=EvalSettings.tiny(), judge=judge_or_None)  # e.g. JudgeResource.from_env().judge()
     decision = compare(result.headline, champion_headline, ["openve/overall"], tolerance=0.05)
 """
 
@@ -13,7 +13,7 @@ from kiwi_platform.evaluation.aggregate import build_tables, headline_metrics, m
 from kiwi_platform.evaluation.categories import CATEGORIES, OPENVE, REFVIE, guess_category
 from kiwi_platform.evaluation.compare import Decision, compare, higher_is_better
 from kiwi_platform.evaluation.identity import checkpoint_fingerprint
-from kiwi_platform.evaluation.judging import JudgeOutcome, judge_from_env, judge_suite
+from kiwi_platform.evaluation.judging import JudgeOutcome, judge_suite
 from kiwi_platform.evaluation.metrics import METRICS, MetricInfo, case_metrics, estimate_edit_mask
 from kiwi_platform.evaluation.run import EvalResult, evaluate_checkpoint
 from kiwi_platform.evaluation.settings import EvalSettings
@@ -27,6 +27,6 @@ __all__ = [
     "CATEGORIES", "METRICS", "OPENVE", "REFVIE", "Case", "Decision", "EvalResult", "EvalSettings", "MetricInfo",
     "Suite", "SuiteError", "build_demo_suite", "build_standard_suites", "build_synthetic_suite", "build_tables", "case_metrics",
     "checkpoint_fingerprint", "compare", "demo_cases", "estimate_edit_mask", "evaluate_checkpoint",
-    "guess_category", "headline_metrics", "JudgeOutcome", "judge_from_env", "judge_suite", "higher_is_better", "load_suite", "load_user_suite", "markdown_table",
+    "guess_category", "headline_metrics", "JudgeOutcome", "judge_suite", "higher_is_better", "load_suite", "load_user_suite", "markdown_table",
     "merge_suites", "overall", "save_suite",
 ]

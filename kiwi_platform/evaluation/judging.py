@@ -15,7 +15,6 @@ reports offline metrics only (`EvalResult.judged` is False).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +26,9 @@ from kiwi_platform.evaluation.categories import REFVIE
 from kiwi_platform.evaluation.media import fit_frames, read_frames
 from kiwi_platform.evaluation.suites import Case, Suite
 from kiwi_platform.judge import (
-    OPENVE, REFVIE as REFVIE_RUBRIC, Judge, JudgeCache, JudgeClient, JudgeError, JudgeRequest, JudgeScore, Rubric,
+    OPENVE, REFVIE as REFVIE_RUBRIC, Judge, JudgeError, JudgeRequest, JudgeScore, Rubric,
 )
 from kiwi_platform.judge.media import sample_indices
-
-
-def judge_from_env(cache_path: str | Path, environ: dict[str, str] | None = None, **client_kw: object) -> Judge | None:
-    """A cached Judge from KIWI_JUDGE_BASE_URL / KIWI_JUDGE_MODEL / KIWI_JUDGE_API_KEY, or None when unset.
-
-    None means "offline metrics only"; a half-configured endpoint (URL without model) is an error.
-    """
-    env = os.environ if environ is None else environ
-    if not env.get("KIWI_JUDGE_BASE_URL"):
-        return None
-    client = JudgeClient(env.get("KIWI_JUDGE_BASE_URL"), env.get("KIWI_JUDGE_MODEL"), env.get("KIWI_JUDGE_API_KEY"),
-                         **client_kw)  # type: ignore[arg-type]
-    return Judge(client, JudgeCache(cache_path))
 
 
 def rubric_for(case: Case) -> Rubric:
