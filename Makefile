@@ -1,13 +1,13 @@
 # Kiwi Platform: two commands for a new machine.
 #   make demo   set up .venv and materialize the pipeline on the demo data (embedded defaults)
-#   make test   run the whole test suite
+#   make test   lint (ruff check + ruff format --check), then run the whole test suite
 VENV ?= .venv
 PYTHON ?= python3
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 export KIWI_HOME ?= $(CURDIR)/.kiwi
 export DAGSTER_HOME ?= $(KIWI_HOME)/dagster
 
-.PHONY: setup demo test test-fast bench ui clean
+.PHONY: setup demo lint test test-fast bench ui clean
 
 setup: $(VENV)/.kiwi-installed
 
@@ -25,7 +25,11 @@ $(VENV)/.kiwi-installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/kiwi demo
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(VENV)/bin/python -m pytest
 
 test-fast: setup

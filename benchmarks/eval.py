@@ -3,7 +3,8 @@
 What it measures, on held-out synthetic OpenVE + RefVIE suites and a random tiny checkpoint:
 - cases/minute of a cold evaluation (generation + offline metrics + judge + pictures), and the
   share of time spent generating vs scoring;
-- the judge (pointed at the local fake OpenAI server, each answer delayed by --judge-delay s):
+- the judge (pointed at benchmarks/judge_stub.py, a local OpenAI-compatible stub whose answers
+  are fixed scores, each delayed by --judge-delay s):
   the most requests in flight at once (must be > 1 and <= --max-concurrency) and the speed-up
   over calling it one case at a time (calls x delay / judge wall time);
 - a second evaluation of the same checkpoint: zero judge requests reach the server and zero
@@ -33,18 +34,16 @@ from kiwi_platform.evaluation import (  # noqa: E402
 )
 from kiwi_platform.judge import Judge, JudgeCache, JudgeClient  # noqa: E402
 from kiwi_platform.lib.files import write_text_atomic  # noqa: E402
-from tests.fakes.openai_server import FakeRequest, Reply, answer, run_fake_openai  # noqa: E402
+from benchmarks.judge_stub import run_judge_stub  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "eval.json"
 
 
-def behaviour(delay_s: float):
-    def reply(req: FakeRequest) -> Reply:
-        if "reference_fidelity" in req.text:
-            return answer({"reference_fidelity": 3, "matting_quality": 4, "physical_harmony": 4}, delay_s=delay_s)
-        return answer({"instruction_compliance": 3, "detail_preservation": 4, "temporal_consistency": 4}, delay_s=delay_s)
-
-    return reply
+def scores(prompt: str) -> dict[str, int]:
+    """A consistent judge: fixed scores per rubric (RefVIE prompts ask for reference_fidelity)."""
+    if "reference_fidelity" in prompt:
+        return {"reference_fidelity": 3, "matting_quality": 4, "physical_harmony": 4}
+    return {"instruction_compliance": 3, "detail_preservation": 4, "temporal_consistency": 4}
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
@@ -60,15 +59,15 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     suite_s = time.perf_counter() - t0
     ckpt = init_checkpoint("tiny", work / "ckpt", seed=0)
     settings = EvalSettings.tiny(frames=args.frames, height=args.height, width=args.width, steps=args.steps)
-    with run_fake_openai(behaviour(args.judge_delay)) as fake:
-        client = JudgeClient(fake.base_url, "fake-judge", fake.api_key, max_concurrency=args.max_concurrency,
+    with run_judge_stub(scores, delay_s=args.judge_delay) as stub:
+        client = JudgeClient(stub.base_url, "stub-judge", stub.api_key, max_concurrency=args.max_concurrency,
                              timeout_s=30, backoff_s=0.05)
         judge = Judge(client, JudgeCache(work / "judge-cache.sqlite"))
         cold = evaluate_checkpoint(ckpt, suite, work / "eval", settings=settings, judge=judge)
-        cold_calls, cold_in_flight = fake.calls, fake.max_in_flight
-        fake.reset()
+        cold_calls, cold_in_flight = stub.calls, stub.max_in_flight
+        stub.reset()
         warm = evaluate_checkpoint(ckpt, suite, work / "eval", settings=settings, judge=judge)
-        warm_calls = fake.calls
+        warm_calls = stub.calls
     offline = evaluate_checkpoint(ckpt, suite, work / "eval-offline", settings=settings)  # fresh outputs, no judge
     n = len(suite.cases)
     o = offline.timings
@@ -112,7 +111,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--judge-delay", type=float, default=0.3, help="seconds the fake judge takes per answer")
+    parser.add_argument("--judge-delay", type=float, default=0.3, help="seconds the stub judge takes per answer")
     parser.add_argument("--max-concurrency", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiwi-bench-eval-") as tmp:

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kiwi_platform.ingest.normalize import normalize_media  # noqa: E402
+from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.lib.files import sha256_file, write_text_atomic  # noqa: E402
 from kiwi_platform.media.probe import probe_media  # noqa: E402
 from kiwi_platform.settings import find_demo_dir  # noqa: E402
@@ -84,7 +84,7 @@ def breakdown(path: Path, frames: int, max_area: int) -> dict[str, float]:
 
     import cv2
 
-    from kiwi_platform.ingest.normalize import _center_crop, output_size
+    from kiwi_platform.media.normalize import _center_crop, output_size
     from kiwi_platform.media.clips import JPEG_QUALITY
 
     def cpu(fn):
@@ -219,7 +219,7 @@ def print_table(result: dict, target: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per clip; the median is reported")
-    parser.add_argument("--max-area", type=int, default=1280 * 720, help="area cap in pixels (SPEC section 1)")
+    parser.add_argument("--max-area", type=int, default=1280 * 720, help="area cap in pixels (docs/contract.md §1.3)")
     parser.add_argument("--frames", type=int, default=81, help="first N frames per clip")
     parser.add_argument("--demo-dir", type=Path, default=None, help="folder holding video/source/*.mp4")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")

@@ -3,7 +3,7 @@
     python benchmarks/learning_signal.py                  # ~1-3 min on 2 CPU cores
     python benchmarks/learning_signal.py --steps 600 --pairs 48
 
-Stage 3 (everything SPEC trains is trainable; mix image:video:reference 1:1:1, so one optimizer
+Stage 3 (everything docs/contract.md §3 trains is trainable; mix image:video:reference 1:1:1, so one optimizer
 step = 3 samples) on 9-frame 64x96 clips. LR is 3e-3 with 10 warmup steps: the tiny model
 (~76K trainable parameters) needs a far higher LR than the released 5e-6 to move in a few
 hundred steps. Validation = fixed noise and timesteps on held-out pairs (split by pair id).

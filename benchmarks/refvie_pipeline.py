@@ -36,11 +36,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kiwi_platform.ingest.normalize import normalize_media  # noqa: E402
+from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.lib.files import write_text_atomic  # noqa: E402
 from kiwi_platform.media.clips import read_clip  # noqa: E402
 from kiwi_platform.refvie import pipeline  # noqa: E402
-from kiwi_platform.refvie.metrics import box_iou, clip_mask_iou, cosine, precision_recall, ssim  # noqa: E402
+from kiwi_platform.lib.image_metrics import box_iou, clip_mask_iou, cosine, precision_recall, ssim  # noqa: E402
 from kiwi_platform.refvie.quality import (  # noqa: E402
     EmbeddingJudge,
     PerceptualHashEmbedder,

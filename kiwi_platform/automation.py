@@ -9,6 +9,14 @@ import dagster as dg
 
 RETRAIN_SELECTION = dg.AssetSelection.groups("training", "evaluation")
 QC_CHECKS = ("quadruplets_valid", "quadruplet_files_intact")
+#: Blocking checks of the batch assets quadruplets are built from (assets/ingestion.py). A blocking
+#: check stops downstream steps only inside its own run: `group:refvie` run on its own later still
+#: builds quadruplets from a batch whose ingestion check failed, so the sensor looks at them too.
+UPSTREAM_CHECKS = (
+    ("raw_edit_pairs", "raw_rows_accounted"),
+    ("raw_edit_pairs", "raw_pairs_valid"),
+    ("normalized_clips", "normalized_clips_valid"),
+)
 
 retraining_job = dg.define_asset_job(
     "retrain_and_evaluate",
@@ -27,14 +35,29 @@ weekly_retraining = dg.ScheduleDefinition(
 )
 
 
-def passed_checks(instance: dg.DagsterInstance, run_id: str, partition: str | None) -> bool:
-    """True when every blocking QC check of `quadruplets` ran in `run_id` for `partition` and passed."""
+def _check_history(instance: dg.DagsterInstance, asset: str, name: str, partition: str | None) -> list:
+    """Recent executions of one check on one batch, newest first."""
+    key = dg.AssetCheckKey(dg.AssetKey(asset), name)
+    return [r for r in instance.event_log_storage.get_asset_check_execution_history(key, limit=50) if r.partition == partition]
+
+
+def _when(record) -> float:
+    """When a check execution was evaluated (planned, if it has not finished); create_timestamp is whole seconds."""
+    return record.event.timestamp if record.event is not None else record.create_timestamp
+
+
+def passed_checks(instance: dg.DagsterInstance, run_id: str, partition: str | None, built_at: float | None = None) -> bool:
+    """True when every blocking QC check of `quadruplets` ran in `run_id` for `partition` and passed, and
+    the ingestion checks of that batch (UPSTREAM_CHECKS) passed in their latest execution before
+    `built_at` (when the quadruplets were materialized), i.e. on the data they were built from."""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     for name in QC_CHECKS:
-        key = dg.AssetCheckKey(dg.AssetKey("quadruplets"), name)
-        records = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
-        mine = [r for r in records if r.run_id == run_id and r.partition == partition]
+        mine = [r for r in _check_history(instance, "quadruplets", name, partition) if r.run_id == run_id]
+        if not mine or mine[0].status != AssetCheckExecutionRecordStatus.SUCCEEDED:
+            return False
+    for asset, name in UPSTREAM_CHECKS:
+        mine = [r for r in _check_history(instance, asset, name, partition) if built_at is None or _when(r) <= built_at]
         if not mine or mine[0].status != AssetCheckExecutionRecordStatus.SUCCEEDED:
             return False
     return True
@@ -52,7 +75,7 @@ def retrain_on_new_quadruplets(context: dg.SensorEvaluationContext):
     for record in result.records:
         mat = record.asset_materialization
         if mat is not None and int((mat.metadata.get("accepted") or dg.MetadataValue.int(0)).value) > 0 and passed_checks(
-            context.instance, record.run_id, mat.partition
+            context.instance, record.run_id, mat.partition, record.timestamp
         ):
             requests.append(dg.RunRequest(run_key=f"quadruplets-{record.storage_id}", tags={"kiwi/new_batch": mat.partition or ""}))
     if result.cursor:

@@ -37,7 +37,7 @@ def qwen_config_for_tokenizer(qwen: dict[str, Any], tokenizer: Any) -> dict[str,
 
 
 def build_scheduler(shift: float = 5.0) -> FlowMatchEulerDiscreteScheduler:
-    """Stored under scheduler/ for the layout; the pipeline reads its `shift` (sampling is SPEC's Euler)."""
+    """Stored under scheduler/ for the layout; the pipeline reads its `shift` (sampling: docs/contract.md §4)."""
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
 
 
@@ -51,7 +51,7 @@ def build_embedders(config: KiwiModelConfig) -> tuple[ConditionEmbedder, Conditi
 
 
 def build_pipeline(config: str | KiwiModelConfig = "tiny", seed: int = 0, processor: Any = None) -> KiwiEditPipeline:
-    """A random-weight pipeline (new queries, zero-init connectors/embedders as SPEC says)."""
+    """A random-weight pipeline (new queries, zero-init connectors/embedders, docs/contract.md §2.4)."""
     cfg = get_config(config) if isinstance(config, str) else config
     if processor is None:
         if cfg.name != "tiny":

@@ -1,6 +1,6 @@
 """Assemble a stage-1 starting checkpoint from local Wan2.2-TI2V-5B (diffusers) and Qwen2.5-VL folders.
 
-Base weights are copied; what Kiwi-Edit adds is initialised as SPEC says: queries ~ N(0, 0.02),
+Base weights are copied; what Kiwi-Edit adds is initialised as docs/contract.md §2.4 says: queries ~ N(0, 0.02),
 connectors and embedders with zero last layers, LoRA B = 0 (so the start is the base behaviour).
 """
 

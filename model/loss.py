@@ -1,4 +1,4 @@
-"""Flow-matching training objective (SPEC section 3): shifted timesteps, velocity target, bump weights."""
+"""Flow-matching training objective (docs/contract.md §3.1): shifted timesteps, velocity target, bump weights."""
 
 from __future__ import annotations
 

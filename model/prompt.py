@@ -1,4 +1,4 @@
-"""The encoder prompt layout the released weights were trained with (SPEC section 2)."""
+"""The encoder prompt layout the released weights were trained with (docs/contract.md §2.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Flow-matching sigma schedule (shift 5) and the Euler sampler step, exactly as released (SPEC 4)."""
+"""Flow-matching sigma schedule (shift 5) and the Euler sampler step, exactly as released (docs/contract.md §4)."""
 
 from __future__ import annotations
 

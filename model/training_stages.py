@@ -1,4 +1,4 @@
-"""Which parameters each training stage updates (SPEC section 3), as one requires_grad switch."""
+"""Which parameters each training stage updates (docs/contract.md §3), as one requires_grad switch."""
 
 from __future__ import annotations
 

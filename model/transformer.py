@@ -106,10 +106,3 @@ class KiwiTransformer(WanTransformer3DModel):
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
-
-    @staticmethod
-    def num_tokens(latent_frames: int, latent_height: int, latent_width: int, ref_frames: int = 0,
-                   patch_size: tuple[int, int, int] = (1, 2, 2)) -> int:
-        """Self-attention sequence length for a latent grid plus appended reference frames."""
-        p_t, p_h, p_w = patch_size
-        return (latent_frames // p_t + ref_frames) * (latent_height // p_h) * (latent_width // p_w)

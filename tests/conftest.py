@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kiwi_platform.settings import find_demo_dir
+from tests.demo_data import DEMO_REF, DEMO_VIDEO, require_demo_dir
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -15,10 +15,23 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
-    path = find_demo_dir()
-    if not path.is_dir():
-        pytest.fail(f"Kiwi-Edit demo data not found at {path}")
-    return path
+    """The Kiwi-Edit demo media folder, the one way every test gets it (see tests/demo_data.py).
+
+    Missing or incomplete, it fails the requesting test with a clear message; it never skips.
+    """
+    return require_demo_dir()
+
+
+@pytest.fixture(scope="session")
+def demo_video(demo_dir: Path) -> Path:
+    """The real 832x480 demo clip."""
+    return demo_dir / DEMO_VIDEO
+
+
+@pytest.fixture(scope="session")
+def demo_ref(demo_dir: Path) -> Path:
+    """The demo reference still."""
+    return demo_dir / DEMO_REF
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def ingest(
     select: str = typer.Option(DEFAULT_INGEST_SELECTION, "--select", help="Assets to materialize for the batch."),
 ) -> None:
     """Register a manifest as a batch and materialize its ingestion assets."""
-    from kiwi_platform.ingest.manifest import read_manifest
+    from kiwi_platform.ingestion.manifest import read_manifest
     from kiwi_platform.resources.store import check_batch_name
     from kiwi_platform.runner import load_definitions, materialize, register_batch, resolve_selection
 

@@ -1,7 +1,7 @@
 """Benchmark evaluation of Kiwi-Edit checkpoints: suites, generation, offline metrics, judge, tables, gates.
 
-A plain library (no Dagster, no MLflow): the assets call `evaluate_checkpoint` and `compare` and
-log what they return. Generation imports the model (torch) only when something must be generated.
+A plain library (no Dagster, no MLflow) except for `mlflow_log` and `candidate`, which record
+scores and decisions on model versions in the MLflow registry; the assets call those. Generation imports the model (torch) only when something must be generated.
 
     suite = build_synthetic_suite("openve", "suites/openve", n=30)
     result = evaluate_checkpoint("checkpoints/tiny", "suites/openve", "eval/tiny",

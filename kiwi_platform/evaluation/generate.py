@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -147,6 +147,3 @@ def generate_suite(suite: Suite, out_dir: str | Path, settings: EvalSettings, *,
             progress("generate", index + 1, len(suite.cases))
     return results
 
-
-def generated_records(cases: list[GeneratedCase]) -> list[dict[str, Any]]:
-    return [{**asdict(c), "path": str(c.path)} for c in cases]

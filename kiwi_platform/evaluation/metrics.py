@@ -171,7 +171,7 @@ def _hist_similarity(a: np.ndarray, b: np.ndarray) -> float:
 def reference_fidelity(output: np.ndarray, mask: np.ndarray, reference: np.ndarray,
                        embedder: Embedder | None = None) -> dict[str, float | None]:
     """See module docstring; with `embedder` (images -> L2-normalised vectors) also the cosine of the crops."""
-    from kiwi_platform.refvie.metrics import ssim
+    from kiwi_platform.lib.image_metrics import ssim
 
     if not mask.any():
         return {"reference_fidelity": None}
@@ -183,7 +183,7 @@ def reference_fidelity(output: np.ndarray, mask: np.ndarray, reference: np.ndarr
     structure = max(0.0, ssim(region, ref_crop)) if min(region.shape[:2]) >= 3 else 0.0
     out: dict[str, float | None] = {"reference_fidelity": 0.5 * colour + 0.5 * structure}
     if embedder is not None:
-        from kiwi_platform.refvie.metrics import cosine
+        from kiwi_platform.lib.image_metrics import cosine
 
         embed = embedder.embed if hasattr(embedder, "embed") else embedder
         vectors = np.asarray(embed([region, ref_crop]), dtype=np.float32)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class EvalSettings(BaseModel):
-    """How every case is generated. Defaults follow the released inference (SPEC section 4) at 480p."""
+    """How every case is generated. Defaults follow the released inference (docs/contract.md §4) at 480p."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -64,9 +64,6 @@ class Case:
     def has_mask(self) -> bool:
         return bool(self.mask_dir)
 
-    def media_paths(self) -> list[str]:
-        return [p for p in (self.src_video, self.ref_image, self.tgt_video) if p]
-
 
 @dataclass
 class Suite:

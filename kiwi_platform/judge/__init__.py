@@ -17,15 +17,7 @@ from kiwi_platform.judge.rubrics import OPENVE, REFERENCE_MATCH, REFVIE, RUBRICS
 
 __all__ = [
     "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "OPENVE", "REFERENCE_MATCH", "REFVIE", "RUBRICS",
-    "Judge", "JudgeCache", "JudgeClient", "JudgeError", "JudgeRequest", "JudgeResource", "JudgeScore", "MalformedJudgeAnswer",
-    "ParsedAnswer", "Rubric", "apply_cap", "default_cache_path", "get_rubric", "parse_answer",
+    "Judge", "JudgeCache", "JudgeClient", "JudgeError", "JudgeRequest", "JudgeScore", "MalformedJudgeAnswer",
+    "ParsedAnswer", "Rubric", "apply_cap", "get_rubric", "parse_answer",
 ]
 
-
-def __getattr__(name: str):
-    """`JudgeResource` / `default_cache_path` load lazily: they import Dagster, which plain client users don't need."""
-    if name in {"JudgeResource", "default_cache_path"}:
-        from kiwi_platform.judge import resource
-
-        return getattr(resource, name)
-    raise AttributeError(f"module 'kiwi_platform.judge' has no attribute {name!r}")

@@ -83,9 +83,6 @@ class JudgeCache:
             (self._key(key), json.dumps(value, sort_keys=True, ensure_ascii=False), time.time()),
         )
 
-    def delete(self, key: Sequence[str]) -> None:
-        self._conn().execute("DELETE FROM judge_cache WHERE key = ?", (self._key(key),))
-
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM judge_cache").fetchone()[0])
 

@@ -4,7 +4,7 @@ Why data, not code: the rubric text is part of a score's identity. `rubric_hash`
 canonical text) goes into the cache key and into results, so editing a prompt invalidates cached
 scores instead of silently mixing two rubrics in one table.
 
-The prompts paraphrase the Kiwi-Edit paper's judging protocol (SPEC section 5) in our own words.
+The prompts paraphrase the Kiwi-Edit paper's judging protocol (docs/contract.md §5) in our own words.
 Upstream states the RefVIE cap ("dimensions 2 and 3 cannot exceed dimension 1") only in the prompt;
 we keep it there and also enforce it in code after parsing (`parse.apply_cap`).
 """

@@ -56,3 +56,17 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(target, text.encode("utf-8"))
+
+
+def remove_stale(folder: Path, kept: set[Path]) -> None:
+    """Delete files an asset wrote on an earlier run but no longer produces (only inside its own folder)."""
+    if folder.is_dir():
+        for stale in set(folder.iterdir()) - kept:
+            stale.unlink()
+
+
+def save_image_atomic(image, target: str | os.PathLike, quality: int = 85) -> Path:
+    """Save a PIL image as JPEG (temp file, then rename), so readers never see half an image."""
+    with atomic_path(target) as tmp:
+        image.save(tmp, format="JPEG", quality=quality)
+    return Path(target)

@@ -14,7 +14,7 @@ from typing import Iterable
 import dagster as dg
 import pandas as pd
 
-from kiwi_platform.ingest.reasons import QuarantineRecord
+from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.lib import quarantine
 from kiwi_platform.lib.files import atomic_path
 from kiwi_platform.resources.dvc import DvcRepo

@@ -16,7 +16,7 @@ import yaml
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.resources.tracking import MlflowTracking
-from kiwi_platform.tracking import tags as T
+from kiwi_platform.lib import mlflow_tags
 
 
 @dataclass
@@ -113,19 +113,19 @@ def build_lineage(tracking: MlflowTracking, ref: str, verify: bool = False) -> L
         v = client.get_model_version(name, current)
         tags = dict(v.tags)
         run = client.get_run(v.run_id)
-        data_repo = Path(tags.get(T.DATA_REPO, "."))
+        data_repo = Path(tags.get(mlflow_tags.DATA_REPO, "."))
         stages.append(StageLineage(
-            stage=int(tags.get(T.STAGE, "0") or 0), model_version=str(v.version), run_id=v.run_id,
-            checkpoint_dir=tags.get(T.CHECKPOINT_DIR, ""), init_checkpoint=tags.get("kiwi.init_checkpoint", ""),
-            config_hash=tags.get(T.CONFIG_HASH, ""), code_git_sha=tags.get(T.CODE_GIT_SHA, ""),
-            dagster_run_id=tags.get(T.DAGSTER_RUN_ID, ""),
-            manifest=FileRef(str(data_repo / tags.get(T.MANIFEST_PATH, "")), tags.get(T.MANIFEST_SHA256, ""), "training manifest"),
-            manifest_dvc_md5=tags.get(T.MANIFEST_DVC_MD5, ""), data_repo_rev=tags.get(T.DATA_REPO_REV, ""),
-            lakefs_commit=tags.get(T.LAKEFS_COMMIT, ""), params=dict(run.data.params),
+            stage=int(tags.get(mlflow_tags.STAGE, "0") or 0), model_version=str(v.version), run_id=v.run_id,
+            checkpoint_dir=tags.get(mlflow_tags.CHECKPOINT_DIR, ""), init_checkpoint=tags.get("kiwi.init_checkpoint", ""),
+            config_hash=tags.get(mlflow_tags.CONFIG_HASH, ""), code_git_sha=tags.get(mlflow_tags.CODE_GIT_SHA, ""),
+            dagster_run_id=tags.get(mlflow_tags.DAGSTER_RUN_ID, ""),
+            manifest=FileRef(str(data_repo / tags.get(mlflow_tags.MANIFEST_PATH, "")), tags.get(mlflow_tags.MANIFEST_SHA256, ""), "training manifest"),
+            manifest_dvc_md5=tags.get(mlflow_tags.MANIFEST_DVC_MD5, ""), data_repo_rev=tags.get(mlflow_tags.DATA_REPO_REV, ""),
+            lakefs_commit=tags.get(mlflow_tags.LAKEFS_COMMIT, ""), params=dict(run.data.params),
         ))  # fmt: skip
-        parent = tags.get(T.PARENT_MODEL_URI, "")
+        parent = tags.get(mlflow_tags.PARENT_MODEL_URI, "")
         current = parent.rsplit("/", 1)[-1] if parent.startswith("models:/") else None
-    batches = _batches(stages, Path(top_tags.get(T.DATA_REPO, ".")))
+    batches = _batches(stages, Path(top_tags.get(mlflow_tags.DATA_REPO, ".")))
     lineage = Lineage(
         model=f"models:/{name}/{version}", registered_model=name, version=version, aliases=aliases, stages=stages,
         batches=batches, promotion=top_tags.get("kiwi.promotion", ""),

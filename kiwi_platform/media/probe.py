@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 from PIL import Image, UnidentifiedImageError
 
-from kiwi_platform.ingest.reasons import RowRejected
+from kiwi_platform.lib.quarantine import RowRejected
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}

@@ -1,1 +1,1 @@
-"""RefVIE data pipeline (SPEC section 1, stages 2-4): edit regions, reference synthesis, quality control."""
+"""RefVIE data pipeline (docs/contract.md §1.2, stages 2-4): edit regions, reference synthesis, quality control."""

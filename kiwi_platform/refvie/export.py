@@ -24,7 +24,7 @@ import pandas as pd
 from PIL import Image
 
 from kiwi_platform.errors import KiwiUserError
-from kiwi_platform.ingest.manifest import read_manifest
+from kiwi_platform.ingestion.manifest import read_manifest
 from kiwi_platform.lib import quarantine
 from kiwi_platform.refvie.mask_store import load_masks
 from kiwi_platform.resources.store import MediaStore

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from kiwi_platform.refvie.quality import EmbeddingJudge, PerceptualHashEmbedder, find_near_duplicates
+from kiwi_platform.refvie.backends.diff import DiffGrounder, DiffSegmenter
+from kiwi_platform.refvie.quality import EmbeddingJudge, PerceptualHashEmbedder
 from kiwi_platform.refvie.references import OpenCVInpainter, make_reference, region_cutout
-from kiwi_platform.refvie.regions import DiffGrounder, DiffSegmenter, find_edit_region
+from kiwi_platform.refvie.regions import find_edit_region
 from kiwi_platform.refvie.types import (
     EditRegion,
     Grounder,
-    ImageEmbedder,
     Inpainter,
     ReferenceJudge,
     SampleRejected,
@@ -76,12 +76,3 @@ def judge_reference(reference: np.ndarray, target: np.ndarray, source: np.ndarra
     if score < threshold:
         raise SampleRejected("qc_judge_rejected", f"judge score {score:.2f} < {threshold:.2f}", score)
     return score
-
-
-def near_duplicates(references: list[np.ndarray], *, embedder: ImageEmbedder | None = None,
-                    threshold: float = DEFAULT_DUPLICATE_THRESHOLD) -> list[tuple[int, int, float]]:
-    """Stage 4, deduplication over a batch (in its order): (dropped index, kept index, similarity)."""
-    if not references:
-        return []
-    embedder = embedder or PerceptualHashEmbedder()
-    return find_near_duplicates(embedder.embed(references), threshold)

@@ -1,4 +1,4 @@
-"""Quality control (SPEC section 1, stage 4) without model weights: embeddings, near-duplicates, a judge.
+"""Quality control (docs/contract.md §1.2, stage 4) without model weights: embeddings, near-duplicates, a judge.
 
 - `PerceptualHashEmbedder`: a 64-bit DCT perceptual hash plus a layout thumbnail, a tone
   histogram, a gradient grid and a texture-orientation histogram, computed on the content

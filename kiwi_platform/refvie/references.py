@@ -1,4 +1,4 @@
-"""Reference synthesis (SPEC section 1, stage 3): the image that fixes what the edit should look like.
+"""Reference synthesis (docs/contract.md §1.2, stage 3): the image that fixes what the edit should look like.
 
 - local_add / local_replace / recolor: the edited object cut from the best target frame (largest,
   sharpest, not cut by the frame border if another frame shows it whole) and put on a clean white
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from kiwi_platform.refvie.regions import fill_holes, mask_box, shift_frames
+from kiwi_platform.refvie.difference import fill_holes, mask_box, shift_frames
 from kiwi_platform.refvie.types import EditRegion, Inpainter, SampleRejected
 
 #: Margin around the object, as a share of its longer box side (same convention as `kiwi synth`).

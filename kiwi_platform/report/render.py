@@ -30,7 +30,8 @@ CASE_COLUMNS = ("case_id", "suite", "category", "prompt", "judge_score", "preser
 NOT_EVALUATED = "Not evaluated yet"
 
 
-def e(value: Any) -> str:
+def html_text(value: Any) -> str:
+    """Escape a value for HTML text and attributes."""
     return escape(str(value), quote=True)
 
 
@@ -39,7 +40,7 @@ def _num(value: Any, column: str = "", judge: bool = False) -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return e(value)
+        return html_text(value)
     if math.isnan(v):
         return "–"
     if column == "n":
@@ -63,7 +64,7 @@ def score_table(name: str, table: pd.DataFrame) -> str:
     """One benchmark table (categories x columns, `overall` last and bold); judge cells tinted by score."""
     judge = name.endswith("_judge")
     cols = [c for c in table.columns if c == "n" or table[c].notna().any()]
-    head = "".join(f'<th title="{e(METRICS[c].description if c in METRICS else c)}">{e(_label(c))}</th>' for c in cols)
+    head = "".join(f'<th title="{html_text(METRICS[c].description if c in METRICS else c)}">{html_text(_label(c))}</th>' for c in cols)
     rows = []
     for category, row in table.iterrows():
         cells = []
@@ -73,28 +74,28 @@ def score_table(name: str, table: pd.DataFrame) -> str:
             text = _num(v, c, judge)
             cells.append(f'<td{" class=na" if na else ""}>{_pill(float(v), text) if judge and c != "n" and not na else text}</td>')
         cls = ' class="overall"' if category == "overall" else ""
-        rows.append(f"<tr{cls}><td>{e(_label(category))}</td>{''.join(cells)}</tr>")
-    return f'<table class="scores{" judge" if judge else ""}" data-table="{e(name)}"><thead><tr><th>category</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        rows.append(f"<tr{cls}><td>{html_text(_label(category))}</td>{''.join(cells)}</tr>")
+    return f'<table class="scores{" judge" if judge else ""}" data-table="{html_text(name)}"><thead><tr><th>category</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _img(path: Path | None, alt: str, caption: str = "") -> str:
     if path is None or not Path(path).is_file():
         return ""
-    cap = f"<figcaption>{e(caption)}</figcaption>" if caption else ""
-    return f'<figure><img class="fig" alt="{e(alt)}" src="{png_data_uri(path)}">{cap}</figure>'
+    cap = f"<figcaption>{html_text(caption)}</figcaption>" if caption else ""
+    return f'<figure><img class="fig" alt="{html_text(alt)}" src="{png_data_uri(path)}">{cap}</figure>'
 
 
 def _header(data: ReportData) -> str:
     lin = data.lineage
-    badges = " ".join(f'<span class="badge plain">@{e(a)}</span>' for a in lin.aliases)
+    badges = " ".join(f'<span class="badge plain">@{html_text(a)}</span>' for a in lin.aliases)
     top = next((s for s in lin.stages if s.model_version == lin.version), lin.stages[0] if lin.stages else None)
     meta = [("Generated", data.generated_at), ("Requested", data.ref), ("MLflow run", data.run_id)]
     if top:
         meta += [("Code", top.code_git_sha[:12] or "–"), ("Checkpoint", top.checkpoint_dir or "–")]
-    meta_html = "".join(f"<span>{e(k)}</span><b class=mono>{e(v)}</b>" for k, v in meta)
+    meta_html = "".join(f"<span>{html_text(k)}</span><b class=mono>{html_text(v)}</b>" for k, v in meta)
     return (f'<header class="top"><div><div class="sub">Kiwi-Edit model report</div>'
-            f"<h1>{e(lin.registered_model)} <span class=sub>v{e(lin.version)}</span> {badges}</h1>"
-            f'<div class="sub mono">{e(lin.model)}</div></div><div class="meta">{meta_html}</div></header>')  # fmt: skip
+            f"<h1>{html_text(lin.registered_model)} <span class=sub>v{html_text(lin.version)}</span> {badges}</h1>"
+            f'<div class="sub mono">{html_text(lin.model)}</div></div><div class="meta">{meta_html}</div></header>')  # fmt: skip
 
 
 def _kpis(data: ReportData) -> str:
@@ -111,7 +112,7 @@ def _kpis(data: ReportData) -> str:
     status = promo["status"] if promo else "no decision"
     cards.append(("Promotion", status, f"alias {promo.get('alias', '')}" if promo else "not gated yet"))
     return '<div class="kpis">' + "".join(
-        f'<div class="kpi"><div class="label">{e(l)}</div><div class="value">{e(v)}</div><div class="note">{e(n)}</div></div>'
+        f'<div class="kpi"><div class="label">{html_text(l)}</div><div class="value">{html_text(v)}</div><div class="note">{html_text(n)}</div></div>'
         for l, v, n in cards) + "</div>"  # fmt: skip
 
 
@@ -122,11 +123,11 @@ def _promotion(data: ReportData) -> str:
     else:
         badge = "good" if p.get("promoted") else "bad"
         champion = f"v{p['champion']}" if p.get("champion") else "none (first model)"
-        reasons = "".join(f"<li>{e(r)}</li>" for r in p.get("reasons") or []) or "<li>no reasons recorded</li>"
-        replaced = f"<div class=sub>later replaced by v{e(p['replaced_by'])}</div>" if p.get("replaced_by") else ""
-        body = (f'<div class="decision"><div><span class="badge {badge}" data-promotion="{e(p["status"])}">{e(p["status"])}</span></div>'
-                f"<div><div>candidate <b>v{e(p.get('candidate', data.lineage.version))}</b> vs champion <b>{e(champion)}</b>"
-                f" for alias <b>@{e(p.get('alias', 'champion'))}</b> <span class=sub>· {e(p.get('at', ''))}</span></div>"
+        reasons = "".join(f"<li>{html_text(r)}</li>" for r in p.get("reasons") or []) or "<li>no reasons recorded</li>"
+        replaced = f"<div class=sub>later replaced by v{html_text(p['replaced_by'])}</div>" if p.get("replaced_by") else ""
+        body = (f'<div class="decision"><div><span class="badge {badge}" data-promotion="{html_text(p["status"])}">{html_text(p["status"])}</span></div>'
+                f"<div><div>candidate <b>v{html_text(p.get('candidate', data.lineage.version))}</b> vs champion <b>{html_text(champion)}</b>"
+                f" for alias <b>@{html_text(p.get('alias', 'champion'))}</b> <span class=sub>· {html_text(p.get('at', ''))}</span></div>"
                 f"<ul>{reasons}</ul>{replaced}</div></div>")  # fmt: skip
     return f'<section class="card" id="promotion"><h2>Promotion decision</h2>{body}</section>'
 
@@ -134,7 +135,7 @@ def _promotion(data: ReportData) -> str:
 def _scores(ev: Evaluation | None, note: str) -> str:
     if ev is None:
         return (f'<section class="card" id="scores"><h2>Benchmark scores</h2><div class="notice" data-state="not-evaluated">'
-                f"<b>{NOT_EVALUATED}.</b> {e(note)} Materialize <code>benchmark_results</code> "
+                f"<b>{NOT_EVALUATED}.</b> {html_text(note)} Materialize <code>benchmark_results</code> "
                 f"(<code>kiwi materialize -s benchmark_results</code>) to score it; this section then shows the "
                 f"tables, charts and before/after strips.</div></section>")  # fmt: skip
     parts = []
@@ -142,7 +143,7 @@ def _scores(ev: Evaluation | None, note: str) -> str:
         parts.append('<p class="sub">No VLM judge was configured for this evaluation: offline metrics only.</p>')
     charts = []
     for suite in sorted({n.split("_", 1)[0] for n in ev.tables}, key=lambda s: (s != "openve", s)):
-        parts.append(f"<h3>{e(SUITE_TITLES.get(suite, suite))}</h3>")
+        parts.append(f"<h3>{html_text(SUITE_TITLES.get(suite, suite))}</h3>")
         for kind, title in (("judge", "VLM judge scores (1–5)"), ("offline", "Offline metrics")):
             name = f"{suite}_{kind}"
             if name in ev.tables:
@@ -155,14 +156,14 @@ def _scores(ev: Evaluation | None, note: str) -> str:
 
 def _chart(name: str, table: pd.DataFrame, title: str) -> str:
     png = category_chart_png(name, table, title)
-    return f'<figure><img class="fig" alt="{e(name)} per-category chart" src="{png_bytes_data_uri(png)}"></figure>' if png else ""
+    return f'<figure><img class="fig" alt="{html_text(name)} per-category chart" src="{png_bytes_data_uri(png)}"></figure>' if png else ""
 
 
 def _cases(ev: Evaluation) -> str:
     if ev.cases is None or ev.cases.empty:
         return ""
     cols = [c for c in CASE_COLUMNS if c in ev.cases.columns]
-    head = "".join(f"<th>{e(_label(c))}</th>" for c in cols)
+    head = "".join(f"<th>{html_text(_label(c))}</th>" for c in cols)
     rows = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c), c)}</td>" for c in cols) + "</tr>"
                    for r in ev.cases.to_dict("records"))  # fmt: skip
     return (f"<details><summary>Per-case results ({len(ev.cases)} cases)</summary>"
@@ -174,7 +175,7 @@ def _cell(value: Any, column: str) -> str:
         return ""
     if isinstance(value, float):
         return _num(value, column, judge=column.startswith("judge_"))
-    return e(value)
+    return html_text(value)
 
 
 def _strips(ev: Evaluation | None) -> str:
@@ -196,8 +197,8 @@ def _training(stages: Iterable[StageArtifacts]) -> str:
         pics = _img(st.loss_curve, f"stage {st.stage} loss curve") + _img(st.before_after, f"stage {st.stage} sample",
                                                                            "validation sample: source · output · target")
         pics = pics or '<p class="sub">This stage logged no pictures.</p>'
-        cards.append(f'<div class="stage"><h3>Stage {st.stage} · {e(STAGE_NAMES.get(st.stage, "training"))}</h3>'
-                     f'<div class="sub mono">run {e(st.run_id[:12])}</div><div class="sub">{e(facts)}</div>{pics}</div>')
+        cards.append(f'<div class="stage"><h3>Stage {st.stage} · {html_text(STAGE_NAMES.get(st.stage, "training"))}</h3>'
+                     f'<div class="sub mono">run {html_text(st.run_id[:12])}</div><div class="sub">{html_text(facts)}</div>{pics}</div>')
     if not cards:
         return ""
     return f'<section class="card" id="training"><h2>Training curves</h2><div class="stages">{"".join(cards)}</div></section>'
@@ -206,10 +207,10 @@ def _training(stages: Iterable[StageArtifacts]) -> str:
 def _lineage(data: ReportData) -> str:
     lin = data.lineage
     stage_rows = "".join(
-        f"<tr><td>{s.stage}</td><td>v{e(s.model_version)}</td><td class=mono>{e(s.run_id)}</td><td class=mono>{e(s.manifest_dvc_md5 or '–')}</td>"
-        f"<td class=mono>{e(s.config_hash[:16] or '–')}</td><td class=mono>{e(s.code_git_sha[:12] or '–')}</td></tr>"
+        f"<tr><td>{s.stage}</td><td>v{html_text(s.model_version)}</td><td class=mono>{html_text(s.run_id)}</td><td class=mono>{html_text(s.manifest_dvc_md5 or '–')}</td>"
+        f"<td class=mono>{html_text(s.config_hash[:16] or '–')}</td><td class=mono>{html_text(s.code_git_sha[:12] or '–')}</td></tr>"
         for s in sorted(lin.stages, key=lambda s: s.stage))  # fmt: skip
-    files = "".join(f"<tr><td>{e(f.role)}</td><td class=mono>{e(f.path)}</td><td class=mono>{e(f.sha256)}</td></tr>"
+    files = "".join(f"<tr><td>{html_text(f.role)}</td><td class=mono>{html_text(f.path)}</td><td class=mono>{html_text(f.sha256)}</td></tr>"
                     for f in lin.files())  # fmt: skip
     return (f'<section class="card" id="lineage"><h2>Lineage</h2>{lineage_svg(lin, data.stage_batches)}'
             f"<details><summary>Stages ({len(lin.stages)})</summary><table><thead><tr><th>stage</th><th>version</th>"
@@ -230,7 +231,7 @@ def _eval_details(ev: Evaluation | None) -> str:
              ("Judge", judge), ("Time", f"{t.get('total_s', 0):.1f} s total, {t.get('cases_per_minute', 0):.1f} cases/min"),
              ("Results file", str(ev.results_path))]  # fmt: skip
     return ('<section class="card" id="eval-details"><h2>Evaluation details</h2><div class="meta">'
-            + "".join(f"<span>{e(k)}</span><b class=mono>{e(v)}</b>" for k, v in items) + "</div></section>")
+            + "".join(f"<span>{html_text(k)}</span><b class=mono>{html_text(v)}</b>" for k, v in items) + "</div></section>")
 
 
 def render_html(data: ReportData) -> str:
@@ -239,5 +240,5 @@ def render_html(data: ReportData) -> str:
     body = "".join([_header(data), _kpis(data), _promotion(data), _scores(data.evaluation, data.evaluation_note),
                     _lineage(data), _strips(data.evaluation), _training(data.stages), _eval_details(data.evaluation)])  # fmt: skip
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{e(title)}</title><style>{CSS}</style></head><body><main>{body}"
+            f"<title>{html_text(title)}</title><style>{CSS}</style></head><body><main>{body}"
             f"<footer>Generated by <code>kiwi report</code> · self-contained: no scripts, no network</footer></main></body></html>\n")  # fmt: skip

@@ -23,7 +23,8 @@ from kiwi_platform.training.errors import (
     TrainingInterrupted,
     TrainingOOM,
 )
-from kiwi_platform.training.loop import TrainCallbacks, TrainResult, train
+from kiwi_platform.training.loop import train
+from kiwi_platform.training.results import TrainCallbacks, TrainResult
 
 __all__ = [
     "DataHashMismatch", "EmptyManifestError", "MissingCheckpointError", "Resolution", "ResumeMismatch",

@@ -1,4 +1,4 @@
-"""TrainConfig: one stage's run settings, with SPEC section 3's defaults filled in per stage.
+"""TrainConfig: one stage's run settings, with the defaults of docs/contract.md §3 filled in per stage.
 
 Why pydantic: the Dagster `dg.Config`, the CLI and the benchmarks all build the same object and
 get the same validation; `config_hash()` names the settings that shape the weights, so a resume
@@ -42,7 +42,7 @@ class Resolution(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """Everything one training stage needs besides the data; defaults follow SPEC section 3."""
+    """Everything one training stage needs besides the data; defaults follow docs/contract.md §3."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -17,7 +17,6 @@ import os
 from typing import Any
 
 import torch
-
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs

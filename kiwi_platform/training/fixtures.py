@@ -40,7 +40,7 @@ def make_training_manifest(
     Each pair gives one row of task image/video and, with `with_ref`, a second row of task
     image_ref/video_ref (same pair id, so both land in the same split) using the true reference.
     """
-    from kiwi_platform.ingest.normalize import normalize_media
+    from kiwi_platform.media.normalize import normalize_media
     from kiwi_platform.synth import generate, load_ground_truth
 
     out = Path(out_dir)

@@ -14,9 +14,8 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,50 +36,10 @@ from kiwi_platform.training.modules import (
     save_trainable,
     trainable_digest,
 )
+from kiwi_platform.training.results import TrainResult, emit
 from kiwi_platform.training.signals import StopRequest
 
 log = logging.getLogger("kiwi_platform.training")
-
-
-class TrainCallbacks(Protocol):
-    """What a caller (Dagster asset, CLI, benchmark) may implement; every method is optional."""
-
-    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
-    def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...
-    def on_checkpoint(self, step: int, path: Path) -> None: ...
-    def on_warning(self, message: str) -> None: ...
-
-
-@dataclass
-class TrainResult:
-    """What a finished stage produced; `final_dir` is a pipeline folder in the released layout."""
-
-    final_dir: Path
-    steps: int
-    losses: list[float]
-    val_losses: list[tuple[int, float]]
-    trainable: list[str]
-    trainable_params: int
-    samples_seen: int
-    seconds: float
-    resumed_from: str | None
-    config_hash: str
-    manifest_sha256: str
-    last_checkpoint: str | None
-    trainable_sha256: str = ""  # this process's trainable weights (replicas must agree)
-    skipped_checkpoints: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["final_dir"] = str(self.final_dir)
-        data["val_losses"] = [list(v) for v in self.val_losses]
-        return data
-
-
-def _emit(callbacks: Any, name: str, *args: Any) -> None:
-    fn = getattr(callbacks, name, None) if callbacks is not None else None
-    if fn is not None:
-        fn(*args)
 
 
 def micro_seed(seed: int, step: int, micro: int, rank: int) -> int:
@@ -152,7 +111,7 @@ class _Run:
         folder, self.skipped = ckpt.find_resumable(self.ckpt_root)
         for msg in self.skipped:
             if self.accelerator.is_main_process:
-                _emit(self.callbacks, "on_warning", msg)
+                emit(self.callbacks, "on_warning", msg)
         if folder is None:
             return
         state = ckpt.read_state(folder)
@@ -208,7 +167,7 @@ class _Run:
                 "world_size": self.world, "trainable": len(self.trainable_names),
             })  # fmt: skip
             final = ckpt.publish(root, tmp, self.step, self.config.keep_checkpoints)
-            _emit(self.callbacks, "on_checkpoint", self.step, final)
+            emit(self.callbacks, "on_checkpoint", self.step, final)
         acc.wait_for_everyone()
         self.last_checkpoint = str(final)
         return final
@@ -291,7 +250,7 @@ class _Run:
         value = float(np.mean(losses))
         self.val_losses.append((self.step, value))
         if self.accelerator.is_main_process:
-            _emit(self.callbacks, "on_eval", self.step,
+            emit(self.callbacks, "on_eval", self.step,
                   {"val_loss": value, "val_samples": float(len(losses)), "height": float(res.height),
                    "width": float(res.width)})
         return value
@@ -315,7 +274,7 @@ def _loop(run: _Run, config: TrainConfig, callbacks: Any, save: bool) -> None:
         while run.step < config.max_steps:
             metrics = run.train_step()
             if acc.is_main_process:
-                _emit(callbacks, "on_step", run.step, metrics)
+                emit(callbacks, "on_step", run.step, metrics)
             if config.eval_every and (run.step % config.eval_every == 0 or run.step == config.max_steps):
                 run.evaluate()
             stopping = stop.requested

@@ -25,11 +25,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
+def small_suite(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Suite:
     """Two OpenVE cases (local_add, local_change) and two RefVIE cases (subject, subject), 5 frames at 64x96."""
     base = tmp_path_factory.mktemp("suites")
-    openve = build_synthetic_suite("openve", base / "openve", n=2, **SIZE)
-    refvie = build_synthetic_suite("refvie", base / "refvie", n=2, seed=7, **SIZE)
+    openve = build_synthetic_suite("openve", base / "openve", n=2, demo_dir=demo_dir, **SIZE)
+    refvie = build_synthetic_suite("refvie", base / "refvie", n=2, seed=7, demo_dir=demo_dir, **SIZE)
     return merge_suites([openve, refvie], base / "all", "small")
 
 

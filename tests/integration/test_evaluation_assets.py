@@ -3,12 +3,14 @@ and the promotion gate that moves (or refuses to move) the `champion` alias."""
 
 from __future__ import annotations
 
+import copy
 import json
 
+import dagster as dg
 import pytest
 
 from kiwi_platform.runner import materialize
-from kiwi_platform.tracking import tags as T
+from kiwi_platform.lib import mlflow_tags
 from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, entered, graph_metadata, latest_metadata, shared_graph
 
 HEADLINE = "offline/preservation_psnr"  # one of promoted_model's default headline metrics (higher is better)
@@ -19,6 +21,17 @@ def graph(tmp_path_factory, small_synth):
     g = shared_graph(tmp_path_factory, small_synth)
     with entered(g) as instance:
         yield g, instance
+
+
+def _results_metadata(instance: dg.DagsterInstance) -> dict:
+    """The latest benchmark_results materialization's metadata (its `summary` is what promotion reads)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey("benchmark_results"))
+    return dict(event.asset_materialization.metadata)
+
+
+def _record_results(instance: dg.DagsterInstance, metadata: dict) -> None:
+    """Record a benchmark_results materialization with this metadata, as a scenario for promoted_model."""
+    instance.report_runless_asset_event(dg.AssetMaterialization("benchmark_results", metadata=metadata))
 
 
 def _stage_version(g, instance, stage: int) -> str:
@@ -53,7 +66,7 @@ def test_first_evaluated_model_becomes_champion_with_eval_metrics(graph):
     decision = json.loads(champion.tags["kiwi.promotion_decision"])
     assert decision["candidate"] == version and decision["champion"] is None and decision["promoted"] is True
     metrics = client.get_run(champion.run_id).data.metrics
-    headline = json.loads(open(results["summary"]).read())["candidate"]["headline"]
+    headline = results["summary"]["candidate"]["headline"]  # promotion reads this record, not a side file
     logged = {k[len("eval/"):]: v for k, v in metrics.items() if k.startswith("eval/")}
     finite = {k: v for k, v in headline.items() if v == v}
     assert HEADLINE in logged and set(logged) == set(finite)
@@ -72,14 +85,13 @@ def test_worse_candidate_is_refused_and_alias_stays(graph):
     champion = _stage_version(g, instance, 3)
     candidate = _stage_version(g, instance, 2)  # another registered version plays the new candidate
     assert str(client.get_model_version_by_alias("kiwi-edit", "champion").version) == champion
-    summary_path = g.home / "evaluations" / "latest.json"
-    original = summary_path.read_text()
-    summary = json.loads(original)
+    original = _results_metadata(instance)
+    summary = copy.deepcopy(original["summary"].value)
     headline = summary["candidate"]["headline"]
     worse = {**headline, HEADLINE: headline[HEADLINE] - 5.0}
     summary.update(candidate={"version": candidate, "headline": worse, "results": ""},
                    champion={"version": champion, "headline": headline, "results": ""})  # fmt: skip
-    summary_path.write_text(json.dumps(summary))
+    _record_results(instance, {**original, "summary": dg.MetadataValue.json(summary)})
     try:
         [outcome] = materialize("promoted_model", defs=g.defs, run_config=FULL_RUN_CONFIG)
         assert outcome.ok, outcome.errors
@@ -88,7 +100,7 @@ def test_worse_candidate_is_refused_and_alias_stays(graph):
         cand = client.get_model_version("kiwi-edit", candidate)
         champ = client.get_model_version("kiwi-edit", champion)
     finally:
-        summary_path.write_text(original)
+        _record_results(instance, original)
         if str(client.get_model_version_by_alias("kiwi-edit", "champion").version) != champion:
             client.set_registered_model_alias("kiwi-edit", "champion", champion)  # keep later tests meaningful
     assert now == champion, "a worse candidate took the champion alias"
@@ -101,7 +113,7 @@ def test_worse_candidate_is_refused_and_alias_stays(graph):
     assert any(HEADLINE in r for r in decision["reasons"])
     assert champ.tags["kiwi.promotion"] == "promoted" and "kiwi.replaced_by" not in champ.tags
     assert "champion" not in (cand.aliases or [])
-    assert cand.tags[T.STAGE] == "2"  # the refusal went on the version named in the summary, not another
+    assert cand.tags[mlflow_tags.STAGE] == "2"  # the refusal went on the version named in the summary, not another
 
 
 @pytest.mark.slow
@@ -112,21 +124,20 @@ def test_candidate_within_tolerance_is_promoted_over_the_champion(graph):
     client = g.resources["tracking"].client()
     champion = _stage_version(g, instance, 3)
     candidate = _stage_version(g, instance, 1)
-    summary_path = g.home / "evaluations" / "latest.json"
-    original = summary_path.read_text()
-    summary = json.loads(original)
+    original = _results_metadata(instance)
+    summary = copy.deepcopy(original["summary"].value)
     headline = summary["candidate"]["headline"]
     nearly = {**headline, HEADLINE: headline[HEADLINE] - 0.01}  # inside the 0.05 default tolerance
     summary.update(candidate={"version": candidate, "headline": nearly, "results": ""},
                    champion={"version": champion, "headline": headline, "results": ""})  # fmt: skip
-    summary_path.write_text(json.dumps(summary))
+    _record_results(instance, {**original, "summary": dg.MetadataValue.json(summary)})
     try:
         [outcome] = materialize("promoted_model", defs=g.defs, run_config=FULL_RUN_CONFIG)
         now = str(client.get_model_version_by_alias("kiwi-edit", "champion").version)
         old = client.get_model_version("kiwi-edit", champion)
         cand = client.get_model_version("kiwi-edit", candidate)
     finally:
-        summary_path.write_text(original)
+        _record_results(instance, original)
         client.set_registered_model_alias("kiwi-edit", "champion", champion)
         client.delete_model_version_tag("kiwi-edit", champion, "kiwi.replaced_by")
     assert outcome.ok, outcome.errors
@@ -150,9 +161,8 @@ def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
     quads = store.read_table(BATCH, "quadruplets")
     ref = store.root_path / quads.loc[quads["ref_image"] != "", "ref_image"].iloc[0]
     original_ref = ref.read_bytes()
-    summary_path = g.home / "evaluations" / "latest.json"
-    original = summary_path.read_text()
-    summary = json.loads(original)
+    original = _results_metadata(instance)
+    summary = copy.deepcopy(original["summary"].value)
     headline = summary["candidate"]["headline"]
     better = {**headline, HEADLINE: headline[HEADLINE] + 5.0}
     summary.update(candidate={"version": candidate, "headline": better, "results": ""},
@@ -160,12 +170,12 @@ def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
     try:
         ref.write_bytes(original_ref + b"\0")  # PIL still reads it; its sha256 no longer matches
         [broken] = materialize("quadruplets", [BATCH], defs=g.defs, run_config=FULL_RUN_CONFIG)
-        summary_path.write_text(json.dumps(summary))
+        _record_results(instance, {**original, "summary": dg.MetadataValue.json(summary)})
         [outcome] = materialize("promoted_model", defs=g.defs, run_config=FULL_RUN_CONFIG)
         meta = latest_metadata(instance, "promoted_model")
         now = str(client.get_model_version_by_alias("kiwi-edit", "champion").version)
     finally:
-        summary_path.write_text(original)
+        _record_results(instance, original)
         ref.write_bytes(original_ref)
         [fixed] = materialize("quadruplets", [BATCH], defs=g.defs, run_config=FULL_RUN_CONFIG)
         if str(client.get_model_version_by_alias("kiwi-edit", "champion").version) != champion:
@@ -187,8 +197,7 @@ def test_existing_champion_is_not_ignored_when_it_is_not_re_evaluated(graph):
     client = tracking.client()
     champion = _stage_version(g, instance, 3)
     stand_in = _stage_version(g, instance, 2)  # the champion for this test: a version other than the candidate
-    summary_path = g.home / "evaluations" / "latest.json"
-    original = summary_path.read_text()
+    original = _results_metadata(instance)
     config = {"ops": {**FULL_RUN_CONFIG["ops"], "benchmark_results": {"config": {"evaluate_champion": False}}}}
     saved_tags = {v: dict(client.get_model_version("kiwi-edit", v).tags) for v in (champion, stand_in)}
     client.set_registered_model_alias("kiwi-edit", "champion", stand_in)
@@ -198,7 +207,7 @@ def test_existing_champion_is_not_ignored_when_it_is_not_re_evaluated(graph):
         saved_tags.setdefault(candidate, {})
         decision = json.loads(client.get_model_version("kiwi-edit", candidate).tags["kiwi.promotion_decision"])
     finally:
-        summary_path.write_text(original)
+        _record_results(instance, original)
         client.set_registered_model_alias("kiwi-edit", "champion", champion)
         for version, tags in saved_tags.items():
             current = client.get_model_version("kiwi-edit", version).tags

@@ -97,17 +97,17 @@ def test_stage_model_logs_and_loads_through_an_mlflow_server(mlflow_server, tmp_
 
     from model.build import init_checkpoint
     from kiwi_platform.resources.tracking import MlflowTracking
-    from kiwi_platform.tracking import tags as T
-    from kiwi_platform.tracking.stage_run import _log_model
+    from kiwi_platform.lib import mlflow_tags
+    from kiwi_platform.training.registration import log_model
 
     url, server_artifacts = mlflow_server
     tracking = MlflowTracking(tracking_uri=url, artifact_root=str(tmp_path / "unused"))
     ckpt = init_checkpoint("tiny", tmp_path / "ckpt", seed=0)
-    with tracking.start_run("stage1", tags={T.STAGE: "1"}):
+    with tracking.start_run("stage1", tags={mlflow_tags.STAGE: "1"}):
         mlflow.log_metric("loss", 0.5, step=1)
-        version, uri, _ = _log_model(tracking, ckpt, {T.STAGE: "1", T.CHECKPOINT_DIR: str(ckpt)})
+        version, uri, _ = log_model(tracking, ckpt, {mlflow_tags.STAGE: "1", mlflow_tags.CHECKPOINT_DIR: str(ckpt)})
     mv = tracking.client().get_model_version("kiwi-edit", version)
-    assert mv.tags[T.STAGE] == "1" and mv.tags[T.CHECKPOINT_DIR] == str(ckpt)
+    assert mv.tags[mlflow_tags.STAGE] == "1" and mv.tags[mlflow_tags.CHECKPOINT_DIR] == str(ckpt)
     assert not (tmp_path / "unused").exists()  # the server, not the client, chose the artifact store
     assert any(server_artifacts.rglob("model_index.json"))
     loaded = mlflow.pyfunc.load_model(uri)

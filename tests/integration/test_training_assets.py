@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kiwi_platform.runner import materialize
-from kiwi_platform.tracking import tags as T
+from kiwi_platform.lib import mlflow_tags
 from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, STAGE_CONFIG, entered, graph_metadata, shared_graph
 
 STAGES = (1, 2, 3)
@@ -31,8 +31,8 @@ def _versions(g) -> dict[int, object]:
     found = client.search_model_versions("name='kiwi-edit'")
     by_stage = {}
     for mv in found:
-        if mv.tags.get(T.DAGSTER_RUN_ID) == run_id:
-            stage = int(mv.tags[T.STAGE])
+        if mv.tags.get(mlflow_tags.DAGSTER_RUN_ID) == run_id:
+            stage = int(mv.tags[mlflow_tags.STAGE])
             assert stage not in by_stage, f"stage {stage} registered twice by one run"
             by_stage[stage] = mv
     return by_stage
@@ -54,22 +54,22 @@ def test_stages_materialize_and_register_models_with_lineage_tags(graph):
     assert sorted(versions) == list(STAGES)
     for stage, mv in versions.items():
         tags = mv.tags
-        assert tags[T.ASSET_KEY] == f"stage{stage}_checkpoint"
-        assert tags[T.MANIFEST_DVC_MD5] == manifests["dvc_md5"]
+        assert tags[mlflow_tags.ASSET_KEY] == f"stage{stage}_checkpoint"
+        assert tags[mlflow_tags.MANIFEST_DVC_MD5] == manifests["dvc_md5"]
         # a content-addressed snapshot: stageN.parquet is rebuilt by every training_manifests run
-        assert tags[T.MANIFEST_PATH] == f"training/manifests/history/stage{stage}-{tags[T.MANIFEST_SHA256][:16]}.parquet"
-        assert _is_commit(tags[T.CODE_GIT_SHA]), tags[T.CODE_GIT_SHA]
-        assert tags[T.CODE_DIRTY] in ("true", "false")
-        assert Path(tags[T.CHECKPOINT_DIR]).is_dir()
-        assert tags[T.RUN_ID] == mv.run_id
+        assert tags[mlflow_tags.MANIFEST_PATH] == f"training/manifests/history/stage{stage}-{tags[mlflow_tags.MANIFEST_SHA256][:16]}.parquet"
+        assert _is_commit(tags[mlflow_tags.CODE_GIT_SHA]), tags[mlflow_tags.CODE_GIT_SHA]
+        assert tags[mlflow_tags.CODE_DIRTY] in ("true", "false")
+        assert Path(tags[mlflow_tags.CHECKPOINT_DIR]).is_dir()
+        assert tags[mlflow_tags.RUN_ID] == mv.run_id
         if stage == 1:
-            assert not tags.get(T.PARENT_MODEL_URI)
+            assert not tags.get(mlflow_tags.PARENT_MODEL_URI)
         else:
             parent = versions[stage - 1]
-            assert tags[T.PARENT_MODEL_URI] == f"models:/kiwi-edit/{parent.version}"
-            assert tags[T.PARENT_RUN_ID] == parent.run_id
-            assert tags["kiwi.init_checkpoint"] == parent.tags[T.CHECKPOINT_DIR]
-    assert len({mv.tags[T.CHECKPOINT_DIR] for mv in versions.values()}) == 3
+            assert tags[mlflow_tags.PARENT_MODEL_URI] == f"models:/kiwi-edit/{parent.version}"
+            assert tags[mlflow_tags.PARENT_RUN_ID] == parent.run_id
+            assert tags["kiwi.init_checkpoint"] == parent.tags[mlflow_tags.CHECKPOINT_DIR]
+    assert len({mv.tags[mlflow_tags.CHECKPOINT_DIR] for mv in versions.values()}) == 3
 
 
 def _is_commit(sha: str) -> bool:
@@ -93,7 +93,7 @@ def test_stage_runs_are_nested_under_one_pipeline_run_and_log_loss_per_step(grap
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs.values()}
     assert len(parents) == 1 and None not in parents
     pipeline = client.get_run(parents.pop())
-    assert pipeline.data.tags[T.DAGSTER_RUN_ID] == g.global_outcome.run_id
+    assert pipeline.data.tags[mlflow_tags.DAGSTER_RUN_ID] == g.global_outcome.run_id
     assert pipeline.data.tags.get("kiwi.role") == "pipeline"
     for stage, run in runs.items():
         assert run.data.tags.get("kiwi.role") == "stage" and run.info.run_name == f"stage{stage}"
@@ -102,7 +102,7 @@ def test_stage_runs_are_nested_under_one_pipeline_run_and_log_loss_per_step(grap
         assert all(m.value == m.value and m.value > 0 for m in history)
         assert run.data.params["stage"] == str(stage)
         assert run.data.params["max_steps"] == str(STAGE_CONFIG["max_steps"])
-        assert run.data.params["code_git_sha"] == versions[stage].tags[T.CODE_GIT_SHA]
+        assert run.data.params["code_git_sha"] == versions[stage].tags[mlflow_tags.CODE_GIT_SHA]
 
 
 @pytest.mark.slow
@@ -123,7 +123,7 @@ def test_checkpoints_load_and_metadata_links_to_mlflow(graph):
         assert meta["model_version"] == str(mv.version)
         assert meta["model_uri"] == f"models:/kiwi-edit/{mv.version}"
         assert meta["steps"] == STAGE_CONFIG["max_steps"]
-        assert str(meta["checkpoint_dir"]) == mv.tags[T.CHECKPOINT_DIR]
+        assert str(meta["checkpoint_dir"]) == mv.tags[mlflow_tags.CHECKPOINT_DIR]
         assert meta["mlflow_run"].endswith(mv.run_id)
         pipes[stage] = KiwiEditPipeline.from_pretrained(meta["checkpoint_dir"])
     base = KiwiEditPipeline.from_pretrained(versions[1].tags["kiwi.init_checkpoint"])
@@ -142,7 +142,7 @@ def test_stage2_without_stage1_checkpoint_fails_with_a_clear_message(graph):
     naming the folder and the fix; no MLflow run or model version is created."""
     g, _ = graph
     client = g.resources["tracking"].client()
-    folder = Path(_versions(g)[1].tags[T.CHECKPOINT_DIR])
+    folder = Path(_versions(g)[1].tags[mlflow_tags.CHECKPOINT_DIR])
     before_versions = len(client.search_model_versions("name='kiwi-edit'"))
     exp = g.resources["tracking"].experiment_id()
     before_runs = len(client.search_runs([exp]))
@@ -176,16 +176,16 @@ def test_training_a_stage_longer_keeps_the_registered_checkpoint_intact(graph):
     champion is re-scored from it)."""
     g, instance = graph
     old = _versions(g)[3]
-    folder = Path(old.tags[T.CHECKPOINT_DIR])
+    folder = Path(old.tags[mlflow_tags.CHECKPOINT_DIR])
     before = _tree_digest(folder)
     longer = {"ops": {"stage3_checkpoint": {"config": {**STAGE_CONFIG, "max_steps": STAGE_CONFIG["max_steps"] + 1}}}}
     [outcome] = materialize("stage3_checkpoint", defs=g.defs, run_config=longer)
     assert outcome.ok, outcome.errors
     client = g.resources["tracking"].client()
     new = max(client.search_model_versions("name='kiwi-edit'"), key=lambda mv: int(mv.version))
-    assert new.version != old.version and new.tags[T.STAGE] == "3"
+    assert new.version != old.version and new.tags[mlflow_tags.STAGE] == "3"
     assert _tree_digest(folder) == before, f"registered v{old.version}'s checkpoint {folder} was rewritten by v{new.version}"
-    assert new.tags[T.CHECKPOINT_DIR] != old.tags[T.CHECKPOINT_DIR]
+    assert new.tags[mlflow_tags.CHECKPOINT_DIR] != old.tags[mlflow_tags.CHECKPOINT_DIR]
 
 
 @contextlib.contextmanager

@@ -160,7 +160,7 @@ def test_cache_is_shared_by_concurrent_processes(make_client: Callable[..., Judg
 def test_dagster_resource_builds_the_judge_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """JudgeResource.from_env reads KIWI_JUDGE_* (the key stays out of resource config), caches under KIWI_HOME,
     and reports itself disabled, with a clear error, when no endpoint is set."""
-    from kiwi_platform.judge import JudgeResource
+    from kiwi_platform.resources.judge import JudgeResource
 
     off = JudgeResource.from_env({"KIWI_HOME": str(tmp_path)})
     assert off.enabled is False and off.cache_path == str(tmp_path / "judge-cache.sqlite")

@@ -1,4 +1,4 @@
-"""Flow-matching schedule, Euler sampler and training loss follow SPEC sections 3 and 4."""
+"""Flow-matching schedule, Euler sampler and training loss follow docs/contract.md §3 and §4."""
 
 from __future__ import annotations
 

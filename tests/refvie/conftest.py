@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kiwi_platform.ingest.normalize import normalize_media
+from kiwi_platform.media.normalize import normalize_media
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.synth import generate, load_ground_truth
 
@@ -37,9 +37,9 @@ class Pair:
 
 
 @pytest.fixture(scope="session")
-def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[Pair]:
+def pairs(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> list[Pair]:
     out = tmp_path_factory.mktemp("refvie") / "synth"
-    generate(out, N, seed=11, frames=FRAMES, height=HEIGHT, width=WIDTH, image_share=0.25)
+    generate(out, N, seed=11, frames=FRAMES, height=HEIGHT, width=WIDTH, image_share=0.25, demo_dir=demo_dir)
     result = []
     for r in load_ground_truth(out):
         clips = []

@@ -103,9 +103,21 @@ def test_reference_size_filter():
     assert reference_size_ok(np.zeros((8, 12, 3), np.uint8), min_side=8)
 
 
-def test_batch_dedup_helper(references):
-    """`pipeline.near_duplicates` drops a later re-encoded copy in favour of the earlier original."""
+def test_batch_dedup_drops_later_copies_and_records_them(references):
+    """The quadruplets asset's dedup keeps the earlier original, drops a later re-encoded copy with a
+    `qc_near_duplicate` record naming the original's row, and compares references only with references."""
+    from kiwi_platform.refvie.assembly import drop_duplicates
+
     copy = _copies(references[0])[0]
-    found = pipeline.near_duplicates(references[:4] + [copy])
-    assert [(i, j) for i, j, _ in found] == [(4, 0)]
-    assert pipeline.near_duplicates([]) == []
+    samples = [
+        {"row": i + 1, "pair_id": f"p{i}", "ref_image": f"r{i}.png", "tgt_clip": f"t{i}", "_embed": img, "dup_similarity": 0.0}
+        for i, img in enumerate(references[:4] + [copy])
+    ]
+    samples.append({"row": 9, "pair_id": "no-ref", "ref_image": "", "tgt_clip": "t9", "_embed": copy, "dup_similarity": 0.0})
+    rejected = []
+    kept = drop_duplicates(samples, PerceptualHashEmbedder(), pipeline.DEFAULT_DUPLICATE_THRESHOLD, rejected)
+    assert [s["pair_id"] for s in kept] == ["p0", "p1", "p2", "p3", "no-ref"]
+    assert [(r.row, r.reason, r.pair_id) for r in rejected] == [(5, "qc_near_duplicate", "p4")]
+    assert "row 1" in rejected[0].message
+    assert kept[0]["dup_similarity"] >= pipeline.DEFAULT_DUPLICATE_THRESHOLD
+    assert drop_duplicates([], PerceptualHashEmbedder(), 0.9, []) == []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kiwi_platform.refvie import pipeline
-from kiwi_platform.refvie.metrics import cosine, ssim
+from kiwi_platform.lib.image_metrics import cosine, ssim
 from kiwi_platform.refvie.quality import PerceptualHashEmbedder
 from kiwi_platform.refvie.references import OpenCVInpainter, make_reference
 from kiwi_platform.refvie.types import LOCAL_TYPES, EditRegion, SampleRejected

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from kiwi_platform.refvie import pipeline
-from kiwi_platform.refvie.metrics import clip_mask_iou
-from kiwi_platform.refvie.regions import DiffGrounder, DiffSegmenter, find_edit_region, prompt_edit_type
+from kiwi_platform.refvie.backends.diff import DiffGrounder
+from kiwi_platform.refvie.edit_types import prompt_edit_type
+from kiwi_platform.lib.image_metrics import clip_mask_iou
+from kiwi_platform.refvie.regions import find_edit_region
 from kiwi_platform.refvie.types import EDIT_TYPES, LOCAL_TYPES, EditRegion, SampleRejected
 
 
@@ -185,7 +187,7 @@ def test_regions_are_deterministic(pairs):
 def test_shape_completion_restores_partly_missed_frames():
     """When an object crosses background of its own colour, frames where only part of it was found
     get its whole shape back from a neighbouring frame (rigid motion)."""
-    from kiwi_platform.refvie.regions import complete_shapes
+    from kiwi_platform.refvie.difference import complete_shapes
 
     masks = np.zeros((6, 48, 80), bool)
     for t in range(6):

@@ -19,7 +19,7 @@ from PIL import Image
 
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.resources.tracking import MlflowTracking
-from kiwi_platform.tracking import tags as T
+from kiwi_platform.lib import mlflow_tags
 
 SIZE = {"frames": 5, "height": 64, "width": 96}
 BATCH = "batch-a"
@@ -82,11 +82,11 @@ def _register_stages(tracking: MlflowTracking, repo: Path, md5: dict[int, str]) 
     runs: dict[int, str] = {}
     for stage in (1, 2, 3):
         manifest = repo / "training" / "manifests" / f"stage{stage}.parquet"
-        tags = {T.STAGE: str(stage), T.MANIFEST_PATH: f"training/manifests/stage{stage}.parquet",
-                T.MANIFEST_SHA256: sha256_file(manifest), T.MANIFEST_DVC_MD5: md5[stage], T.DATA_REPO: str(repo),
-                T.DATA_REPO_REV: "abcdef1234567890", T.CODE_GIT_SHA: "c0de5ha0000000000000", T.CONFIG_HASH: f"cfg{stage}hash0000",
-                T.CHECKPOINT_DIR: f"/ckpt/stage{stage}",
-                T.PARENT_MODEL_URI: f"models:/{tracking.registered_model}/{stage - 1}" if stage > 1 else ""}  # fmt: skip
+        tags = {mlflow_tags.STAGE: str(stage), mlflow_tags.MANIFEST_PATH: f"training/manifests/stage{stage}.parquet",
+                mlflow_tags.MANIFEST_SHA256: sha256_file(manifest), mlflow_tags.MANIFEST_DVC_MD5: md5[stage], mlflow_tags.DATA_REPO: str(repo),
+                mlflow_tags.DATA_REPO_REV: "abcdef1234567890", mlflow_tags.CODE_GIT_SHA: "c0de5ha0000000000000", mlflow_tags.CONFIG_HASH: f"cfg{stage}hash0000",
+                mlflow_tags.CHECKPOINT_DIR: f"/ckpt/stage{stage}",
+                mlflow_tags.PARENT_MODEL_URI: f"models:/{tracking.registered_model}/{stage - 1}" if stage > 1 else ""}  # fmt: skip
         with tracking.start_run(f"stage{stage}", tags={**tags, "kiwi.role": "stage"}) as run:
             for step, loss in enumerate(np.linspace(1.0, 0.5, 5)):
                 mlflow.log_metric("loss", float(loss) / stage, step=step)
@@ -99,10 +99,10 @@ def _register_stages(tracking: MlflowTracking, repo: Path, md5: dict[int, str]) 
 
 
 @pytest.fixture(scope="session")
-def report_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def report_store(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Store:
     from kiwi_platform.evaluation import EvalSettings, build_synthetic_suite, evaluate_checkpoint, merge_suites
     from kiwi_platform.judge import Judge, JudgeCache, JudgeClient
-    from kiwi_platform.tracking.evaluation_log import log_evaluation, record_decision
+    from kiwi_platform.evaluation.mlflow_log import log_evaluation, record_decision
     from model.build import init_checkpoint
     from tests.fakes.openai_server import answer, run_fake_openai
 
@@ -112,8 +112,8 @@ def report_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     runs = _register_stages(tracking, repo, md5)
 
     checkpoint = init_checkpoint("tiny", root / "ckpt", seed=0)
-    suites = [build_synthetic_suite("openve", root / "suites" / "openve", n=2, **SIZE),
-              build_synthetic_suite("refvie", root / "suites" / "refvie", n=2, seed=7, **SIZE)]
+    suites = [build_synthetic_suite("openve", root / "suites" / "openve", n=2, demo_dir=demo_dir, **SIZE),
+              build_synthetic_suite("refvie", root / "suites" / "refvie", n=2, seed=7, demo_dir=demo_dir, **SIZE)]
     suite = merge_suites(suites, root / "suites" / "all", "report-test")
 
     def behaviour(req):

@@ -10,13 +10,18 @@ import pytest
 from kiwi_platform.training import TrainConfig
 from kiwi_platform.training.fixtures import TrainingFixture
 from kiwi_platform.training.fixtures import make_training_manifest as _make
+from tests.demo_data import require_demo_dir
 
 FRAMES = 5
 
 
 def make_training_manifest(tmp_dir: Path, n: int = 6, **kwargs) -> TrainingFixture:
-    """Synthetic pairs -> .kclip clips + manifest.parquet (image/video rows plus *_ref rows)."""
+    """Synthetic pairs -> .kclip clips + manifest.parquet (image/video rows plus *_ref rows).
+
+    The demo clips come from the same place (and fail the same way when missing) as the `demo_dir` fixture.
+    """
     kwargs.setdefault("frames", FRAMES)
+    kwargs.setdefault("demo_dir", require_demo_dir())
     return _make(tmp_dir, n, **kwargs)
 
 

@@ -1,4 +1,4 @@
-"""TrainConfig: SPEC section 3 defaults per stage, derived accumulation, schedule and hash."""
+"""TrainConfig: docs/contract.md §3 defaults per stage, derived accumulation, schedule and hash."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trainable sets per stage (SPEC section 3): gradients, requires_grad, and what one optimizer step moves."""
+"""Trainable sets per stage (docs/contract.md §3.3): gradients, requires_grad, and what one optimizer step moves."""
 
 from __future__ import annotations
 

@@ -19,11 +19,11 @@ from kiwi_platform.errors import KiwiUserError
 # kind -> name -> "module:Class"; the first name of each kind is its default.
 BACKENDS: dict[str, dict[str, str]] = {
     "grounder": {
-        "diff": "kiwi_platform.refvie.regions:DiffGrounder",
+        "diff": "kiwi_platform.refvie.backends.diff:DiffGrounder",
         "qwen": "kiwi_platform.refvie.backends.qwen_grounder:QwenVLGrounder",
     },
     "segmenter": {
-        "diff": "kiwi_platform.refvie.regions:DiffSegmenter",
+        "diff": "kiwi_platform.refvie.backends.diff:DiffSegmenter",
         "sam": "kiwi_platform.refvie.backends.sam_segmenter:SamSegmenter",
     },
     "inpainter": {

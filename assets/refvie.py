@@ -1,0 +1,197 @@
+"""RefVIE: where each edit happened, the reference it implies, and the QC'd training quadruplets.
+
+Logic lives in `kiwi_platform.refvie`; this module only declares the assets and their checks.
+Backends are chosen by run config (`grounder`, `segmenter`, `inpainter`, `judge`, `embedder`
+plus a local `*_model_path` for the real-model ones); the defaults need no weights.
+"""
+
+import time
+
+import dagster as dg
+from pydantic import Field
+
+from kiwi_platform.lib.batch_asset import batch_asset, batch_check
+from kiwi_platform.lib.check_results import gx_check_result
+from kiwi_platform.lib.contact_sheet import contact_sheet
+from kiwi_platform.lib.expectations import between, columns_present, not_null, unique, validate_dataframe, values_in_set
+from kiwi_platform.lib.files import save_image_atomic
+from kiwi_platform.lib.integrity import check_files
+from kiwi_platform.lib.preview import image_markdown
+from kiwi_platform.refvie.assembly import TASKS, QualitySettings, assemble_quadruplets
+from kiwi_platform.refvie.backends.registry import (
+    build_embedder,
+    build_grounder,
+    build_inpainter,
+    build_judge,
+    build_segmenter,
+)
+from kiwi_platform.refvie.pipeline import DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_JUDGE_THRESHOLD
+from kiwi_platform.refvie.reference_table import synthesize_batch
+from kiwi_platform.refvie.region_table import ground_batch
+from kiwi_platform.refvie.types import EDIT_TYPES
+from kiwi_platform.resources.batch_data import BatchData
+from kiwi_platform.resources.store import MediaStore
+
+FILE_HASH_COLUMNS = (
+    ("src_clip", "src_clip_sha256"),
+    ("tgt_clip", "tgt_clip_sha256"),
+    ("ref_image", "ref_sha256"),
+    ("mask_file", "mask_sha256"),
+)
+
+
+class EditRegionsConfig(dg.Config):
+    """Which grounder/segmenter find the edited region (see README, "Switching backends")."""
+
+    grounder: str = Field("diff", description="diff (no weights) | qwen (a local Qwen2.5-VL folder).")
+    grounder_model_path: str = Field("", description="Local Qwen2.5-VL folder for grounder=qwen.")
+    segmenter: str = Field("diff", description="diff (no weights) | sam (a local SAM folder).")
+    segmenter_model_path: str = Field("", description="Local SAM folder for segmenter=sam.")
+
+
+class ReferenceConfig(dg.Config):
+    """Which inpainter cleans the background for background-change references."""
+
+    inpainter: str = Field("opencv", description="opencv (no weights) | diffusers (a local inpainting pipeline).")
+    inpainter_model_path: str = Field("", description="Local diffusers inpainting pipeline for inpainter=diffusers.")
+
+
+class QualityConfig(dg.Config):
+    """QC thresholds and backends (see README, "Switching backends")."""
+
+    min_reference_side: int = Field(16, description="References smaller than this (either side, px) are degenerate.")
+    max_reference_aspect: float = Field(8.0, description="References longer than this many times their width are slivers.")
+    judge: str = Field("embedding", description="embedding (no weights) | vlm (a local vision-language model).")
+    judge_model_path: str = Field("", description="Local model folder for judge=vlm.")
+    judge_min_score: float = Field(
+        DEFAULT_JUDGE_THRESHOLD, description="In [0, 1]; below it the reference does not match the edit."
+    )
+    embedder: str = Field("phash", description="phash (no weights) | clip (a local CLIP folder) for deduplication.")
+    embedder_model_path: str = Field("", description="Local CLIP folder for embedder=clip.")
+    duplicate_threshold: float = Field(
+        DEFAULT_DUPLICATE_THRESHOLD, description="Embedding cosine at/above which two samples are near-duplicates."
+    )
+
+
+def _progress(context: dg.AssetExecutionContext, what: str):
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        if done % 10 == 0 or done == total:
+            rate = done / max(time.perf_counter() - started, 1e-6) * 60
+            context.log.info(f"{what} {done}/{total} pairs ({rate:.0f} pairs/min)")
+
+    return report
+
+
+@batch_asset(group_name="refvie", kinds={"python", "pytorch"}, deps=["normalized_clips"])
+def edit_regions(context: dg.AssetExecutionContext, config: EditRegionsConfig, data: BatchData) -> dg.MaterializeResult:
+    """Edited region per pair: per-frame mask, box and edit type (pluggable grounder + segmenter)."""
+    batch, started = context.partition_key, time.perf_counter()
+    clips = data.read_table(batch, "normalized_clips")
+    grounder = build_grounder(config.grounder, model_path=config.grounder_model_path or None)
+    segmenter = build_segmenter(config.segmenter, model_path=config.segmenter_model_path or None)
+    folder = data.store.asset_dir(batch, "edit_regions")
+    progress = _progress(context, "grounded")
+    table, rejected = ground_batch(
+        clips, data.store.root_path, folder, grounder=grounder, segmenter=segmenter, progress=progress
+    )
+    types = table["edit_type"].value_counts().to_dict() if len(table) else {}
+    extra = {
+        "grounder": config.grounder,
+        "segmenter": config.segmenter,
+        "edit_types": dg.MetadataValue.json({k: int(v) for k, v in types.items()}),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return data.publish(context, "edit_regions", table, rejected, rows_in=len(clips), extra_metadata=extra)
+
+
+@batch_asset(group_name="refvie", kinds={"python", "image"}, deps=[edit_regions])
+def reference_images(context: dg.AssetExecutionContext, config: ReferenceConfig, data: BatchData) -> dg.MaterializeResult:
+    """Reference image per pair: object on a white canvas (local edits) or the inpainted clean background."""
+    batch, started = context.partition_key, time.perf_counter()
+    regions = data.read_table(batch, "edit_regions")
+    inpainter = build_inpainter(config.inpainter, model_path=config.inpainter_model_path or None)
+    folder = data.store.asset_dir(batch, "reference_images")
+    progress = _progress(context, "references for")
+    table, rejected, origins = synthesize_batch(regions, data.store.root_path, folder, inpainter=inpainter, progress=progress)
+    extra = {
+        "inpainter": config.inpainter,
+        "reference_origin": dg.MetadataValue.json(origins),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return data.publish(context, "reference_images", table, rejected, rows_in=len(regions), extra_metadata=extra)
+
+
+@batch_asset(group_name="refvie", kinds={"python", "pandas"}, deps=[reference_images])
+def quadruplets(context: dg.AssetExecutionContext, config: QualityConfig, data: BatchData) -> dg.MaterializeResult:
+    """Training-ready quadruplets (source, instruction, reference | none, target) after QC and dedup."""
+    batch, started = context.partition_key, time.perf_counter()
+    refs = data.read_table(batch, "reference_images")
+    judge = build_judge(config.judge, model_path=config.judge_model_path or None)
+    embedder = build_embedder(config.embedder, model_path=config.embedder_model_path or None)
+    settings = QualitySettings(
+        min_reference_side=config.min_reference_side,
+        max_reference_aspect=config.max_reference_aspect,
+        judge_min_score=config.judge_min_score,
+        duplicate_threshold=config.duplicate_threshold,
+        judge_name=config.judge,
+    )
+    out = assemble_quadruplets(refs, data.store.root_path, judge=judge, embedder=embedder, settings=settings)
+    table = out.table
+    extra = {
+        "judge": config.judge,
+        "embedder": config.embedder,
+        "task_mix": dg.MetadataValue.json(table["task"].value_counts().to_dict() if len(table) else {}),
+        "edit_type_mix": dg.MetadataValue.json(table["edit_type"].value_counts().to_dict() if len(table) else {}),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if out.sheet_items:
+        sheet = contact_sheet(out.sheet_items)
+        sheet_path = save_image_atomic(sheet, data.store.asset_dir(batch, "quadruplets") / "contact_sheet.jpg")
+        markdown = "source | target | mask overlay | reference\n\n" + image_markdown(sheet, "contact sheet")
+        extra["contact_sheet"] = dg.MetadataValue.md(markdown)
+        extra["contact_sheet_path"] = dg.MetadataValue.path(str(sheet_path))
+    return data.publish(context, "quadruplets", table, out.rejected, rows_in=len(refs), extra_metadata=extra)
+
+
+@batch_check(quadruplets)
+def quadruplet_files_intact(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
+    """Every file a quadruplet references exists and matches its recorded sha256."""
+    df = store.read_table(context.partition_key, "quadruplets")
+    checked, found = check_files(df, store.root_path, FILE_HASH_COLUMNS)
+    problems = [str(p) for p in found]
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"files_checked": checked, "problems": len(problems), "examples": dg.MetadataValue.json(problems[:20])},
+    )
+
+
+@batch_check(quadruplets)
+def quadruplets_valid(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
+    """Schema, unique pair ids, scores within [0, 1], known task and edit types."""
+    df = store.read_table(context.partition_key, "quadruplets")
+    required = ["pair_id", "prompt", "task", "edit_type", "src_clip", "tgt_clip", "ref_image", "judge_score"]
+    expectations = [columns_present(required), unique("pair_id"), not_null("prompt")]
+    expectations += [between(c, 0.0, 1.0) for c in ("judge_score", "type_confidence", "dup_similarity", "mask_area")]
+    expectations += [values_in_set("task", TASKS), values_in_set("edit_type", EDIT_TYPES)]
+    return gx_check_result(validate_dataframe(df, expectations, suite_name="quadruplets"))
+
+
+@batch_check(quadruplets, blocking=False)
+def quadruplet_task_mix(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
+    """Task-type and edit-type mix of the batch; warns when the batch yields no sample."""
+    df = store.read_table(context.partition_key, "quadruplets")
+    tasks = {t: int((df["task"] == t).sum()) for t in TASKS}
+    types = {t: int((df["edit_type"] == t).sum()) for t in EDIT_TYPES}
+    table = "| task | samples |\n|---|---|\n" + "\n".join(f"| {t} | {n} |" for t, n in tasks.items())
+    return dg.AssetCheckResult(
+        passed=len(df) > 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "samples": len(df),
+            "tasks": dg.MetadataValue.json(tasks),
+            "edit_types": dg.MetadataValue.json(types),
+            "mix": dg.MetadataValue.md(table),
+        },
+    )

@@ -1,0 +1,93 @@
+"""Turn a probed source/target file into a normalized clip: first N frames, area cap, sides in 32s.
+
+docs/contract.md §1.3: take the first `num_frames` frames from frame 0 (1 for images), resize so the
+area is at most `max_area` keeping the aspect ratio, floor each side to a multiple of `multiple`,
+and center-crop to that size. Resizing happens in PyAV's swscale during colour conversion, so
+the resize costs almost nothing on top of decoding.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Iterator
+
+import av
+import numpy as np
+from PIL import Image, ImageOps
+
+from kiwi_platform.lib.quarantine import RowRejected
+from kiwi_platform.media.clips import encode_bgr, write_clip, write_encoded
+from kiwi_platform.media.probe import media_kind
+
+
+def output_size(width: int, height: int, max_area: int, multiple: int = 32) -> tuple[int, int, int, int]:
+    """Return (resized_w, resized_h, crop_w, crop_h) for a frame of width x height."""
+    scale = min(1.0, math.sqrt(max_area / float(width * height)))
+    resized_w = max(multiple, math.floor(width * scale + 1e-6))  # floor: the area stays <= max_area
+    resized_h = max(multiple, math.floor(height * scale + 1e-6))  # (+eps: 1920*(2/3) is 1279.999...)
+    crop_w = (resized_w // multiple) * multiple
+    crop_h = (resized_h // multiple) * multiple
+    return resized_w, resized_h, crop_w, crop_h
+
+
+def _center_crop(frame: np.ndarray, crop_w: int, crop_h: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    return np.ascontiguousarray(frame[top : top + crop_h, left : left + crop_w])
+
+
+def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 32) -> Iterator[Callable]:
+    """Decode the first `num_frames` frames; yield one job per frame that converts (swscale resize
+    to BGR, which releases the GIL), crops and JPEG-encodes it in the writer's thread pool.
+
+    Raises RowRejected if decoding breaks or the video is too short.
+    """
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            sizes = None
+            for frame in container.decode(stream):
+                sizes = sizes or output_size(frame.width, frame.height, max_area, multiple)
+                yield lambda frame=frame, sizes=sizes: encode_bgr(_convert(frame, sizes))
+                count += 1
+                if count >= num_frames:
+                    return
+    except (av.error.FFmpegError, OSError) as exc:
+        raise RowRejected("truncated_video", f"{path.name}: decoding failed at frame {count} ({exc})", str(path)) from None
+    if count < num_frames:
+        raise RowRejected("too_few_frames", f"{path.name}: decoded {count} frames, {num_frames} needed", str(path))
+
+
+def _convert(frame: av.VideoFrame, sizes: tuple[int, int, int, int]) -> np.ndarray:
+    rw, rh, cw, ch = sizes
+    if (rw, rh) == (frame.width, frame.height):
+        bgr = frame.to_ndarray(format="bgr24")
+    else:
+        bgr = frame.to_ndarray(format="bgr24", width=rw, height=rh, interpolation="AREA")
+    return _center_crop(bgr, cw, ch)
+
+
+def load_image(path: Path, max_area: int, multiple: int = 32) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img).convert("RGB")
+            rw, rh, cw, ch = output_size(img.width, img.height, max_area, multiple)
+            if (rw, rh) != img.size:
+                img = img.resize((rw, rh), Image.Resampling.BOX)
+            return _center_crop(np.asarray(img), cw, ch)
+    except OSError as exc:
+        raise RowRejected("unreadable_image", f"{path.name}: {exc}", str(path)) from None
+
+
+def normalize_media(
+    src: Path, dst: Path, *, num_frames: int, max_area: int, fps: float, multiple: int = 32, meta: dict | None = None
+) -> dict:
+    """Write the normalized clip for one media file to `dst`; returns the clip header (+ its sha256)."""
+    if media_kind(src) == "image":
+        frames = iter([load_image(src, max_area, multiple)])
+        return write_clip(dst, frames, fps=0.0, meta={"source_kind": "image", **(meta or {})})
+    jobs = iter_video_jobs(src, num_frames, max_area, multiple)
+    return write_encoded(dst, jobs, fps=fps, meta={"source_kind": "video", **(meta or {})})

@@ -1,0 +1,162 @@
+"""RefVIE stage 4: QC and deduplication that turn reference rows into training quadruplets.
+
+Per pair the reference must pass the size filter (`reference_size_ok`: minimum side and aspect
+ratio) and the semantic judge; a failing reference is dropped (the pair stays as an
+instruction-only sample) and quarantined with its reason. Then later near-duplicates are dropped
+whole, references compared with references and targets with targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from kiwi_platform.lib.quarantine import QuarantineRecord
+from kiwi_platform.media.clips import read_clip
+from kiwi_platform.refvie.pipeline import judge_reference
+from kiwi_platform.refvie.quality import find_near_duplicates, reference_size_ok
+from kiwi_platform.refvie.region_table import region_from_row
+from kiwi_platform.refvie.types import EditRegion, ImageEmbedder, ReferenceJudge, SampleRejected
+
+QUADRUPLET_COLUMNS = [
+    "batch",
+    "pair_id",
+    "row",
+    "prompt",
+    "task",
+    "edit_type",
+    "media",
+    "src_clip",
+    "tgt_clip",
+    "ref_image",
+    "reference_origin",
+    "frames",
+    "height",
+    "width",
+    "fps",
+    "judge_score",
+    "type_confidence",
+    "dup_similarity",
+    "mask_area",
+    "src_clip_sha256",
+    "tgt_clip_sha256",
+    "ref_sha256",
+    "mask_file",
+    "mask_sha256",
+    "src_sha256",
+    "tgt_sha256",
+]
+TASKS = ("image", "video", "image_ref", "video_ref")
+SHEET_ROWS = 8
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """The QC thresholds (the asset's run config)."""
+
+    min_reference_side: int
+    max_reference_aspect: float
+    judge_min_score: float
+    duplicate_threshold: float
+    judge_name: str = "embedding"
+
+
+@dataclass
+class Assembly:
+    """The quadruplets table, the quarantined references/pairs and the contact-sheet rows."""
+
+    table: pd.DataFrame
+    rejected: list[QuarantineRecord] = field(default_factory=list)
+    sheet_items: list[tuple] = field(default_factory=list)
+
+
+def assemble_quadruplets(
+    refs: pd.DataFrame, root: Path, *, judge: ReferenceJudge, embedder: ImageEmbedder, settings: QualitySettings
+) -> Assembly:
+    rejected, samples, sheet = [], [], []
+    for rec in refs.to_dict("records"):
+        sample = {c: rec.get(c) for c in QUADRUPLET_COLUMNS if c in rec}
+        sample.update(ref_image="", ref_sha256="", judge_score=np.nan, dup_similarity=0.0)
+        target = read_clip(root / rec["tgt_clip"])
+        source = read_clip(root / rec["src_clip"])
+        region = region_from_row(rec, root)
+        reference = None
+        if rec["reference_file"]:
+            reference = np.asarray(Image.open(root / rec["reference_file"]).convert("RGB"))
+            problem = reference_problem(reference, region, target, source, rec["prompt"], judge, settings, sample)
+            if problem:
+                reason, message, score = problem
+                rejected.append(
+                    QuarantineRecord(int(rec["row"]), reason, message, rec["reference_file"], "quadruplets", score, rec["pair_id"])
+                )
+                reference = None
+            else:
+                sample.update(ref_image=rec["reference_file"], ref_sha256=rec["reference_sha256"])
+        sample["task"] = f"{rec['media']}_ref" if reference is not None else rec["media"]
+        # a copy, so the decoded clip is not kept alive for the whole batch by a view of one frame
+        sample["_embed"] = reference if reference is not None else target[len(target) // 2].copy()
+        samples.append(sample)
+        if len(sheet) < SHEET_ROWS:
+            sheet.append((source[0].copy(), target[0].copy(), region.masks[0].copy(), reference))
+    kept = drop_duplicates(samples, embedder, settings.duplicate_threshold, rejected)
+    rows = [{k: v for k, v in s.items() if not k.startswith("_")} for s in kept]
+    return Assembly(pd.DataFrame(rows, columns=QUADRUPLET_COLUMNS), rejected, sheet)
+
+
+def reference_problem(
+    reference: np.ndarray,
+    region: EditRegion,
+    target: np.ndarray,
+    source: np.ndarray,
+    prompt: str,
+    judge: ReferenceJudge,
+    settings: QualitySettings,
+    sample: dict,
+) -> tuple[str, str, float | None] | None:
+    """Size filter, then the semantic judge; (reason, message, score) or None if the reference passes.
+
+    Records the judge's score in `sample["judge_score"]` whenever the judge ran.
+    """
+    if not reference_size_ok(reference, settings.min_reference_side, settings.max_reference_aspect):
+        h, w = reference.shape[:2]
+        return (
+            "qc_reference_too_small",
+            f"reference is {w}x{h}: needs {settings.min_reference_side} px per side "
+            f"and an aspect ratio within {settings.max_reference_aspect:g}:1",
+            float(min(h, w)),
+        )
+    try:
+        sample["judge_score"] = judge_reference(
+            reference, target, source, region, prompt, judge=judge, threshold=settings.judge_min_score
+        )
+    except SampleRejected as rej:
+        sample["judge_score"] = rej.score if rej.score is not None else np.nan
+        return rej.reason, f"judge {settings.judge_name}: {rej.message}", rej.score
+    return None
+
+
+def drop_duplicates(samples: list[dict], embedder: ImageEmbedder, threshold: float, rejected: list) -> list[dict]:
+    """Drop later near-duplicates (in batch order), comparing references with references and targets
+    with targets; record each sample's nearest-neighbour similarity in `dup_similarity`."""
+    drop: dict[int, tuple[int, float]] = {}
+    for has_ref in (True, False):
+        idx = [i for i, s in enumerate(samples) if bool(s["ref_image"]) == has_ref]
+        if len(idx) < 2:
+            continue
+        emb = embedder.embed([samples[i]["_embed"] for i in idx])
+        for dup, of, sim in find_near_duplicates(emb, threshold):
+            drop[idx[dup]] = (idx[of], float(sim))
+        sims = emb @ emb.T
+        np.fill_diagonal(sims, -1.0)
+        for j, i in enumerate(idx):
+            samples[i]["dup_similarity"] = float(max(0.0, sims[j].max()))
+    for i, (of, sim) in sorted(drop.items()):
+        s = samples[i]
+        message = f"near-duplicate of row {samples[of]['row']} (similarity {sim:.3f})"
+        path = s["ref_image"] or s["tgt_clip"]
+        rejected.append(QuarantineRecord(int(s["row"]), "qc_near_duplicate", message, path, "quadruplets", sim, s["pair_id"]))
+    return [s for i, s in enumerate(samples) if i not in drop]

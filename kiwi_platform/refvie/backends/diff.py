@@ -1,0 +1,138 @@
+"""The default `diff` grounder and segmenter: the edited region from colour differences alone (CPU, no weights).
+
+Why here: they are backends like `qwen_grounder` and `sam_segmenter`, chosen by config name in
+`registry.py` ("diff" is the default of both kinds), but need no model weights, only the
+primitives of `refvie/difference.py`. `DiffGrounder` finds the region coarsely
+(chroma-down-weighted Lab difference, per-clip noise floor, hysteresis, components, temporal
+voting, boxes); `DiffSegmenter` refines it to pixel masks (gap closing, hole filling,
+small-component removal, peeling of codec colour bleed, shape completion across frames) after
+this or any other `Grounder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from kiwi_platform.refvie.difference import (
+    _check_pair,
+    color_difference,
+    complete_shapes,
+    fill_holes,
+    hysteresis,
+    mask_box,
+    noise_floor,
+    remove_small,
+    temporal_vote,
+)
+from kiwi_platform.refvie.types import Grounding
+
+
+@dataclass
+class DiffGrounder:
+    """Coarse edited region from colour differences: hysteresis masks, temporal voting, boxes.
+
+    `min_area_frac` is the smallest component kept, as a share of the frame (tiny blobs are
+    codec noise or unrelated flicker).
+    """
+
+    name: str = "diff"
+    blur: float = 0.0
+    chroma_weight: float = 0.5
+    min_area_frac: float = 0.0015
+
+    def ground(self, source: np.ndarray, target: np.ndarray, prompt: str) -> Grounding:
+        _check_pair(source, target)
+        diff, delta_l = color_difference(source, target, self.blur, self.chroma_weight)
+        floor = noise_floor(diff)
+        h, w = diff.shape[1:]
+        min_area = max(4, int(self.min_area_frac * h * w))
+        coarse = np.stack([remove_small(hysteresis(d, floor.low, floor.high), min_area) for d in diff])
+        coarse = temporal_vote(coarse, min_area)
+        boxes = [mask_box(m) for m in coarse]
+        areas = coarse.reshape(len(coarse), -1).sum(axis=1)
+        index = int(np.argmax(areas > 0)) if areas.any() else 0
+        scores = {"noise_median": floor.median, "noise_sigma": floor.sigma, "threshold_low": floor.low,
+                  "threshold_high": floor.high, "global_change": float(floor.global_change),
+                  "changed_share": float(coarse.mean()),
+                  "strong_share": float((diff > floor.high).mean())}
+        grounding = Grounding(box=boxes[index], frame_boxes=boxes, frame_index=index, coarse_masks=coarse,
+                              scores=scores)
+        grounding.diff = (diff, delta_l)  # type: ignore[attr-defined]  # reused by DiffSegmenter
+        return grounding
+
+
+@dataclass
+class DiffSegmenter:
+    """Pixel masks from the grounder's coarse masks (or from differences inside its boxes).
+
+    Per frame: close small gaps, drop components far smaller than the largest, fill enclosed
+    holes (only small ones inside frame-sized regions, so the kept foreground of a background
+    swap stays out), then peel `peel` layers of boundary pixels whose change is mostly chroma
+    (|ΔL| < `peel_ratio` x ΔE'): that is codec colour bleed outside the object, not the object.
+    Works after any `Grounder`: without coarse masks it thresholds the colour difference inside
+    each (slightly grown) box.
+    """
+
+    name: str = "diff"
+    blur: float = 0.0
+    chroma_weight: float = 0.5
+    min_area_frac: float = 0.0015
+    rel_area: float = 0.08
+    large_region: float = 0.3  # a component above this share of the frame is treated as "background-like"
+    max_hole_frac: float = 0.01  # holes filled inside background-like regions
+    peel: int = 1
+    peel_ratio: float = 0.4
+    peel_rel: float = 0.6  # ... and whose change is below this share of the region's typical change
+    shape_completion: bool = True
+
+    def segment(self, source: np.ndarray, target: np.ndarray, grounding: Grounding, prompt: str) -> np.ndarray:
+        _check_pair(source, target)
+        t, h, w = source.shape[:3]
+        cached = getattr(grounding, "diff", None)
+        if cached is not None and cached[0].shape == (t, h, w):
+            diff, delta_l = cached
+        else:
+            diff, delta_l = color_difference(source, target, self.blur, self.chroma_weight)
+        coarse = grounding.coarse_masks
+        if coarse is None or coarse.shape != (t, h, w):
+            floor = noise_floor(diff)
+            coarse = np.stack([hysteresis(d, floor.low, floor.high) for d in diff])
+            coarse &= _box_masks(grounding, t, h, w, grow=max(2, min(h, w) // 32))
+        min_area = max(4, int(self.min_area_frac * h * w))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        square = np.ones((3, 3), np.uint8)
+        out = np.zeros((t, h, w), bool)
+        for i, m in enumerate(coarse):
+            if not m.any():
+                continue
+            m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
+            m = remove_small(m, min_area, self.rel_area)
+            large = m.mean() > self.large_region
+            m = fill_holes(m, max_hole=int(self.max_hole_frac * h * w) if large else None)
+            if not large:
+                for _ in range(self.peel):
+                    inner = cv2.erode(m.astype(np.uint8), square) > 0
+                    edge = m & ~inner
+                    full = float(np.median(diff[i][inner])) if inner.any() else float("inf")
+                    bleed = (delta_l[i] < self.peel_ratio * diff[i]) & (diff[i] < self.peel_rel * full)
+                    m = m & ~(edge & bleed)
+            out[i] = m
+        if self.shape_completion and out.mean() < self.large_region:
+            out = complete_shapes(out)
+        return out
+
+
+def _box_masks(grounding: Grounding, t: int, h: int, w: int, grow: int) -> np.ndarray:
+    """(T,H,W) bool: each frame's box (or the main box where a frame has none), grown by `grow` px."""
+    out = np.zeros((t, h, w), bool)
+    boxes = list(grounding.frame_boxes) + [None] * max(0, t - len(grounding.frame_boxes))
+    for i in range(t):
+        box = boxes[i] or grounding.box
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        out[i, max(0, y0 - grow):min(h, y1 + grow), max(0, x0 - grow):min(w, x1 + grow)] = True
+    return out
