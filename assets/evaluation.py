@@ -11,7 +11,14 @@ import dagster as dg
 from PIL import Image
 from pydantic import Field
 
-from kiwi_platform.evaluation import EvalSettings, build_standard_suites, load_suite, load_user_suite, merge_suites, save_suite
+from kiwi_platform.evaluation import (
+    EvalSettings,
+    build_standard_suites,
+    load_suite,
+    load_user_suite,
+    merge_suites,
+    save_suite,
+)
 from kiwi_platform.evaluation.candidate import score_candidate
 from kiwi_platform.evaluation.mlflow_log import record_decision
 from kiwi_platform.evaluation.promotion import decide, headline_metrics
@@ -88,10 +95,14 @@ class EvalConfig(dg.Config):
     steps: int = Field(2, description="Sampler steps per case.")
     seed: int = Field(0, description="Sampling seed (the same for every model, so outputs compare).")
     device: str = Field("cpu", description="Torch device for generation, e.g. cpu or cuda.")
-    evaluate_champion: bool = Field(True, description="Also score the current champion on the same suites and settings.")
+    evaluate_champion: bool = Field(
+        True, description="Also score the current champion on the same suites and settings."
+    )
 
 
-@dg.asset(deps=["stage3_checkpoint", benchmark_suites], group_name="evaluation", kinds={"pytorch", "mlflow"}, pool="gpu")
+@dg.asset(
+    deps=["stage3_checkpoint", benchmark_suites], group_name="evaluation", kinds={"pytorch", "mlflow"}, pool="gpu"
+)
 @user_errors
 def benchmark_results(
     context: dg.AssetExecutionContext,
@@ -105,10 +116,17 @@ def benchmark_results(
     candidate = latest_metadata(context.instance, "stage3_checkpoint")
     version = str(candidate.get("model_version", ""))
     if not version:
-        raise dg.Failure(description="stage3_checkpoint was materialized with register_model=false; nothing to evaluate")
+        raise dg.Failure(
+            description="stage3_checkpoint was materialized with register_model=false; nothing to evaluate"
+        )
     suite = load_suite(store.root_path / SUITES_DIR / EVAL_SUITE)
     eval_settings = EvalSettings(
-        height=config.height, width=config.width, frames=config.frames, steps=config.steps, seed=config.seed, device=config.device
+        height=config.height,
+        width=config.width,
+        frames=config.frames,
+        steps=config.steps,
+        seed=config.seed,
+        device=config.device,
     )
     started = time.perf_counter()
 
@@ -165,16 +183,24 @@ class PromotionConfig(dg.Config):
 
 @dg.asset(deps=[benchmark_results], group_name="evaluation", kinds={"mlflow"})
 @user_errors
-def promoted_model(context: dg.AssetExecutionContext, config: PromotionConfig, tracking: MlflowTracking) -> dg.MaterializeResult:
+def promoted_model(
+    context: dg.AssetExecutionContext, config: PromotionConfig, tracking: MlflowTracking
+) -> dg.MaterializeResult:
     """Sets the `champion` alias to the candidate only if it is not worse on any headline metric and checks passed."""
     summary = latest_metadata(context.instance, "benchmark_results").get("summary")
     if not summary:
-        raise dg.Failure(description="the latest benchmark_results has no evaluation summary; re-materialize benchmark_results")
+        raise dg.Failure(
+            description="the latest benchmark_results has no evaluation summary; re-materialize benchmark_results"
+        )
     cand, champ = summary["candidate"], summary["champion"]
     headline = headline_metrics(cand["headline"], config.headline, config.judge_headline)
     decision = decide(summary, headline, config.tolerance, failed_blocking_checks(context.instance))
-    record_decision(tracking, cand["version"], champ["version"] if champ else None, decision.promote, decision.reasons, config.alias)
-    context.log.info(("promoted" if decision.promote else "refused") + f" v{cand['version']}: {'; '.join(decision.reasons)}")
+    record_decision(
+        tracking, cand["version"], champ["version"] if champ else None, decision.promote, decision.reasons, config.alias
+    )
+    context.log.info(
+        ("promoted" if decision.promote else "refused") + f" v{cand['version']}: {'; '.join(decision.reasons)}"
+    )
     return dg.MaterializeResult(
         metadata={
             "promoted": decision.promote,

@@ -81,7 +81,9 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
 
 
 @batch_asset(group_name="ingestion", kinds={"python", "video"}, deps=[raw_edit_pairs])
-def normalized_clips(context: dg.AssetExecutionContext, config: NormalizeConfig, data: BatchData) -> dg.MaterializeResult:
+def normalized_clips(
+    context: dg.AssetExecutionContext, config: NormalizeConfig, data: BatchData
+) -> dg.MaterializeResult:
     """Accepted pairs decoded, first N frames, area-capped, sides in multiples of 32, center-cropped."""
     batch, store = context.partition_key, data.store
     raw = data.read_table(batch, "raw_edit_pairs")

@@ -60,7 +60,9 @@ class QualityConfig(dg.Config):
     """QC thresholds and backends (see README, "Switching backends")."""
 
     min_reference_side: int = Field(16, description="References smaller than this (either side, px) are degenerate.")
-    max_reference_aspect: float = Field(8.0, description="References longer than this many times their width are slivers.")
+    max_reference_aspect: float = Field(
+        8.0, description="References longer than this many times their width are slivers."
+    )
     judge: str = Field("embedding", description="embedding (no weights) | vlm (a local vision-language model).")
     judge_model_path: str = Field("", description="Local model folder for judge=vlm.")
     judge_min_score: float = Field(
@@ -107,14 +109,18 @@ def edit_regions(context: dg.AssetExecutionContext, config: EditRegionsConfig, d
 
 
 @batch_asset(group_name="refvie", kinds={"python", "image"}, deps=[edit_regions])
-def reference_images(context: dg.AssetExecutionContext, config: ReferenceConfig, data: BatchData) -> dg.MaterializeResult:
+def reference_images(
+    context: dg.AssetExecutionContext, config: ReferenceConfig, data: BatchData
+) -> dg.MaterializeResult:
     """Reference image per pair: object on a white canvas (local edits) or the inpainted clean background."""
     batch, started = context.partition_key, time.perf_counter()
     regions = data.read_table(batch, "edit_regions")
     inpainter = build_inpainter(config.inpainter, model_path=config.inpainter_model_path or None)
     folder = data.store.asset_dir(batch, "reference_images")
     progress = _progress(context, "references for")
-    table, rejected, origins = synthesize_batch(regions, data.store.root_path, folder, inpainter=inpainter, progress=progress)
+    table, rejected, origins = synthesize_batch(
+        regions, data.store.root_path, folder, inpainter=inpainter, progress=progress
+    )
     extra = {
         "inpainter": config.inpainter,
         "reference_origin": dg.MetadataValue.json(origins),
@@ -163,7 +169,11 @@ def quadruplet_files_intact(context: dg.AssetCheckExecutionContext, store: Media
     problems = [str(p) for p in found]
     return dg.AssetCheckResult(
         passed=not problems,
-        metadata={"files_checked": checked, "problems": len(problems), "examples": dg.MetadataValue.json(problems[:20])},
+        metadata={
+            "files_checked": checked,
+            "problems": len(problems),
+            "examples": dg.MetadataValue.json(problems[:20]),
+        },
     )
 
 

@@ -39,7 +39,9 @@ class ManifestConfig(dg.Config):
     kinds={"python", "dvc"},
 )
 @user_errors
-def training_manifests(context: dg.AssetExecutionContext, config: ManifestConfig, data: BatchData) -> dg.MaterializeResult:
+def training_manifests(
+    context: dg.AssetExecutionContext, config: ManifestConfig, data: BatchData
+) -> dg.MaterializeResult:
     """Per-stage training manifests from every batch's quadruplets, re-verified against their hashes; DVC-tracked."""
     built = write_stage_manifests(data.store, config.batches or data.store.batches(), config.stage3_reference_only)
     lakefs = data.lakefs
@@ -106,7 +108,11 @@ def _stage_asset(stage: int, upstream: str | None) -> dg.AssetsDefinition:
     )
     @user_errors
     def _asset(
-        context: dg.AssetExecutionContext, config: StageConfig, data: BatchData, tracking: MlflowTracking, settings: SettingsResource
+        context: dg.AssetExecutionContext,
+        config: StageConfig,
+        data: BatchData,
+        tracking: MlflowTracking,
+        settings: SettingsResource,
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
         parent = _previous_stage(context, stage) if stage > 1 else None

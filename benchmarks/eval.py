@@ -29,12 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.judge_stub import run_judge_stub  # noqa: E402
 from kiwi_platform.evaluation import (  # noqa: E402
-    EvalSettings, build_synthetic_suite, evaluate_checkpoint, merge_suites,
+    EvalSettings,
+    build_synthetic_suite,
+    evaluate_checkpoint,
+    merge_suites,
 )
 from kiwi_platform.judge import Judge, JudgeCache, JudgeClient  # noqa: E402
 from kiwi_platform.lib.files import write_text_atomic  # noqa: E402
-from benchmarks.judge_stub import run_judge_stub  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "eval.json"
 
@@ -48,6 +51,7 @@ def scores(prompt: str) -> dict[str, int]:
 
 def run(args: argparse.Namespace, work: Path) -> dict:
     import torch
+
     from model.build import init_checkpoint
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -60,8 +64,14 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     ckpt = init_checkpoint("tiny", work / "ckpt", seed=0)
     settings = EvalSettings.tiny(frames=args.frames, height=args.height, width=args.width, steps=args.steps)
     with run_judge_stub(scores, delay_s=args.judge_delay) as stub:
-        client = JudgeClient(stub.base_url, "stub-judge", stub.api_key, max_concurrency=args.max_concurrency,
-                             timeout_s=30, backoff_s=0.05)
+        client = JudgeClient(
+            stub.base_url,
+            "stub-judge",
+            stub.api_key,
+            max_concurrency=args.max_concurrency,
+            timeout_s=30,
+            backoff_s=0.05,
+        )
         judge = Judge(client, JudgeCache(work / "judge-cache.sqlite"))
         cold = evaluate_checkpoint(ckpt, suite, work / "eval", settings=settings, judge=judge)
         cold_calls, cold_in_flight = stub.calls, stub.max_in_flight
@@ -74,34 +84,54 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     t = cold.timings
     judge_serial = cold_calls * args.judge_delay
     return {
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform()},
-        "settings": settings.model_dump(), "cases": n,
-        "suite_counts": suite.summary()["counts"], "suite_build_s": round(suite_s, 2),
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+        },
+        "settings": settings.model_dump(),
+        "cases": n,
+        "suite_counts": suite.summary()["counts"],
+        "suite_build_s": round(suite_s, 2),
         "cold": {
-            "total_s": t["total_s"], "cases_per_minute": t["cases_per_minute"],
-            "generation_s": t["generation_s"], "generation_s_per_case": round(t["generation_s"] / n, 3),
-            "scoring_s": t["scoring_s"], "offline_metrics_s": t["offline_metrics_s"], "judge_wall_s": t["judge_s"],
+            "total_s": t["total_s"],
+            "cases_per_minute": t["cases_per_minute"],
+            "generation_s": t["generation_s"],
+            "generation_s_per_case": round(t["generation_s"] / n, 3),
+            "scoring_s": t["scoring_s"],
+            "offline_metrics_s": t["offline_metrics_s"],
+            "judge_wall_s": t["judge_s"],
             "visuals_s": t["visuals_s"],
             "share_generation": round(t["generation_s"] / t["total_s"], 4),
             "share_scoring": round(t["scoring_s"] / t["total_s"], 4),
             "share_visuals": round(t["visuals_s"] / t["total_s"], 4),
-            "judge_requests": cold_calls, "judge_max_in_flight": cold_in_flight,
-            "judge_max_concurrency": args.max_concurrency, "judge_delay_s": args.judge_delay,
+            "judge_requests": cold_calls,
+            "judge_max_in_flight": cold_in_flight,
+            "judge_max_concurrency": args.max_concurrency,
+            "judge_delay_s": args.judge_delay,
             "judge_speedup_vs_serial": round(judge_serial / max(t["judge_s"], 1e-9), 2),
         },
         "offline_only_cold": {
-            "total_s": o["total_s"], "cases_per_minute": o["cases_per_minute"], "generation_s": o["generation_s"],
-            "offline_metrics_s": o["offline_metrics_s"], "visuals_s": o["visuals_s"],
+            "total_s": o["total_s"],
+            "cases_per_minute": o["cases_per_minute"],
+            "generation_s": o["generation_s"],
+            "offline_metrics_s": o["offline_metrics_s"],
+            "visuals_s": o["visuals_s"],
             "share_generation": round(o["generation_s"] / o["total_s"], 4),
             "share_scoring": round(o["scoring_s"] / o["total_s"], 4),
             "share_visuals": round(o["visuals_s"] / o["total_s"], 4),
         },
-        "warm": {"total_s": warm.timings["total_s"], "cases_per_minute": warm.timings["cases_per_minute"],
-                 "judge_requests": warm_calls, "judge_cached": warm.judge_cached, "regenerated": warm.generated,
-                 "same_headline": warm.headline == cold.headline},
+        "warm": {
+            "total_s": warm.timings["total_s"],
+            "cases_per_minute": warm.timings["cases_per_minute"],
+            "judge_requests": warm_calls,
+            "judge_cached": warm.judge_cached,
+            "regenerated": warm.generated,
+            "same_headline": warm.headline == cold.headline,
+        },
         "headline_sample": {k: round(v, 4) for k, v in cold.headline.items() if k.count("/") == 1},
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -122,14 +152,20 @@ def main() -> None:
         ("settings", f"{args.height}x{args.width}, {args.frames} frames, {args.steps} steps, CPU"),
         ("cold: cases/minute", c["cases_per_minute"]),
         ("cold: generation s/case", c["generation_s_per_case"]),
-        ("cold: time share generation / scoring / visuals",
-         f"{c['share_generation']:.1%} / {c['share_scoring']:.1%} / {c['share_visuals']:.1%}"),
-        ("cold: judge requests / max in flight (bound)",
-         f"{c['judge_requests']} / {c['judge_max_in_flight']} ({c['judge_max_concurrency']})"),
+        (
+            "cold: time share generation / scoring / visuals",
+            f"{c['share_generation']:.1%} / {c['share_scoring']:.1%} / {c['share_visuals']:.1%}",
+        ),
+        (
+            "cold: judge requests / max in flight (bound)",
+            f"{c['judge_requests']} / {c['judge_max_in_flight']} ({c['judge_max_concurrency']})",
+        ),
         ("cold: judge speed-up vs one at a time", f"{c['judge_speedup_vs_serial']}x"),
         ("no judge: cases/minute", o["cases_per_minute"]),
-        ("no judge: time share generation / offline metrics / visuals",
-         f"{o['share_generation']:.1%} / {o['share_scoring']:.1%} / {o['share_visuals']:.1%}"),
+        (
+            "no judge: time share generation / offline metrics / visuals",
+            f"{o['share_generation']:.1%} / {o['share_scoring']:.1%} / {o['share_visuals']:.1%}",
+        ),
         ("warm: judge requests / cached", f"{w['judge_requests']} / {w['judge_cached']}"),
         ("warm: regenerated outputs", w["regenerated"]),
         ("warm: cases/minute", w["cases_per_minute"]),

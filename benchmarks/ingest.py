@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.lib.files import sha256_file, write_text_atomic  # noqa: E402
+from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.media.probe import probe_media  # noqa: E402
 from kiwi_platform.settings import find_demo_dir  # noqa: E402
 
@@ -84,8 +84,8 @@ def breakdown(path: Path, frames: int, max_area: int) -> dict[str, float]:
 
     import cv2
 
-    from kiwi_platform.media.normalize import _center_crop, output_size
     from kiwi_platform.media.clips import JPEG_QUALITY
+    from kiwi_platform.media.normalize import _center_crop, output_size
 
     def cpu(fn):
         start = time.process_time()
@@ -152,7 +152,10 @@ def measure(videos: list[Path], repeat: int, frames: int, max_area: int) -> dict
             size = path.stat().st_size
             bare_s = statistics.median(bare)
             ingest_s = statistics.median(r["total"] for r in ingest)
-            stages = {k: statistics.median(r[k] for r in ingest) for k in ("probe", "sha256_input", "normalize", "sha256_clip")}
+            stages = {
+                k: statistics.median(r[k] for r in ingest)
+                for k in ("probe", "sha256_input", "normalize", "sha256_clip")
+            }
             per_clip.append(
                 {
                     "file": path.name,

@@ -87,12 +87,19 @@ def _handler(stub: JudgeStub) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw or b"{}")
                 content = json.dumps({"scores": stub.scorer(_prompt_text(body)), "reason": "benchmark stub"})
                 time.sleep(stub.delay_s)
-                self._send(200, {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-                    "model": body.get("model", ""),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-                })  # fmt: skip
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", ""),
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+                    },
+                )
             finally:
                 with stub.lock:
                     stub.in_flight -= 1

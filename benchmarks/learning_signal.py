@@ -40,15 +40,27 @@ from kiwi_platform.training.fixtures import make_training_manifest  # noqa: E402
 RESULTS = Path(_ROOT) / "benchmarks" / "results"
 
 
-def run_signal(work: Path, *, pairs: int, steps: int, lr: float, frames: int, eval_every: int,
-               seed: int = 0, log: bool = True) -> dict:
+def run_signal(
+    work: Path, *, pairs: int, steps: int, lr: float, frames: int, eval_every: int, seed: int = 0, log: bool = True
+) -> dict:
     """Build data, train, return the curve and the relative drop of the validation loss."""
     t0 = time.perf_counter()
     data = make_training_manifest(work / "data", pairs, seed=seed, frames=frames, height=64, width=96)
     data_seconds = time.perf_counter() - t0
-    cfg = TrainConfig(stage=3, model="tiny", lr=lr, warmup_steps=10, max_steps=steps, checkpoint_every=steps,
-                      eval_every=eval_every, eval_samples=8, val_fraction=0.2, frames=frames, seed=seed,
-                      resolutions=[{"height": 64, "width": 96}])
+    cfg = TrainConfig(
+        stage=3,
+        model="tiny",
+        lr=lr,
+        warmup_steps=10,
+        max_steps=steps,
+        checkpoint_every=steps,
+        eval_every=eval_every,
+        eval_samples=8,
+        val_fraction=0.2,
+        frames=frames,
+        seed=seed,
+        resolutions=[{"height": 64, "width": 96}],
+    )
 
     class Progress:
         def on_eval(self, step: int, metrics: dict) -> None:
@@ -58,13 +70,24 @@ def run_signal(work: Path, *, pairs: int, steps: int, lr: float, frames: int, ev
     result = train(cfg, data.manifest, data.data_root, work / "run", callbacks=Progress(), resume=False)
     first, last = result.val_losses[0][1], result.val_losses[-1][1]
     return {
-        "config": cfg.model_dump(mode="json"), "pairs": pairs, "rows": data.rows, "steps": result.steps,
-        "samples_seen": result.samples_seen, "train_seconds": result.seconds, "data_seconds": data_seconds,
-        "trainable_params": result.trainable_params, "val_curve": result.val_losses, "train_losses": result.losses,
-        "val_loss_start": first, "val_loss_end": last, "relative_drop": (first - last) / first,
-        "final_dir": str(result.final_dir), "manifest": str(data.manifest), "data_root": str(data.data_root),
+        "config": cfg.model_dump(mode="json"),
+        "pairs": pairs,
+        "rows": data.rows,
+        "steps": result.steps,
+        "samples_seen": result.samples_seen,
+        "train_seconds": result.seconds,
+        "data_seconds": data_seconds,
+        "trainable_params": result.trainable_params,
+        "val_curve": result.val_losses,
+        "train_losses": result.losses,
+        "val_loss_start": first,
+        "val_loss_end": last,
+        "relative_drop": (first - last) / first,
+        "final_dir": str(result.final_dir),
+        "manifest": str(data.manifest),
+        "data_root": str(data.data_root),
         "synth_dir": str(data.synth_dir),
-    }  # fmt: skip
+    }
 
 
 def _latent_mask(mask_dir: Path, frames: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -90,7 +113,10 @@ def sample_eval(summary: dict, frames: int, steps: int = 20, limit: int = 8) -> 
     _, val = split_by_pair(df, 0.2)
     loader = SampleLoader(df, summary["data_root"])
     truth = {f"synth-0-{r['pair']}": r for r in load_ground_truth(Path(summary["synth_dir"]))}
-    models = {"untrained": build_pipeline("tiny", seed=0), "trained": KiwiEditPipeline.from_pretrained(summary["final_dir"])}
+    models = {
+        "untrained": build_pipeline("tiny", seed=0),
+        "trained": KiwiEditPipeline.from_pretrained(summary["final_dir"]),
+    }
     for p in models.values():
         p.set_progress_bar_config(disable=True)
     rows: list[dict] = []
@@ -106,9 +132,17 @@ def sample_eval(summary: dict, frames: int, steps: int = 20, limit: int = 8) -> 
         out = {"pair": row["pair_id"], "task": row["task"], "edit_type": rec["edit_type"]}
         candidates = {"copy_source": source_latent}
         for name, pipe in models.items():
-            candidates[name] = pipe(row["prompt"], tensor_to_frames(src), batch["ref_image"], height=64, width=96,
-                                    num_frames=src.shape[1], num_inference_steps=steps, seed=123,
-                                    output_type="latent").latents
+            candidates[name] = pipe(
+                row["prompt"],
+                tensor_to_frames(src),
+                batch["ref_image"],
+                height=64,
+                width=96,
+                num_frames=src.shape[1],
+                num_inference_steps=steps,
+                seed=123,
+                output_type="latent",
+            ).latents
         for name, lat in candidates.items():
             err = (lat.float() - target_latent.float()) ** 2
             out[f"{name}_mse"] = float(err.mean())
@@ -157,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory(prefix="kiwi-signal-") as tmp:
         print(f"training tiny stage 3: {args.pairs} synth pairs, {args.steps} steps, lr {args.lr}", flush=True)
-        summary = run_signal(Path(tmp), pairs=args.pairs, steps=args.steps, lr=args.lr, frames=args.frames,
-                             eval_every=args.eval_every)
+        summary = run_signal(
+            Path(tmp), pairs=args.pairs, steps=args.steps, lr=args.lr, frames=args.frames, eval_every=args.eval_every
+        )
         if not args.no_sample_eval:
             summary["sample_eval"] = sample_eval(summary, args.frames)
     for key in ("final_dir", "manifest", "data_root", "synth_dir"):
@@ -166,14 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learning_signal.json").write_text(json.dumps(summary, indent=1))
     _plot(summary, args.out / "learning_signal.png")
-    print(f"val loss {summary['val_loss_start']:.4f} -> {summary['val_loss_end']:.4f} "
-          f"({summary['relative_drop']:.1%} lower) in {summary['steps']} steps, {summary['train_seconds']:.0f} s "
-          f"training ({summary['samples_seen'] / summary['train_seconds']:.1f} samples/s)")
+    print(
+        f"val loss {summary['val_loss_start']:.4f} -> {summary['val_loss_end']:.4f} "
+        f"({summary['relative_drop']:.1%} lower) in {summary['steps']} steps, {summary['train_seconds']:.0f} s "
+        f"training ({summary['samples_seen'] / summary['train_seconds']:.1f} samples/s)"
+    )
     if "sample_eval" in summary:
         m = summary["sample_eval"]["mean"]
-        print("sampled-edit latent MSE vs true target (lower is better): "
-              + ", ".join(f"{k}: all {m[f'{k}_mse']:.3f} / edited {m[f'{k}_mse_edited']:.3f} / kept "
-                          f"{m[f'{k}_mse_kept']:.3f}" for k in ("untrained", "trained", "copy_source")))
+        print(
+            "sampled-edit latent MSE vs true target (lower is better): "
+            + ", ".join(
+                f"{k}: all {m[f'{k}_mse']:.3f} / edited {m[f'{k}_mse_edited']:.3f} / kept {m[f'{k}_mse_kept']:.3f}"
+                for k in ("untrained", "trained", "copy_source")
+            )
+        )
     print(f"results: {args.out / 'learning_signal.json'}, {args.out / 'learning_signal.png'}")
     ok = summary["relative_drop"] >= args.threshold
     print("PASS" if ok else f"FAIL: drop below {args.threshold:.0%}")

@@ -48,8 +48,11 @@ def bench_tiny_cpu(frames: int = 5, size: int = 64, iters: int = 10) -> dict:
     pipe = build_pipeline("tiny")
     apply_stage_freezing(pipe, 2)
     g = torch.Generator().manual_seed(0)
-    batch = {"source": torch.rand(3, frames, size, size) * 2 - 1, "target": torch.rand(3, frames, size, size) * 2 - 1,
-             "prompt": "make it golden hour"}  # fmt: skip
+    batch = {
+        "source": torch.rand(3, frames, size, size) * 2 - 1,
+        "target": torch.rand(3, frames, size, size) * 2 - 1,
+        "prompt": "make it golden hour",
+    }
 
     def step():
         loss = compute_loss(pipe, batch, generator=g)
@@ -62,10 +65,14 @@ def bench_tiny_cpu(frames: int = 5, size: int = 64, iters: int = 10) -> dict:
     frames_pil = [Image.new("RGB", (size, size), (i * 20, 80, 120)) for i in range(frames)]
     sample_s = _timeit(lambda: pipe("x", frames_pil, height=size, width=size, num_inference_steps=2, seed=0), 1, 3)
     return {
-        "config": "tiny", "device": "cpu", "frames": frames, "size": f"{size}x{size}",
-        "train_step_s": round(step_s, 4), "sample_2_steps_s": round(sample_s, 3),
+        "config": "tiny",
+        "device": "cpu",
+        "frames": frames,
+        "size": f"{size}x{size}",
+        "train_step_s": round(step_s, 4),
+        "sample_2_steps_s": round(sample_s, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }  # fmt: skip
+    }
 
 
 def _mem_reset(dev: torch.device) -> None:
@@ -77,8 +84,9 @@ def _mem_peak(dev: torch.device) -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
 
 
-def bench_kiwi5b_gpu(sizes: list[str], iters: int = 3, context_tokens: int = 512, config: str = "kiwi-5b",
-                     device: str = "cuda") -> list[dict]:
+def bench_kiwi5b_gpu(
+    sizes: list[str], iters: int = 3, context_tokens: int = 512, config: str = "kiwi-5b", device: str = "cuda"
+) -> list[dict]:
     """kiwi-5b DiT in bf16 with random weights: fwd+bwd with gradient checkpointing, and inference s/step."""
     from model.configs import get_config
     from model.embedders import ConditionEmbedder
@@ -123,15 +131,22 @@ def bench_kiwi5b_gpu(sizes: list[str], iters: int = 3, context_tokens: int = 512
         # forward FLOPs: 2 * params * tokens (linear layers) + attention 4 * L^2 * dim per layer
         n_params = sum(p.numel() for p in dit.parameters())
         fwd_flops = 2 * n_params * tokens + 4 * tokens**2 * KIWI_5B.dit_dim * KIWI_5B.transformer["num_layers"]
-        results.append({
-            "config": f"{config} (DiT only, bf16, grad checkpointing)",
-            "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
-            "clip": spec, "latent": [c, f, h, w], "tokens": tokens, "context_tokens": context_tokens,
-            "fwd_tflop_est": round(fwd_flops / 1e12, 1),
-            "train_fwd_bwd_s": round(step_s, 3), "train_peak_gib": round(train_peak, 2),
-            "train_mfu_est": round(3 * fwd_flops / step_s / H100_BF16_PEAK, 3),
-            "infer_s_per_step": round(infer_s, 3), "infer_peak_gib": round(infer_peak, 2),
-        })  # fmt: skip
+        results.append(
+            {
+                "config": f"{config} (DiT only, bf16, grad checkpointing)",
+                "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+                "clip": spec,
+                "latent": [c, f, h, w],
+                "tokens": tokens,
+                "context_tokens": context_tokens,
+                "fwd_tflop_est": round(fwd_flops / 1e12, 1),
+                "train_fwd_bwd_s": round(step_s, 3),
+                "train_peak_gib": round(train_peak, 2),
+                "train_mfu_est": round(3 * fwd_flops / step_s / H100_BF16_PEAK, 3),
+                "infer_s_per_step": round(infer_s, 3),
+                "infer_peak_gib": round(infer_peak, 2),
+            }
+        )
         print(json.dumps(results[-1]), flush=True)
     return results
 
@@ -146,8 +161,13 @@ def bench_encoder_gpu(frames: int = 16, height: int = 480, width: int = 832, ite
 
     proc = build_tiny_processor(max_pixels=16384 * 28 * 28)
     ids = proc.tokenizer.convert_tokens_to_ids
-    qwen = dict(KIWI_5B.qwen, image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-                vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))  # fmt: skip
+    qwen = dict(
+        KIWI_5B.qwen,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
     with torch.device("cuda"):
         enc = MLLMEncoder(qwen_config=qwen, dit_dim=KIWI_5B.dit_dim, **KIWI_5B.encoder).to(torch.bfloat16)
     video = [Image.new("RGB", (width, height), (i * 10, 90, 30)) for i in range(frames)]
@@ -156,9 +176,15 @@ def bench_encoder_gpu(frames: int = 16, height: int = 480, width: int = 832, ite
     with torch.no_grad():
         s = _timeit(lambda: enc("replace the towel", video, ref, processor=proc), 1, iters, torch.cuda.synchronize)
         out = enc("replace the towel", video, ref, processor=proc)
-    r = {"component": "MLLM encoder kiwi-5b (reference mode, bf16)", "frames": frames, "size": f"{height}x{width}",
-         "sequence_tokens": int(out.input_ids.shape[1]), "context_tokens": int(out.context.shape[1]),
-         "forward_s": round(s, 3), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}  # fmt: skip
+    r = {
+        "component": "MLLM encoder kiwi-5b (reference mode, bf16)",
+        "frames": frames,
+        "size": f"{height}x{width}",
+        "sequence_tokens": int(out.input_ids.shape[1]),
+        "context_tokens": int(out.context.shape[1]),
+        "forward_s": round(s, 3),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+    }
     print(json.dumps(r), flush=True)
     return r
 

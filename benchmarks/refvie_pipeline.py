@@ -36,11 +36,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.lib.files import write_text_atomic  # noqa: E402
-from kiwi_platform.media.clips import read_clip  # noqa: E402
-from kiwi_platform.refvie import pipeline  # noqa: E402
 from kiwi_platform.lib.image_metrics import box_iou, clip_mask_iou, cosine, precision_recall, ssim  # noqa: E402
+from kiwi_platform.media.clips import read_clip  # noqa: E402
+from kiwi_platform.media.normalize import normalize_media  # noqa: E402
+from kiwi_platform.refvie import pipeline  # noqa: E402
 from kiwi_platform.refvie.quality import (  # noqa: E402
     EmbeddingJudge,
     PerceptualHashEmbedder,
@@ -67,8 +67,9 @@ def prepare(out: Path, n: int, seed: int, frames: int, height: int, width: int) 
 
 
 def load_gt(out: Path, r: dict) -> tuple[np.ndarray, np.ndarray]:
-    masks = np.stack([cv2.imread(str(out / r["mask_dir"] / f"{i:04d}.png"), cv2.IMREAD_GRAYSCALE) > 127
-                      for i in range(r["frames"])])
+    masks = np.stack(
+        [cv2.imread(str(out / r["mask_dir"] / f"{i:04d}.png"), cv2.IMREAD_GRAYSCALE) > 127 for i in range(r["frames"])]
+    )
     ref = cv2.cvtColor(cv2.imread(str(out / r["reference"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return masks, ref
 
@@ -99,8 +100,9 @@ def same_content_key(r: dict) -> str | None:
     return None
 
 
-def duplicate_eval(refs: list[np.ndarray], names: list[str], objects: list[str | None], every: int, seed: int,
-                   thresholds: list[float]) -> dict:
+def duplicate_eval(
+    refs: list[np.ndarray], names: list[str], objects: list[str | None], every: int, seed: int, thresholds: list[float]
+) -> dict:
     """Inject copies of every `every`-th reference after all originals and search the whole list.
 
     A flag is right when a copy is matched to its original or a sibling copy. Two originals are
@@ -131,17 +133,27 @@ def duplicate_eval(refs: list[np.ndarray], names: list[str], objects: list[str |
         precision = len(correct | natural) / len(flagged) if flagged else 1.0
         strict = len(exact) / len(flagged) if flagged else 1.0
         _, recall = precision_recall(correct, copies)
-        false_flags = [(names[family[i]] + ("" if i < len(names) else f"/{kinds[i]}"), names[family[j]], round(s, 3))
-                       for i, j, s in found if i not in correct | natural]
+        false_flags = [
+            (names[family[i]] + ("" if i < len(names) else f"/{kinds[i]}"), names[family[j]], round(s, 3))
+            for i, j, s in found
+            if i not in correct | natural
+        ]
         missed = sorted({kinds[i] for i in copies - correct})
-        out["sweep"][f"{th:.2f}"] = {"precision": round(precision, 4), "precision_strict": round(strict, 4),
-                                     "recall": round(recall, 4), "natural_duplicates_flagged": len(natural),
-                                     "false_flags": false_flags[:10], "missed_kinds": missed}
+        out["sweep"][f"{th:.2f}"] = {
+            "precision": round(precision, 4),
+            "precision_strict": round(strict, 4),
+            "recall": round(recall, 4),
+            "natural_duplicates_flagged": len(natural),
+            "false_flags": false_flags[:10],
+            "missed_kinds": missed,
+        }
     sims = emb @ emb.T
     n = len(refs)
     off = sims[:n, :n][~np.eye(n, dtype=bool)]
     out["max_similarity_between_originals"] = round(float(off.max()), 4) if off.size else None
-    out["min_similarity_copy_to_original"] = round(float(min(sims[i, family[i]] for i in copies)), 4) if copies else None
+    out["min_similarity_copy_to_original"] = (
+        round(float(min(sims[i, family[i]] for i in copies)), 4) if copies else None
+    )
     return out
 
 
@@ -159,10 +171,15 @@ def judge_eval(cases: list[dict]) -> dict:
             o = others[(cases.index(c) * 7) % len(others)]
             mismatch.append(judge.score(c["reference"], o["cutout"], c["prompt"], c["edit_type"]))
     m, x = np.array(match), np.array(mismatch)
-    auc = float((m[:, None] > x[None, :]).mean() + 0.5 * (m[:, None] == x[None, :]).mean()) if len(m) and len(x) else None
-    return {"matched_mean": round(float(m.mean()), 4), "mismatched_mean": round(float(x.mean()), 4),
-            "auc": round(auc, 4) if auc is not None else None,
-            "matched_below_threshold": int((m < pipeline.DEFAULT_JUDGE_THRESHOLD).sum())}
+    auc = (
+        float((m[:, None] > x[None, :]).mean() + 0.5 * (m[:, None] == x[None, :]).mean()) if len(m) and len(x) else None
+    )
+    return {
+        "matched_mean": round(float(m.mean()), 4),
+        "mismatched_mean": round(float(x.mean()), 4),
+        "auc": round(auc, 4) if auc is not None else None,
+        "matched_below_threshold": int((m < pipeline.DEFAULT_JUDGE_THRESHOLD).sum()),
+    }
 
 
 def main() -> int:
@@ -194,18 +211,23 @@ def main() -> int:
         started = time.perf_counter()
         source, target = read_clip(r["src_clip"]), read_clip(r["tgt_clip"])
         try:
-            region = pipeline.analyse_pair(source, target, r["prompt"], grounder=backends["grounder"],
-                                           segmenter=backends["segmenter"])
+            region = pipeline.analyse_pair(
+                source, target, r["prompt"], grounder=backends["grounder"], segmenter=backends["segmenter"]
+            )
             reference = pipeline.synthesize_reference(target, source, region, inpainter=backends["inpainter"])
             score = pipeline.judge_reference(reference, target, source, region, r["prompt"], threshold=0.0)
         except SampleRejected as exc:
             work_s += time.perf_counter() - started
-            rejected.append({"pair": r["pair"], "edit_type": r["edit_type"], "reason": exc.reason, "message": exc.message})
+            rejected.append(
+                {"pair": r["pair"], "edit_type": r["edit_type"], "reason": exc.reason, "message": exc.message}
+            )
             for key in ("mask_iou", "type_correct", "type_correct_no_prompt"):
                 stats[key].append(0.0)
             continue
         work_s += time.perf_counter() - started
-        blind = pipeline.analyse_pair(source, target, "", grounder=backends["grounder"], segmenter=backends["segmenter"])
+        blind = pipeline.analyse_pair(
+            source, target, "", grounder=backends["grounder"], segmenter=backends["segmenter"]
+        )
         stats["mask_iou"].append(clip_mask_iou(region.masks, gt_masks))
         stats["box_iou_frame0"].append(box_iou(region.frame_boxes[0], r["box"]))
         stats["type_correct"].append(float(region.edit_type == r["edit_type"]))
@@ -216,9 +238,16 @@ def main() -> int:
         stats["ref_embedding_cosine"].append(cosine(emb[0], emb[1]))
         stats["judge_score"].append(score)
         obj = same_content_key(r)
-        cases.append({"pair": r["pair"], "edit_type": r["edit_type"], "prompt": r["prompt"], "reference": reference,
-                      "object": obj,
-                      "cutout": region_cutout(target, region, source=source)})
+        cases.append(
+            {
+                "pair": r["pair"],
+                "edit_type": r["edit_type"],
+                "prompt": r["prompt"],
+                "reference": reference,
+                "object": obj,
+                "cutout": region_cutout(target, region, source=source),
+            }
+        )
 
     table = {}
     for edit_type in EDIT_TYPES:
@@ -232,30 +261,47 @@ def main() -> int:
     all_correct = [v for s in per_type.values() for v in s["type_correct"]]
     blind_correct = [v for s in per_type.values() for v in s["type_correct_no_prompt"]]
     refs = [c["reference"] for c in cases]
-    dups = duplicate_eval(refs, [c["pair"] for c in cases], [c["object"] for c in cases], args.dup_every, args.seed,
-                          [0.85, 0.88, 0.90, 0.92, 0.93, 0.94, 0.95])
+    dups = duplicate_eval(
+        refs,
+        [c["pair"] for c in cases],
+        [c["object"] for c in cases],
+        args.dup_every,
+        args.seed,
+        [0.85, 0.88, 0.90, 0.92, 0.93, 0.94, 0.95],
+    )
     chosen = dups["sweep"][f"{pipeline.DEFAULT_DUPLICATE_THRESHOLD:.2f}"]
     result = {
-        "config": {"n": args.n, "frames": args.frames, "height": args.height, "width": args.width, "seed": args.seed,
-                   "threads": args.threads, "machine": platform.machine(), "cpus": os.cpu_count(),
-                   "backends": {k: getattr(v, "name", type(v).__name__) for k, v in backends.items()}},
+        "config": {
+            "n": args.n,
+            "frames": args.frames,
+            "height": args.height,
+            "width": args.width,
+            "seed": args.seed,
+            "threads": args.threads,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "backends": {k: getattr(v, "name", type(v).__name__) for k, v in backends.items()},
+        },
         "per_type": table,
         "summary": {
             "local_mask_iou_mean": round(float(np.mean(local_iou)), 4),
             "type_accuracy": round(float(np.mean(all_correct)), 4),
             "type_accuracy_no_prompt": round(float(np.mean(blind_correct)), 4),
             "duplicate_threshold": pipeline.DEFAULT_DUPLICATE_THRESHOLD,
-            "duplicate_precision": chosen["precision"], "duplicate_recall": chosen["recall"],
+            "duplicate_precision": chosen["precision"],
+            "duplicate_recall": chosen["recall"],
             "duplicate_precision_strict": chosen["precision_strict"],
             "pairs_per_min": round(len(records) / work_s * 60.0, 1),
             "seconds_per_pair": round(work_s / len(records), 4),
             "prepare_seconds": round(prep_s, 2),
             "rejected": len(rejected),
         },
-        "targets": {"local_mask_iou_mean>=0.8": bool(np.mean(local_iou) >= 0.8),
-                    "type_accuracy>=0.9": bool(np.mean(all_correct) >= 0.9),
-                    "duplicate_precision>=0.95": chosen["precision"] >= 0.95,
-                    "duplicate_recall>=0.95": chosen["recall"] >= 0.95},
+        "targets": {
+            "local_mask_iou_mean>=0.8": bool(np.mean(local_iou) >= 0.8),
+            "type_accuracy>=0.9": bool(np.mean(all_correct) >= 0.9),
+            "duplicate_precision>=0.95": chosen["precision"] >= 0.95,
+            "duplicate_recall>=0.95": chosen["recall"] >= 0.95,
+        },
         "duplicates": dups,
         "judge": judge_eval(cases),
         "rejected": rejected,
@@ -270,22 +316,40 @@ def main() -> int:
 
 
 def print_table(result: dict) -> None:
-    cols = ["pairs", "mask_iou", "mask_iou_min", "box_iou_frame0", "type_correct", "type_correct_no_prompt",
-            "ref_ssim", "ref_ssim_content", "ref_embedding_cosine", "judge_score"]
+    cols = [
+        "pairs",
+        "mask_iou",
+        "mask_iou_min",
+        "box_iou_frame0",
+        "type_correct",
+        "type_correct_no_prompt",
+        "ref_ssim",
+        "ref_ssim_content",
+        "ref_embedding_cosine",
+        "judge_score",
+    ]
     heads = ["pairs", "IoU", "IoU min", "box0", "type", "type(geo)", "ref SSIM", "SSIM obj", "ref cos", "judge"]
     print(f"{'edit type':18s} " + " ".join(f"{h:>9s}" for h in heads))
     for edit_type, row in result["per_type"].items():
-        print(f"{edit_type:18s} " + " ".join(f"{row.get(c, float('nan')):>9.3f}" if c != "pairs" else f"{row[c]:>9d}"
-                                           for c in cols))
+        print(
+            f"{edit_type:18s} "
+            + " ".join(f"{row.get(c, float('nan')):>9.3f}" if c != "pairs" else f"{row[c]:>9d}" for c in cols)
+        )
     s, d, j = result["summary"], result["duplicates"], result["judge"]
-    print(f"local mask IoU {s['local_mask_iou_mean']:.3f} | type accuracy {s['type_accuracy']:.3f} "
-          f"(geometry only {s['type_accuracy_no_prompt']:.3f}) | rejected {s['rejected']}")
-    print(f"near-duplicates @ {s['duplicate_threshold']}: precision {s['duplicate_precision']:.3f} "
-          f"(strict {s['duplicate_precision_strict']:.3f}) recall {s['duplicate_recall']:.3f} "
-          f"({d['copies']} copies of {d['originals']} references)")
+    print(
+        f"local mask IoU {s['local_mask_iou_mean']:.3f} | type accuracy {s['type_accuracy']:.3f} "
+        f"(geometry only {s['type_accuracy_no_prompt']:.3f}) | rejected {s['rejected']}"
+    )
+    print(
+        f"near-duplicates @ {s['duplicate_threshold']}: precision {s['duplicate_precision']:.3f} "
+        f"(strict {s['duplicate_precision_strict']:.3f}) recall {s['duplicate_recall']:.3f} "
+        f"({d['copies']} copies of {d['originals']} references)"
+    )
     print(f"judge: matched {j['matched_mean']:.3f} vs mismatched {j['mismatched_mean']:.3f}, AUC {j['auc']}")
-    print(f"throughput {s['pairs_per_min']:.1f} pairs/min ({s['seconds_per_pair']:.3f} s/pair, "
-          f"{result['config']['threads']} OpenCV threads)")
+    print(
+        f"throughput {s['pairs_per_min']:.1f} pairs/min ({s['seconds_per_pair']:.3f} s/pair, "
+        f"{result['config']['threads']} OpenCV threads)"
+    )
     print("targets:", ", ".join(f"{k}: {'ok' if v else 'MISSED'}" for k, v in result["targets"].items()))
 
 

@@ -41,19 +41,31 @@ def run_once(args: argparse.Namespace, demo: Path) -> dict:
         out = Path(tmp) / "set"
         marks: list[float] = []
         cpu0, t0 = time.process_time(), time.perf_counter()
-        summary = generate(out, args.n, args.seed, frames=args.frames, height=args.height, width=args.width,
-                           image_share=args.image_share, demo_dir=demo,
-                           progress=lambda done, total: marks.append(time.perf_counter()))
+        summary = generate(
+            out,
+            args.n,
+            args.seed,
+            frames=args.frames,
+            height=args.height,
+            width=args.width,
+            image_share=args.image_share,
+            demo_dir=demo,
+            progress=lambda done, total: marks.append(time.perf_counter()),
+        )
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         media = [r["media"] for r in load_ground_truth(out)]
         size_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
     per_pair = [b - a for a, b in zip([t0, *marks[:-1]], marks)]
     by_media = {kind: [s for s, m in zip(per_pair, media) if m == kind] for kind in ("video", "image")}
     return {
-        "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "pairs_per_s": round(summary.n_pairs / wall, 3),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "pairs_per_s": round(summary.n_pairs / wall, 3),
         "video_pair_s": round(statistics.median(by_media["video"]), 4) if by_media["video"] else None,
         "image_pair_s": round(statistics.median(by_media["image"]), 4) if by_media["image"] else None,
-        "media_counts": summary.media_counts, "edit_counts": summary.edit_counts, "output_mb": round(size_mb, 2),
+        "media_counts": summary.media_counts,
+        "edit_counts": summary.edit_counts,
+        "output_mb": round(size_mb, 2),
     }
 
 
@@ -67,12 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1, help="runs; the median run is reported")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds the run should stay well under (reported)")
-    parser.add_argument("--demo-dir", type=Path, default=None, help="demo media folder (default: KIWI_DEMO_DIR or the shipped demo)")
+    parser.add_argument(
+        "--demo-dir", type=Path, default=None, help="demo media folder (default: KIWI_DEMO_DIR or the shipped demo)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
     demo = args.demo_dir or default_demo_dir()
     if not (demo / "video" / "source").is_dir():
-        print(f"error: no demo videos under {demo / 'video' / 'source'} (set --demo-dir or KIWI_DEMO_DIR)", file=sys.stderr)
+        print(
+            f"error: no demo videos under {demo / 'video' / 'source'} (set --demo-dir or KIWI_DEMO_DIR)",
+            file=sys.stderr,
+        )
         return 2
 
     runs = []
@@ -82,14 +99,30 @@ def main(argv: list[str] | None = None) -> int:
     median = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     result = {
-        "config": {"n": args.n, "frames": args.frames, "height": args.height, "width": args.width,
-                   "image_share": args.image_share, "seed": args.seed, "repeat": len(runs), "budget_s": args.budget},
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_1m": round(load, 2)},
-        "median": median, "runs": runs,
-    }  # fmt: skip
+        "config": {
+            "n": args.n,
+            "frames": args.frames,
+            "height": args.height,
+            "width": args.width,
+            "image_share": args.image_share,
+            "seed": args.seed,
+            "repeat": len(runs),
+            "budget_s": args.budget,
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_1m": round(load, 2),
+        },
+        "median": median,
+        "runs": runs,
+    }
     rows = [
-        ("pairs (video / image)", f"{args.n} ({median['media_counts'].get('video', 0)} / {median['media_counts'].get('image', 0)})"),
+        (
+            "pairs (video / image)",
+            f"{args.n} ({median['media_counts'].get('video', 0)} / {median['media_counts'].get('image', 0)})",
+        ),
         ("size", f"{args.frames} frames, {args.height}x{args.width}"),
         ("wall s (median of runs)", f"{median['wall_s']:.2f}"),
         ("CPU s", f"{median['cpu_s']:.2f}"),
@@ -102,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     verdict = "within" if median["wall_s"] < args.budget else "OVER"
-    print(f"\n{verdict} the {args.budget:.0f} s budget (wall-clock figures are only meaningful on an otherwise idle machine)")
+    print(
+        f"\n{verdict} the {args.budget:.0f} s budget (wall-clock figures are only meaningful on an otherwise idle machine)"
+    )
     write_text_atomic(args.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"wrote {args.out}")
     return 0

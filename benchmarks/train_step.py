@@ -51,13 +51,19 @@ PEAK_BF16 = 989e12
 RESULTS = Path(_ROOT) / "benchmarks" / "results"
 
 
-def dit_forward_flops(frames: int, height: int, width: int, context: int = 512, dim: int = 3072, ffn: int = 14336,
-                      layers: int = 30) -> float:
+def dit_forward_flops(
+    frames: int, height: int, width: int, context: int = 512, dim: int = 3072, ffn: int = 14336, layers: int = 30
+) -> float:
     """Matmul FLOPs of one kiwi-5b DiT forward (self/cross attention, FFN), 16x VAE + 2x2 patches."""
     n = ((frames - 1) // 4 + 1) * (height // 32) * (width // 32)
-    per_layer = (8 * n * dim**2 + 4 * n * n * dim  # self-attention projections + scores/values
-                 + 4 * n * dim**2 + 4 * context * dim**2 + 4 * n * context * dim  # cross-attention
-                 + 4 * n * dim * ffn)  # fmt: skip
+    per_layer = (
+        8 * n * dim**2
+        + 4 * n * n * dim  # self-attention projections + scores/values
+        + 4 * n * dim**2
+        + 4 * context * dim**2
+        + 4 * n * context * dim  # cross-attention
+        + 4 * n * dim * ffn
+    )
     return float(per_layer * layers)
 
 
@@ -89,19 +95,28 @@ def bench_tiny_cpu(steps: int = 12) -> list[dict]:
         data = make_training_manifest(Path(tmp) / "data", 8, frames=9, height=64, width=96)
         for name, cfg in {
             "tiny stage 1 (images, 1x64x96)": TrainConfig(stage=1, frames=9, lr=1e-3, max_steps=steps, cpu=True),
-            "tiny stage 3 (image:video:ref, 9x64x96)": TrainConfig(stage=3, frames=9, lr=1e-3, max_steps=steps,
-                                                                    cpu=True),
+            "tiny stage 3 (image:video:ref, 9x64x96)": TrainConfig(
+                stage=3, frames=9, lr=1e-3, max_steps=steps, cpu=True
+            ),
         }.items():
             print(f"  {name}", flush=True)
             cb = _Steps()
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            result = train(cfg, data.manifest, data.data_root, Path(tmp) / name.split()[1], callbacks=cb,
-                           resume=False, save=False)
-            rows.append({"row": name, "device": "cpu", "threads": torch.get_num_threads(),
-                         "samples_per_step": cfg.grad_accumulation, "trainable_params": result.trainable_params,
-                         **_summary(cb, warmup=2),
-                         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                         "rss_before_mib": round(before / 1024, 1)})  # fmt: skip
+            result = train(
+                cfg, data.manifest, data.data_root, Path(tmp) / name.split()[1], callbacks=cb, resume=False, save=False
+            )
+            rows.append(
+                {
+                    "row": name,
+                    "device": "cpu",
+                    "threads": torch.get_num_threads(),
+                    "samples_per_step": cfg.grad_accumulation,
+                    "trainable_params": result.trainable_params,
+                    **_summary(cb, warmup=2),
+                    "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                    "rss_before_mib": round(before / 1024, 1),
+                }
+            )
     return rows
 
 
@@ -113,10 +128,14 @@ def _smooth_clip(path: Path, frames: int, height: int, width: int, seed: int) ->
     from kiwi_platform.media.clips import write_clip
 
     rng = np.random.default_rng(seed)
-    base = cv2.resize(rng.integers(0, 255, (12, 20, 3), dtype=np.uint8), (width + 64, height + 64),
-                      interpolation=cv2.INTER_CUBIC)
-    write_clip(path, (np.ascontiguousarray(base[t % 64: t % 64 + height, t % 64: t % 64 + width]) for t in range(frames)),
-               fps=16)
+    base = cv2.resize(
+        rng.integers(0, 255, (12, 20, 3), dtype=np.uint8), (width + 64, height + 64), interpolation=cv2.INTER_CUBIC
+    )
+    write_clip(
+        path,
+        (np.ascontiguousarray(base[t % 64 : t % 64 + height, t % 64 : t % 64 + width]) for t in range(frames)),
+        fps=16,
+    )
     return sha256_file(path)
 
 
@@ -135,8 +154,17 @@ def bench_kiwi5b_gpu(sizes: list[str], steps: int = 4) -> list[dict]:
             root = Path(tmp) / "data"
             entries = []
             for i in range(2):
-                rec = {"pair_id": f"p{i}", "batch": "bench", "task": "video", "prompt": "replace the towel with a red one",
-                       "ref_image": "", "frames": frames, "height": height, "width": width, "ref_sha256": ""}
+                rec = {
+                    "pair_id": f"p{i}",
+                    "batch": "bench",
+                    "task": "video",
+                    "prompt": "replace the towel with a red one",
+                    "ref_image": "",
+                    "frames": frames,
+                    "height": height,
+                    "width": width,
+                    "ref_sha256": "",
+                }
                 for side in ("src", "tgt"):
                     rel = f"clips/p{i}_{side}.kclip"
                     rec[f"{side}_clip"] = rel
@@ -144,9 +172,17 @@ def bench_kiwi5b_gpu(sizes: list[str], steps: int = 4) -> list[dict]:
                 entries.append(rec)
             manifest = Path(tmp) / "manifest.parquet"
             pd.DataFrame(entries).to_parquet(manifest, index=False)
-            cfg = TrainConfig(stage=2, model="kiwi-5b", frames=frames, mix={"video": 1}, max_steps=steps,
-                              mixed_precision="bf16", gradient_checkpointing=True, val_fraction=0.0,
-                              resolutions=[{"height": height, "width": width}])
+            cfg = TrainConfig(
+                stage=2,
+                model="kiwi-5b",
+                frames=frames,
+                mix={"video": 1},
+                max_steps=steps,
+                mixed_precision="bf16",
+                gradient_checkpointing=True,
+                val_fraction=0.0,
+                resolutions=[{"height": height, "width": width}],
+            )
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
@@ -157,15 +193,22 @@ def bench_kiwi5b_gpu(sizes: list[str], steps: int = 4) -> list[dict]:
             build_s = time.perf_counter() - t0
             print(f"  kiwi-5b {size}: built in {build_s:.1f} s", flush=True)
             cb = _Steps()
-            row = {"row": f"kiwi-5b stage 2 step {size} (bf16 autocast, grad ckpt)", "device": torch.cuda.get_device_name()}
+            row = {
+                "row": f"kiwi-5b stage 2 step {size} (bf16 autocast, grad ckpt)",
+                "device": torch.cuda.get_device_name(),
+            }
             try:
-                result = train(cfg, manifest, root, Path(tmp) / "run", callbacks=cb, resume=False, pipeline=pipe,
-                               save=False)
+                result = train(
+                    cfg, manifest, root, Path(tmp) / "run", callbacks=cb, resume=False, pipeline=pipe, save=False
+                )
                 fwd = dit_forward_flops(frames, height, width)
                 summary = _summary(cb, warmup=1)
-                row.update(summary, trainable_params=result.trainable_params,
-                           dit_train_tflop_per_sample=round(3 * fwd / 1e12, 1),
-                           mfu_dit_end_to_end=round(3 * fwd / summary["step_s"] / PEAK_BF16, 3))
+                row.update(
+                    summary,
+                    trainable_params=result.trainable_params,
+                    dit_train_tflop_per_sample=round(3 * fwd / 1e12, 1),
+                    mfu_dit_end_to_end=round(3 * fwd / summary["step_s"] / PEAK_BF16, 3),
+                )
             except Exception as exc:  # report the failure as a row (e.g. OOM with the knobs named)
                 row["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
                 row["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

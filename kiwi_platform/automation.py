@@ -38,7 +38,11 @@ weekly_retraining = dg.ScheduleDefinition(
 def _check_history(instance: dg.DagsterInstance, asset: str, name: str, partition: str | None) -> list:
     """Recent executions of one check on one batch, newest first."""
     key = dg.AssetCheckKey(dg.AssetKey(asset), name)
-    return [r for r in instance.event_log_storage.get_asset_check_execution_history(key, limit=50) if r.partition == partition]
+    return [
+        r
+        for r in instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
+        if r.partition == partition
+    ]
 
 
 def _when(record) -> float:
@@ -46,7 +50,9 @@ def _when(record) -> float:
     return record.event.timestamp if record.event is not None else record.create_timestamp
 
 
-def passed_checks(instance: dg.DagsterInstance, run_id: str, partition: str | None, built_at: float | None = None) -> bool:
+def passed_checks(
+    instance: dg.DagsterInstance, run_id: str, partition: str | None, built_at: float | None = None
+) -> bool:
     """True when every blocking QC check of `quadruplets` ran in `run_id` for `partition` and passed, and
     the ingestion checks of that batch (UPSTREAM_CHECKS) passed in their latest execution before
     `built_at` (when the quadruplets were materialized), i.e. on the data they were built from."""
@@ -70,14 +76,20 @@ def passed_checks(instance: dg.DagsterInstance, run_id: str, partition: str | No
     description="Starts training when a new quadruplet batch has passed its blocking checks.",
 )
 def retrain_on_new_quadruplets(context: dg.SensorEvaluationContext):
-    result = context.instance.fetch_materializations(dg.AssetKey("quadruplets"), limit=100, cursor=context.cursor, ascending=True)
+    result = context.instance.fetch_materializations(
+        dg.AssetKey("quadruplets"), limit=100, cursor=context.cursor, ascending=True
+    )
     requests = []
     for record in result.records:
         mat = record.asset_materialization
-        if mat is not None and int((mat.metadata.get("accepted") or dg.MetadataValue.int(0)).value) > 0 and passed_checks(
-            context.instance, record.run_id, mat.partition, record.timestamp
+        if (
+            mat is not None
+            and int((mat.metadata.get("accepted") or dg.MetadataValue.int(0)).value) > 0
+            and passed_checks(context.instance, record.run_id, mat.partition, record.timestamp)
         ):
-            requests.append(dg.RunRequest(run_key=f"quadruplets-{record.storage_id}", tags={"kiwi/new_batch": mat.partition or ""}))
+            requests.append(
+                dg.RunRequest(run_key=f"quadruplets-{record.storage_id}", tags={"kiwi/new_batch": mat.partition or ""})
+            )
     if result.cursor:
         context.update_cursor(result.cursor)
     if not requests:

@@ -59,7 +59,9 @@ def resolve_selection(defs: dg.Definitions, selection: str) -> set[dg.AssetKey]:
     try:
         keys = dg.AssetSelection.from_string(selection).resolve(graph)
     except Exception as exc:  # the parser raises several types; all mean "bad selection"
-        raise KiwiUserError(f"cannot use asset selection {selection!r}: {exc}".splitlines()[0], code="bad_selection") from None
+        raise KiwiUserError(
+            f"cannot use asset selection {selection!r}: {exc}".splitlines()[0], code="bad_selection"
+        ) from None
     if not keys:
         raise KiwiUserError(f"asset selection {selection!r} matches no asset", code="bad_selection")
     return keys
@@ -91,7 +93,9 @@ def materialize(
         wanted = list(partitions or known)
         unknown = [p for p in wanted if p not in known]
         if unknown:
-            raise KiwiUserError(f"unknown batch {unknown[0]!r}; known batches: {', '.join(known) or 'none (run kiwi ingest)'}")
+            raise KiwiUserError(
+                f"unknown batch {unknown[0]!r}; known batches: {', '.join(known) or 'none (run kiwi ingest)'}"
+            )
         if not wanted:
             raise KiwiUserError("no batches registered yet; run `kiwi ingest MANIFEST.csv --batch NAME` first")
     job = defs.resolve_implicit_global_asset_job_def()
@@ -134,7 +138,9 @@ def _summarise(result: dg.ExecuteInProcessResult, partition: str | None, graph) 
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             spec = graph.get_check_spec(evaluation.asset_check_key) if hasattr(graph, "get_check_spec") else None
-            blocking = bool(getattr(spec, "blocking", False)) if spec else _is_blocking(graph, evaluation.asset_check_key)
+            blocking = (
+                bool(getattr(spec, "blocking", False)) if spec else _is_blocking(graph, evaluation.asset_check_key)
+            )
             outcome.checks.append(
                 CheckOutcome(evaluation.asset_key.to_user_string(), evaluation.check_name, evaluation.passed, blocking)
             )

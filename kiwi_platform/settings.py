@@ -33,7 +33,7 @@ class KiwiSettings(BaseModel):
     demo_dir: Path
 
     @classmethod
-    def from_env(cls) -> "KiwiSettings":
+    def from_env(cls) -> KiwiSettings:
         home = _env_path("KIWI_HOME", (Path.cwd() / ".kiwi").resolve())
         data_dir = _env_path("KIWI_DATA_DIR", home / "data")
         return cls(

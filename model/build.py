@@ -88,7 +88,8 @@ def save_checkpoint(pipeline: KiwiEditPipeline, out: str | os.PathLike, overwrit
     return out
 
 
-def init_checkpoint(config: str = "tiny", out: str | os.PathLike = "checkpoints/tiny", seed: int = 0,
-                    overwrite: bool = False) -> Path:
+def init_checkpoint(
+    config: str = "tiny", out: str | os.PathLike = "checkpoints/tiny", seed: int = 0, overwrite: bool = False
+) -> Path:
     """`kiwi model init --config NAME --out DIR`: random weights, released layout."""
     return save_checkpoint(build_pipeline(config, seed=seed), out, overwrite=overwrite)

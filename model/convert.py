@@ -41,7 +41,9 @@ def load_qwen_weights(encoder: torch.nn.Module, state_dict: dict[str, torch.Tens
     Raises KeyError naming missing tensors when the source is not a matching Qwen2.5-VL model.
     """
     target = encoder.qwen_model.state_dict()
-    mapped = {k: state_dict[k.replace(".base_layer.", ".")] for k in target if k.replace(".base_layer.", ".") in state_dict}
+    mapped = {
+        k: state_dict[k.replace(".base_layer.", ".")] for k in target if k.replace(".base_layer.", ".") in state_dict
+    }
     missing = [k for k in target if k not in mapped and ".lora_" not in k]
     if missing:
         raise KeyError(f"Qwen weights lack {len(missing)} tensors, e.g. {missing[:3]}")

@@ -28,8 +28,12 @@ class BaseModelError(ValueError):
 
 
 def init_from_base(
-    wan: str | os.PathLike, qwen: str | os.PathLike, out: str | os.PathLike,
-    encoder_config: str = "kiwi-5b", seed: int = 0, overwrite: bool = False,
+    wan: str | os.PathLike,
+    qwen: str | os.PathLike,
+    out: str | os.PathLike,
+    encoder_config: str = "kiwi-5b",
+    seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """`kiwi model init --from-base --wan PATH --qwen PATH --out DIR`."""
     wan, qwen = Path(wan), Path(qwen)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from diffusers import ConfigMixin, ModelMixin
@@ -111,9 +112,16 @@ class MLLMEncoder(ModelMixin, ConfigMixin):
             raise ValueError("the encoder needs at least one source frame")
         c = self.config
         built = build_prompt(
-            prompt, list(source), ref_image, self.num_queries, c.max_frames,
-            c.max_pixels_per_frame, c.max_ref_pixels, c.max_image_pixels, c.system_prompt,
-        )  # fmt: skip
+            prompt,
+            list(source),
+            ref_image,
+            self.num_queries,
+            c.max_frames,
+            c.max_pixels_per_frame,
+            c.max_ref_pixels,
+            c.max_image_pixels,
+            c.system_prompt,
+        )
         text = processor.apply_chat_template(built.messages, tokenize=False, add_generation_prompt=False)
         kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
         if built.images:
@@ -157,14 +165,18 @@ class MLLMEncoder(ModelMixin, ConfigMixin):
 
         embeds = self.qwen_model.get_input_embeddings()(input_ids)
         queries = self.queries_for(mode).to(embeds.dtype)
-        embeds = embeds.masked_scatter(placeholder.unsqueeze(-1), queries.unsqueeze(0).expand(input_ids.shape[0], -1, -1))
+        embeds = embeds.masked_scatter(
+            placeholder.unsqueeze(-1), queries.unsqueeze(0).expand(input_ids.shape[0], -1, -1)
+        )
 
         model_kwargs = {k: v.to(device) for k, v in inputs.items() if isinstance(v, torch.Tensor) and k != "input_ids"}
         for key in ("pixel_values", "pixel_values_videos"):
             if key in model_kwargs:
                 model_kwargs[key] = model_kwargs[key].to(dtype)
         self.qwen_model.rope_deltas = None  # never reuse positions from a previous call
-        hidden = self.qwen_model(input_ids=input_ids, inputs_embeds=embeds, use_cache=False, **model_kwargs).last_hidden_state
+        hidden = self.qwen_model(
+            input_ids=input_ids, inputs_embeds=embeds, use_cache=False, **model_kwargs
+        ).last_hidden_state
 
         if self.config.exact_query_positions:
             query_states = hidden[placeholder].view(hidden.shape[0], n, -1)

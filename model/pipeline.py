@@ -60,7 +60,9 @@ def load_vae(folder: Path, torch_dtype: torch.dtype | None = None) -> Autoencode
     try:
         vae.load_state_dict(convert_original_vae_state_dict(state), strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{weights} is not a Wan2.2 VAE in the original key layout: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"{weights} is not a Wan2.2 VAE in the original key layout: {str(exc).splitlines()[0]}"
+        ) from None
     return vae.to(torch_dtype) if torch_dtype else vae
 
 
@@ -92,14 +94,21 @@ class KiwiEditPipeline(DiffusionPipeline):
     ) -> None:
         super().__init__()
         self.register_modules(
-            transformer=transformer, vae=vae, mllm_encoder=mllm_encoder, source_embedder=source_embedder,
-            ref_embedder=ref_embedder, processor=processor, scheduler=scheduler,
-        )  # fmt: skip
+            transformer=transformer,
+            vae=vae,
+            mllm_encoder=mllm_encoder,
+            source_embedder=source_embedder,
+            ref_embedder=ref_embedder,
+            processor=processor,
+            scheduler=scheduler,
+        )
         mllm_encoder.processor = processor
 
     # -- loading -------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, torch_dtype: torch.dtype | None = None, **_: Any) -> "KiwiEditPipeline":
+    def from_pretrained(
+        cls, path: str | os.PathLike, torch_dtype: torch.dtype | None = None, **_: Any
+    ) -> KiwiEditPipeline:
         """Load the released folder layout with our classes, whatever `model_index.json` names.
 
         Raises CheckpointError naming the missing folder/component instead of a deep traceback.
@@ -126,7 +135,7 @@ class KiwiEditPipeline(DiffusionPipeline):
             ref_embedder = ConditionEmbedder.from_pretrained(root / "ref_embedder", **kw)
             processor = load_processor(root / "processor")
             scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler")
-        except (OSError, EnvironmentError) as exc:
+        except OSError as exc:
             raise CheckpointError(f"checkpoint {root} is incomplete: {exc}") from exc
         return cls(transformer, vae, encoder, source_embedder, ref_embedder, processor, scheduler)
 
@@ -166,11 +175,14 @@ class KiwiEditPipeline(DiffusionPipeline):
     ) -> torch.Tensor:
         dtype = self.transformer.dtype
         return self.transformer(
-            latents.to(dtype), timestep, context.to(dtype),
-            source_embeds=None if source_embeds is None else source_embeds.to(dtype), source_scale=sigma,
+            latents.to(dtype),
+            timestep,
+            context.to(dtype),
+            source_embeds=None if source_embeds is None else source_embeds.to(dtype),
+            source_scale=sigma,
             ref_embeds=None if ref_embeds is None else ref_embeds.to(dtype),
             ref_pad_first=bool(self.ref_embedder.config.get("ref_pad_first", False)),
-        ).sample  # fmt: skip
+        ).sample
 
     # -- inference -------------------------------------------------------------------
     @torch.no_grad()

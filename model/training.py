@@ -60,13 +60,19 @@ def compute_loss(
         target_latents = pipeline.encode_pixels(target)
         ref_latents = None if ref_pil is None else pipeline.encode_pixels(frames_to_tensor([ref_pil]).to(device))
 
-    enc = pipeline.mllm_encoder(batch["prompt"], tensor_to_frames(source), None if ref is None else _as_pil(ref),
-                                processor=pipeline.processor)
+    enc = pipeline.mllm_encoder(
+        batch["prompt"], tensor_to_frames(source), None if ref is None else _as_pil(ref), processor=pipeline.processor
+    )
     fm = sample_flow_matching(target_latents, shift=pipeline.shift, generator=generator)
     source_embeds, ref_embeds = pipeline.denoise_step_inputs(source_latents, ref_latents)
     prediction = pipeline.predict_velocity(fm.noisy, fm.timestep, fm.sigma, enc.context, source_embeds, ref_embeds)
     loss = flow_matching_loss(prediction, fm)
     if return_details:
-        return loss, {"sigma": fm.sigma, "timestep": fm.timestep, "mode": enc.mode,
-                      "context_tokens": enc.context.shape[1], "prediction": prediction}
+        return loss, {
+            "sigma": fm.sigma,
+            "timestep": fm.timestep,
+            "mode": enc.mode,
+            "context_tokens": enc.context.shape[1],
+            "prediction": prediction,
+        }
     return loss

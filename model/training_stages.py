@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from torch import nn
 
@@ -20,7 +20,11 @@ _MODULE_NAMES = ("transformer", "mllm_encoder", "source_embedder", "ref_embedder
 def _modules(pipeline_or_modules: object) -> dict[str, nn.Module]:
     if isinstance(pipeline_or_modules, Mapping):
         return {k: v for k, v in pipeline_or_modules.items() if isinstance(v, nn.Module)}
-    return {n: getattr(pipeline_or_modules, n) for n in _MODULE_NAMES if isinstance(getattr(pipeline_or_modules, n, None), nn.Module)}
+    return {
+        n: getattr(pipeline_or_modules, n)
+        for n in _MODULE_NAMES
+        if isinstance(getattr(pipeline_or_modules, n, None), nn.Module)
+    }
 
 
 def _matches(name: str, rule: str) -> bool:

@@ -49,6 +49,9 @@ def require_demo_dir() -> Path:
     missing = missing_demo_files(path)
     if missing:
         what = "not found" if not path.is_dir() else f"incomplete (missing {', '.join(missing)})"
-        pytest.fail(f"Kiwi-Edit demo data {what} at {path}: these tests need it; "
-                    f"put the demo folder there or set KIWI_DEMO_DIR to its location", pytrace=False)
+        pytest.fail(
+            f"Kiwi-Edit demo data {what} at {path}: these tests need it; "
+            f"put the demo folder there or set KIWI_DEMO_DIR to its location",
+            pytrace=False,
+        )
     return path

@@ -64,9 +64,7 @@ def test_clean_table_passes_every_expectation() -> None:
     ],
     ids=["null", "duplicate", "out_of_range", "blank", "fps_zero", "not_in_set"],
 )
-def test_each_helper_catches_its_violation(
-    spec: ex.Expect, column: str, bad_values: dict, expected_count: int
-) -> None:
+def test_each_helper_catches_its_violation(spec: ex.Expect, column: str, bad_values: dict, expected_count: int) -> None:
     """Each helper flags exactly the rows that break it and shows them as examples."""
     df = _good_frame()
     if df[column].dtype != object:
@@ -87,9 +85,7 @@ def test_each_helper_catches_its_violation(
 def test_greater_than_is_strict_but_between_is_inclusive() -> None:
     """fps == 0 fails `greater_than(fps, 0)` while frames == 1 and 81 pass `between(1, 81)`."""
     df = pd.DataFrame({"fps": [0.0, 0.5], "frames": [1, 81]})
-    outcome = ex.validate_dataframe(
-        df, [ex.greater_than("fps", 0), ex.between("frames", 1, 81)], "bounds"
-    )
+    outcome = ex.validate_dataframe(df, [ex.greater_than("fps", 0), ex.between("frames", 1, 81)], "bounds")
     assert [r.success for r in outcome.results] == [False, True]
     assert outcome.results[0].unexpected_examples == [0.0]
 
@@ -168,8 +164,6 @@ def test_importing_the_module_does_not_import_great_expectations() -> None:
         "m.validate_dataframe(pd.DataFrame({'a': [1]}), [m.not_null('a')], 's'); "
         "assert 'great_expectations' in sys.modules; print('ok')"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"

@@ -62,7 +62,11 @@ def test_from_env_reads_kiwi_variables() -> None:
     }
     res = LakeFSResource.from_env(env)
     assert (res.enabled, res.endpoint, res.access_key_id, res.repository) == (
-        True, "http://lakefs.example:8000", "AKIA1", "other-repo")
+        True,
+        "http://lakefs.example:8000",
+        "AKIA1",
+        "other-repo",
+    )
     assert res.commit_url("c0ffee") == "http://lakefs.example:8000/repositories/other-repo/commits/c0ffee"
     off = LakeFSResource.from_env({"KIWI_LAKEFS_ENDPOINT": "http://x"})
     assert off.enabled is False and off.repository == "kiwi-data"
@@ -135,7 +139,9 @@ def test_merge_brings_batch_objects_into_main(
     assert merged == main_head.id
     assert commit_id in main_head.parents
     assert set(lakefs_fake.state.objects_at(REPO, "main")) == {
-        "batches/demo/clips/pair-0001.npz", "batches/demo/table.parquet"}
+        "batches/demo/clips/pair-0001.npz",
+        "batches/demo/table.parquet",
+    }
     assert lakefs.merge(branch) == merged  # nothing new: same head, no error
 
 
@@ -170,8 +176,12 @@ def test_server_down_gives_clear_error(batch_dir: Path) -> None:
     """When nothing listens at the endpoint, calls fail fast with a LakeFSError that says the server is unreachable."""
     with run_fake_lakefs() as server:
         endpoint = server.endpoint
-        res = LakeFSResource(enabled=True, endpoint=endpoint, access_key_id=server.access_key_id,
-                             secret_access_key=server.secret_access_key)
+        res = LakeFSResource(
+            enabled=True,
+            endpoint=endpoint,
+            access_key_id=server.access_key_id,
+            secret_access_key=server.secret_access_key,
+        )
         branch = res.branch_for_batch("demo")
     with pytest.raises(LakeFSError, match="cannot reach the server") as info:
         res.upload_directory(branch, batch_dir, "x")
@@ -184,8 +194,9 @@ def test_enabled_without_endpoint_is_a_clear_error() -> None:
         LakeFSResource(enabled=True).ensure_repository()
 
 
-def test_resource_works_inside_a_dagster_run(lakefs: LakeFSResource, lakefs_fake: FakeLakeFSServer,
-                                             batch_dir: Path) -> None:
+def test_resource_works_inside_a_dagster_run(
+    lakefs: LakeFSResource, lakefs_fake: FakeLakeFSServer, batch_dir: Path
+) -> None:
     """As a Dagster resource, an asset can branch, upload, commit with its run id and merge in one run."""
 
     @dg.asset
@@ -194,8 +205,12 @@ def test_resource_works_inside_a_dagster_run(lakefs: LakeFSResource, lakefs_fake
         lakefs.upload_directory(branch, batch_dir, "batches/demo")
         commit_id = lakefs.commit(branch, "demo", {"dagster_run_id": context.run.run_id})
         merged = lakefs.merge(branch)
-        return dg.MaterializeResult(metadata={"lakefs_commit": dg.MetadataValue.url(lakefs.commit_url(merged)),
-                                              "lakefs_batch_commit": commit_id})
+        return dg.MaterializeResult(
+            metadata={
+                "lakefs_commit": dg.MetadataValue.url(lakefs.commit_url(merged)),
+                "lakefs_batch_commit": commit_id,
+            }
+        )
 
     result = dg.materialize([versioned_batch], resources={"lakefs": lakefs})
     assert result.success
@@ -213,8 +228,9 @@ def test_committed_batch_reads_back_with_the_lakefs_sdk(
     branch = lakefs.branch_for_batch("demo")
     lakefs.upload_directory(branch, batch_dir, "b")
     commit_id = lakefs.commit(branch, "demo", {"dagster_run_id": "run-42"})
-    client = lakefs_sdk.Client(host=lakefs_fake.endpoint, username=lakefs_fake.access_key_id,
-                               password=lakefs_fake.secret_access_key)
+    client = lakefs_sdk.Client(
+        host=lakefs_fake.endpoint, username=lakefs_fake.access_key_id, password=lakefs_fake.secret_access_key
+    )
     repo = lakefs_sdk.Repository(REPO, client=client)
     obj = repo.ref(commit_id).object("b/table.parquet")
     assert obj.stat().size_bytes == len(b"PAR1 accepted rows")

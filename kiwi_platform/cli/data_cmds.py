@@ -28,7 +28,9 @@ def quarantine_cmd(
         known = ", ".join(store.batches()) or "none"
         raise KiwiUserError(f"unknown batch {batch!r}; known batches: {known}")
     if not (store.asset_dir(batch, "raw_edit_pairs") / "quarantine.parquet").exists():
-        raise KiwiUserError(f"batch {batch!r} is registered but has not been ingested yet; run `kiwi materialize --select raw_edit_pairs+ --batch {batch}`")
+        raise KiwiUserError(
+            f"batch {batch!r} is registered but has not been ingested yet; run `kiwi materialize --select raw_edit_pairs+ --batch {batch}`"
+        )
     df = quarantine.read_batch(store.batch_dir(batch))
     if as_json:
         for rec in df.to_dict("records"):

@@ -69,10 +69,12 @@ def demo(
     console.print(f"Dagster UI:   .venv/bin/kiwi ui  -> http://127.0.0.1:3000   (DAGSTER_HOME={settings.dagster_home})")
     console.print(f"MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
     console.print(f"outputs:      {store.root_path / 'batches'}")
-    console.print(f"quarantine:   .venv/bin/kiwi quarantine --batch demo-video")
+    console.print("quarantine:   .venv/bin/kiwi quarantine --batch demo-video")
     console.print(f"data versions: .venv/bin/kiwi dvc status   (DVC repo {dvc.root_path})")
     console.print("lineage:      .venv/bin/kiwi lineage models:/kiwi-edit@champion --verify")
-    console.print(f"report:       .venv/bin/kiwi report models:/kiwi-edit@champion --out {settings.home / 'report.html'}")
+    console.print(
+        f"report:       .venv/bin/kiwi report models:/kiwi-edit@champion --out {settings.home / 'report.html'}"
+    )
     console.print(f"export:       .venv/bin/kiwi export --batch {SYNTH_BATCH} --out {settings.home / 'exported'}")
     if not ok:
         raise typer.Exit(1)

@@ -9,7 +9,12 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
-STATUS_STYLE = {"ok": "[green]ok[/green]", "mismatch": "[red]MISMATCH[/red]", "missing": "[red]MISSING[/red]", "unchecked": ""}
+STATUS_STYLE = {
+    "ok": "[green]ok[/green]",
+    "mismatch": "[red]MISMATCH[/red]",
+    "missing": "[red]MISSING[/red]",
+    "unchecked": "",
+}
 
 
 def lineage(
@@ -49,12 +54,16 @@ def render_tree(result, max_files: int | None = None) -> Tree:
         node.add(f"checkpoint {st.checkpoint_dir}")
         node.add(f"started from {st.init_checkpoint}")
         node.add(f"code {st.code_git_sha[:12]}  config {st.config_hash}  dagster run {st.dagster_run_id}")
-        m = node.add(f"training manifest {st.manifest.path} sha256 {st.manifest.sha256[:16]} {STATUS_STYLE[st.manifest.status]}")
+        m = node.add(
+            f"training manifest {st.manifest.path} sha256 {st.manifest.sha256[:16]} {STATUS_STYLE[st.manifest.status]}"
+        )
         m.add(f"DVC md5 {st.manifest_dvc_md5} at data-repo rev {st.data_repo_rev[:12]}")
         if st.lakefs_commit:
             m.add(f"lakeFS commit {st.lakefs_commit}")
     for b in result.batches:
-        node = root.add(f"batch {b.batch}: {b.samples_used} pairs used; quadruplets DVC md5 {b.quadruplets_dvc_md5}, raw {b.raw_dvc_md5}")
+        node = root.add(
+            f"batch {b.batch}: {b.samples_used} pairs used; quadruplets DVC md5 {b.quadruplets_dvc_md5}, raw {b.raw_dvc_md5}"
+        )
         shown = b.files if max_files is None else b.files[:max_files]
         for f in shown:
             node.add(f"{f.role}: {f.path} sha256 {f.sha256[:16]} {STATUS_STYLE[f.status]}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,13 +16,13 @@ def edit(
     video: Path = typer.Option(..., "--video", help="Source video (mp4) or image."),
     prompt: str = typer.Option(..., "--prompt", help="Editing instruction."),
     out: Path = typer.Option(..., "--out", help="Output mp4 path."),
-    ref: Optional[Path] = typer.Option(None, "--ref", help="Reference image (optional)."),
+    ref: Path | None = typer.Option(None, "--ref", help="Reference image (optional)."),
     steps: int = typer.Option(50, "--steps", min=1, help="Euler sampling steps."),
-    height: Optional[int] = typer.Option(None, "--height", help="Output height (multiple of 32)."),
-    width: Optional[int] = typer.Option(None, "--width", help="Output width (multiple of 32)."),
-    frames: Optional[int] = typer.Option(None, "--frames", help="Output frames (4k+1, default: all up to 81)."),
+    height: int | None = typer.Option(None, "--height", help="Output height (multiple of 32)."),
+    width: int | None = typer.Option(None, "--width", help="Output width (multiple of 32)."),
+    frames: int | None = typer.Option(None, "--frames", help="Output frames (4k+1, default: all up to 81)."),
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
     offload: bool = typer.Option(False, "--offload", help="Keep idle components on the CPU (small GPUs)."),
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="Encode/decode the VAE in tiles."),
 ) -> None:
@@ -65,8 +64,16 @@ def edit(
     if vae_tiling:
         pipe.enable_vae_tiling()
     try:
-        result = pipe(prompt, source, ref_image=ref_image, height=height, width=width, num_frames=frames,
-                      num_inference_steps=steps, seed=seed)
+        result = pipe(
+            prompt,
+            source,
+            ref_image=ref_image,
+            height=height,
+            width=width,
+            num_frames=frames,
+            num_inference_steps=steps,
+            seed=seed,
+        )
     except ValueError as exc:
         raise KiwiUserError(str(exc)) from None
     path = pipe.save_video(result.frames, out)
@@ -77,12 +84,12 @@ def edit(
 @model_app.command("init")
 def init(
     out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to."),
-    config: Optional[str] = typer.Option(
+    config: str | None = typer.Option(
         None, "--config", help="Model size: tiny or kiwi-5b (default tiny; kiwi-5b encoder settings with --from-base)."
     ),
     from_base: bool = typer.Option(False, "--from-base", help="Assemble from local Wan2.2 + Qwen2.5-VL folders."),
-    wan: Optional[Path] = typer.Option(None, "--wan", help="Wan2.2-TI2V-5B diffusers folder (with --from-base)."),
-    qwen: Optional[Path] = typer.Option(None, "--qwen", help="Qwen2.5-VL-3B-Instruct folder (with --from-base)."),
+    wan: Path | None = typer.Option(None, "--wan", help="Wan2.2-TI2V-5B diffusers folder (with --from-base)."),
+    qwen: Path | None = typer.Option(None, "--qwen", help="Qwen2.5-VL-3B-Instruct folder (with --from-base)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the new (random) weights."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty folder."),
 ) -> None:

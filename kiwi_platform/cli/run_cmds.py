@@ -24,9 +24,15 @@ def print_outcomes(outcomes) -> bool:
     for out in outcomes:
         label = out.partition or "(unpartitioned)"
         status = "[green]ok[/green]" if out.ok else "[red]FAILED[/red]"
-        console.print(f"run {out.run_id[:8]} batch {label}: {status}; materialized {', '.join(out.materialized) or 'nothing'}")
+        console.print(
+            f"run {out.run_id[:8]} batch {label}: {status}; materialized {', '.join(out.materialized) or 'nothing'}"
+        )
         for check in out.checks:
-            mark = "[green]pass[/green]" if check.passed else ("[red]FAIL[/red]" if check.blocking else "[yellow]warn[/yellow]")
+            mark = (
+                "[green]pass[/green]"
+                if check.passed
+                else ("[red]FAIL[/red]" if check.blocking else "[yellow]warn[/yellow]")
+            )
             console.print(f"  check {check.asset}:{check.name} {mark}{' (blocking)' if check.blocking else ''}")
         for err in out.errors:
             console.print(f"  [red]error[/red] {err}")
@@ -51,13 +57,15 @@ def quarantine_summary(batch: str) -> None:
     table.add_column("stage")
     table.add_column("reason")
     table.add_column("rows", justify="right")
-    for (stage, reason), n in (q.groupby(["stage", "reason"]).size().items() if len(q) else []):
+    for (stage, reason), n in q.groupby(["stage", "reason"]).size().items() if len(q) else []:
         table.add_row(stage, reason, str(n))
     console.print(table)
 
 
 def ingest(
-    manifest: Path = typer.Argument(..., help="Manifest CSV: prompt, src_video, tgt_video[, ref_image] (paths relative to it)."),
+    manifest: Path = typer.Argument(
+        ..., help="Manifest CSV: prompt, src_video, tgt_video[, ref_image] (paths relative to it)."
+    ),
     batch: str = typer.Option(..., "--batch", "-b", help="Batch name (a Dagster partition)."),
     select: str = typer.Option(DEFAULT_INGEST_SELECTION, "--select", help="Assets to materialize for the batch."),
 ) -> None:
@@ -90,7 +98,9 @@ def _store():
 
 
 def materialize_cmd(
-    select: str = typer.Option(..., "--select", "-s", help="Dagster asset selection, e.g. '+normalized_clips' or 'group:ingestion'."),
+    select: str = typer.Option(
+        ..., "--select", "-s", help="Dagster asset selection, e.g. '+normalized_clips' or 'group:ingestion'."
+    ),
     batch: list[str] = typer.Option(None, "--batch", "-b", help="Batch partition(s); default: every registered batch."),
 ) -> None:
     """Materialize assets like the UI's Materialize button; exits 1 if a step or blocking check failed."""

@@ -19,7 +19,9 @@ def synth(
     width: int = typer.Option(448, "--width", help="Frame width (multiple of 16)."),
     image_share: float = typer.Option(0.25, "--image-share", help="Share of 1-frame image pairs (0..1)."),
     with_ref: bool = typer.Option(False, "--with-ref/--no-ref", help="Add the ref_image column (true reference)."),
-    demo_dir: Path | None = typer.Option(None, "--demo-dir", help="Demo media folder (default: KIWI_DEMO_DIR or the shipped demo)."),
+    demo_dir: Path | None = typer.Option(
+        None, "--demo-dir", help="Demo media folder (default: KIWI_DEMO_DIR or the shipped demo)."
+    ),
 ) -> None:
     """Generate synthetic instruction edit pairs with ground-truth masks and reference images."""
     from kiwi_platform.cli.paths import output_folder
@@ -28,12 +30,22 @@ def synth(
     output_folder(out)
 
     console = Console()
-    with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    ) as bar:
         task = bar.add_task("pairs", total=n)
-        summary = generate(out, n, seed, frames=frames, height=height, width=width, image_share=image_share,
-                           with_ref=with_ref, demo_dir=demo_dir,
-                           progress=lambda done, total: bar.update(task, completed=done))
+        summary = generate(
+            out,
+            n,
+            seed,
+            frames=frames,
+            height=height,
+            width=width,
+            image_share=image_share,
+            with_ref=with_ref,
+            demo_dir=demo_dir,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
     table = Table(title=f"{summary.n_pairs} synthetic pairs in {summary.seconds:.1f} s")
     table.add_column("edit type")
     table.add_column("pairs", justify="right")

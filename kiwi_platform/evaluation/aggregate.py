@@ -16,14 +16,16 @@ Headline names (flat, for MLflow): `openve/overall`, `openve/<category>`, `openv
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kiwi_platform.evaluation.categories import CATEGORIES, OPENVE, REFVIE
 from kiwi_platform.evaluation.metrics import METRICS
-from kiwi_platform.judge import OPENVE as OPENVE_RUBRIC, REFVIE as REFVIE_RUBRIC
+from kiwi_platform.judge import OPENVE as OPENVE_RUBRIC
+from kiwi_platform.judge import REFVIE as REFVIE_RUBRIC
 
 RUBRIC_DIMENSIONS = {OPENVE: OPENVE_RUBRIC.dimensions, REFVIE: REFVIE_RUBRIC.dimensions}
 OFFLINE_METRICS = tuple(METRICS)
@@ -35,7 +37,9 @@ def overall(category_values: Mapping[str, Iterable[float]], suite: str) -> float
 
     OpenVE: mean of category means. RefVIE: mean over all cases (sample-weighted).
     """
-    groups = {c: [float(v) for v in vals if v is not None and not math.isnan(float(v))] for c, vals in category_values.items()}
+    groups = {
+        c: [float(v) for v in vals if v is not None and not math.isnan(float(v))] for c, vals in category_values.items()
+    }
     groups = {c: v for c, v in groups.items() if v}
     if not groups:
         return float("nan")
@@ -60,8 +64,12 @@ def _table(rows: pd.DataFrame, suite: str, columns: list[str], count: str | None
     for cat in cats:
         part = sub[sub["category"] == cat]
         data[cat] = {col: _mean(part[col]) for col in columns}
-        data[cat]["n"] = float(len(part) if count is None else pd.to_numeric(part[count], errors="coerce").notna().sum())
-    data["overall"] = {col: overall({c: sub.loc[sub["category"] == c, col].tolist() for c in cats}, suite) for col in columns}
+        data[cat]["n"] = float(
+            len(part) if count is None else pd.to_numeric(part[count], errors="coerce").notna().sum()
+        )
+    data["overall"] = {
+        col: overall({c: sub.loc[sub["category"] == c, col].tolist() for c in cats}, suite) for col in columns
+    }
     data["overall"]["n"] = float(sum(data[c]["n"] for c in cats))
     table = pd.DataFrame.from_dict(data, orient="index")[columns + ["n"]]
     table["n"] = table["n"].astype(int)
@@ -132,6 +140,7 @@ def headline_metrics(rows: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> 
 
 def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
     """A GitHub-flavoured markdown table (index as the first column); NaN shown as an en dash."""
+
     def cell(v: Any) -> str:
         if isinstance(v, (float, np.floating)):
             return "–" if math.isnan(v) else f"{v:.{digits}f}"

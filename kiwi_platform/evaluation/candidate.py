@@ -8,8 +8,8 @@ Outputs and judge answers are cached, so re-scoring an unchanged champion is che
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kiwi_platform.evaluation.mlflow_log import champion_version, log_evaluation, logged_evaluation, model_version_info
 from kiwi_platform.evaluation.run import EvalResult, evaluate_checkpoint
@@ -53,7 +53,9 @@ def score_candidate(
     if champion == version:  # re-evaluating the champion itself: compare it with itself
         champion_summary = _entry(champion, result)
     elif champion and evaluate_champion:
-        champion_summary = _entry(champion, evaluate(champion, model_version_info(tracking, champion)["checkpoint_dir"]))
+        champion_summary = _entry(
+            champion, evaluate(champion, model_version_info(tracking, champion)["checkpoint_dir"])
+        )
     elif champion:  # not re-scored: only its logged scores on this very suite and settings count
         champion_summary = logged_evaluation(tracking, champion, suite.content_hash, settings.settings_key)
     else:

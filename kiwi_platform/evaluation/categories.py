@@ -30,7 +30,10 @@ SYNTH_TO_OPENVE = {
 SYNTH_TO_REFVIE = {"local_add": "subject", "local_replace": "subject", "background_change": "background"}
 
 _RULES: tuple[tuple[str, str], ...] = (
-    (r"\b(style|styl|render|painting|illustration|cartoon|anime|sketch|watercolou?r|sepia|noir|vintage)\w*", "global_style"),
+    (
+        r"\b(style|styl|render|painting|illustration|cartoon|anime|sketch|watercolou?r|sepia|noir|vintage)\w*",
+        "global_style",
+    ),
     (r"\b(background|setting|scenery|backdrop|golden hour|sky)\b", "background_change"),
     (r"\b(remove|delete|erase|get rid of|take out)\b", "local_remove"),
     (r"\b(add|insert|place|put)\b", "local_add"),

@@ -12,8 +12,8 @@ optional "default" entry.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from kiwi_platform.evaluation.metrics import METRICS
 
@@ -45,9 +45,13 @@ def _bad(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def compare(candidate: Mapping[str, float], champion: Mapping[str, float] | None, headline: list[str],
-            tolerance: float | Mapping[str, float] = 0.0,
-            directions: Mapping[str, bool] | None = None) -> Decision:
+def compare(
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    headline: list[str],
+    tolerance: float | Mapping[str, float] = 0.0,
+    directions: Mapping[str, bool] | None = None,
+) -> Decision:
     """Decide promotion; `directions` overrides higher-is-better per metric name."""
     if not headline:
         raise ValueError("compare needs at least one headline metric")
@@ -75,8 +79,10 @@ def compare(candidate: Mapping[str, float], champion: Mapping[str, float] | None
         tol = _tolerance(tolerance, name)
         if worse_by > tol + 1e-12:
             blocked = True
-            reasons.append(f"{name}: {cand:.4g} vs champion {champ:.4g} ({'higher' if up else 'lower'} is better; "
-                           f"worse by {worse_by:.4g} > tolerance {tol:.4g})")
+            reasons.append(
+                f"{name}: {cand:.4g} vs champion {champ:.4g} ({'higher' if up else 'lower'} is better; "
+                f"worse by {worse_by:.4g} > tolerance {tol:.4g})"
+            )
     if not blocked:
         reasons.insert(0, f"not worse than the champion beyond tolerance on {len(deltas)} headline metric(s)")
     return Decision(not blocked, reasons, deltas)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +85,7 @@ class _LazyPipeline:
     def get(self) -> Any:
         if self._pipe is None:
             import torch
+
             from model import KiwiEditPipeline
 
             dtype = getattr(torch, self.settings.dtype)
@@ -103,16 +105,28 @@ def generate_case(pipe: Any, suite: Suite, case: Case, settings: EvalSettings) -
     if case.ref_image:
         ref = Image.fromarray(read_frames(suite.path(case.ref_image))[0])
     result = pipe(
-        case.prompt, [Image.fromarray(f) for f in source[:frames]], ref_image=ref, height=settings.height,
-        width=settings.width, num_frames=frames, num_inference_steps=settings.steps,
+        case.prompt,
+        [Image.fromarray(f) for f in source[:frames]],
+        ref_image=ref,
+        height=settings.height,
+        width=settings.width,
+        num_frames=frames,
+        num_inference_steps=settings.steps,
         seed=settings.case_seed(case.case_id),
-    )  # fmt: skip
+    )
     return np.stack([np.asarray(f.convert("RGB")) for f in result.frames])
 
 
-def generate_suite(suite: Suite, out_dir: str | Path, settings: EvalSettings, *, checkpoint_id: str,
-                   checkpoint_dir: str | Path | None = None, pipeline: Any = None,
-                   progress: Progress | None = None) -> list[GeneratedCase]:
+def generate_suite(
+    suite: Suite,
+    out_dir: str | Path,
+    settings: EvalSettings,
+    *,
+    checkpoint_id: str,
+    checkpoint_dir: str | Path | None = None,
+    pipeline: Any = None,
+    progress: Progress | None = None,
+) -> list[GeneratedCase]:
     """Outputs for every case into `out_dir` (one file + one JSON sidecar per case), in suite order.
 
     Give `checkpoint_dir` (loaded lazily) or an already loaded `pipeline`; `checkpoint_id` must
@@ -123,8 +137,12 @@ def generate_suite(suite: Suite, out_dir: str | Path, settings: EvalSettings, *,
     lazy = _LazyPipeline(Path(checkpoint_dir) if checkpoint_dir else None, pipeline, settings)
     results: list[GeneratedCase] = []
     for index, case in enumerate(suite.cases):
-        expected = {"checkpoint_id": checkpoint_id, "case_id": case.case_id, "case_hash": suite.case_hash(case),
-                    "settings_key": settings.settings_key}
+        expected = {
+            "checkpoint_id": checkpoint_id,
+            "case_id": case.case_id,
+            "case_hash": suite.case_hash(case),
+            "settings_key": settings.settings_key,
+        }
         sidecar = folder / f"{case.case_id}.json"
         found = _reusable(sidecar, expected)
         if found is not None:
@@ -139,11 +157,17 @@ def generate_suite(suite: Suite, out_dir: str | Path, settings: EvalSettings, *,
             path = _output_path(folder, case, len(frames), settings)
             _write(frames, path, settings.fps)
             seconds = time.perf_counter() - started
-            meta = {**expected, "file": path.name, "frames": len(frames), "height": int(frames.shape[1]),
-                    "width": int(frames.shape[2]), "seconds": round(seconds, 3), "settings": settings.model_dump()}
+            meta = {
+                **expected,
+                "file": path.name,
+                "frames": len(frames),
+                "height": int(frames.shape[1]),
+                "width": int(frames.shape[2]),
+                "seconds": round(seconds, 3),
+                "settings": settings.model_dump(),
+            }
             write_text_atomic(sidecar, json.dumps(meta, indent=2, sort_keys=True) + "\n")
             results.append(GeneratedCase(case.case_id, path, len(frames), seconds, False))
         if progress:
             progress("generate", index + 1, len(suite.cases))
     return results
-

@@ -33,7 +33,11 @@ def _file_digest(path: Path) -> str:
 def checkpoint_fingerprint(checkpoint_dir: str | Path) -> str:
     """`ckpt-` + 16 hex chars over (relative path, digest) of every file, hidden files excluded."""
     root = Path(checkpoint_dir)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{path.relative_to(root).as_posix()}\0{_file_digest(path)}\n".encode())

@@ -16,9 +16,9 @@ reports offline metrics only (`EvalResult.judged` is False).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -26,7 +26,15 @@ from kiwi_platform.evaluation.categories import REFVIE
 from kiwi_platform.evaluation.media import fit_frames, read_frames
 from kiwi_platform.evaluation.suites import Case, Suite
 from kiwi_platform.judge import (
-    OPENVE, REFVIE as REFVIE_RUBRIC, Judge, JudgeError, JudgeRequest, JudgeScore, Rubric,
+    OPENVE,
+    Judge,
+    JudgeError,
+    JudgeRequest,
+    JudgeScore,
+    Rubric,
+)
+from kiwi_platform.judge import (
+    REFVIE as REFVIE_RUBRIC,
 )
 from kiwi_platform.judge.media import sample_indices
 
@@ -63,12 +71,23 @@ def build_request(judge: Judge, suite: Suite, case: Case, output_path: Path, che
         images.append(("Reference image", suite.path(case.ref_image)))
     images.append(("Edited video" if t > 1 else "Edited image", output if t > 1 else output[0]))
     text = f"Case id: {case.case_id}\nCategory: {case.category}\nInstruction: {case.prompt}"
-    return JudgeRequest(case_id=f"{case.case_id}#{suite.case_hash(case)[:12]}", checkpoint_id=checkpoint_key,
-                        rubric=rubric_for(case), text=text, images=tuple(images))
+    return JudgeRequest(
+        case_id=f"{case.case_id}#{suite.case_hash(case)[:12]}",
+        checkpoint_id=checkpoint_key,
+        rubric=rubric_for(case),
+        text=text,
+        images=tuple(images),
+    )
 
 
-def judge_suite(judge: Judge, suite: Suite, outputs: dict[str, Path], checkpoint_id: str, settings_key: str,
-                progress: Callable[[str, int, int], None] | None = None) -> JudgeOutcome:
+def judge_suite(
+    judge: Judge,
+    suite: Suite,
+    outputs: dict[str, Path],
+    checkpoint_id: str,
+    settings_key: str,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> JudgeOutcome:
     """Judge every case with an output, concurrently (bounded by the client), each at most once per cache key."""
     started = time.perf_counter()
     key = f"{checkpoint_id}@{settings_key}"
@@ -79,8 +98,9 @@ def judge_suite(judge: Judge, suite: Suite, outputs: dict[str, Path], checkpoint
         try:
             pending.append((case.case_id, build_request(judge, suite, case, outputs[case.case_id], key)))
         except (OSError, ValueError) as exc:
-            outcome.errors[case.case_id] = JudgeError(f"case {case.case_id}: cannot prepare judge input: {exc}",
-                                                      code="input", case_id=case.case_id)
+            outcome.errors[case.case_id] = JudgeError(
+                f"case {case.case_id}: cannot prepare judge input: {exc}", code="input", case_id=case.case_id
+            )
     results = judge.score_many([request for _, request in pending])
     for done, ((case_id, _), result) in enumerate(zip(pending, results), start=1):
         if isinstance(result, JudgeScore):

@@ -59,8 +59,10 @@ def fit_frames(frames: np.ndarray, width: int, height: int, *, nearest: bool = F
     if frames.shape[1:3] == (height, width):
         return frames
     method = Image.NEAREST if nearest else Image.BICUBIC
-    out = [np.asarray(ImageOps.fit(Image.fromarray(f), (width, height), method=method, centering=(0.5, 0.5)))
-           for f in frames]
+    out = [
+        np.asarray(ImageOps.fit(Image.fromarray(f), (width, height), method=method, centering=(0.5, 0.5)))
+        for f in frames
+    ]
     return np.stack(out)
 
 

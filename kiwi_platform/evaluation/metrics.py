@@ -31,8 +31,9 @@ Definitions, ranges and directions are in `METRICS` (used by tables, reports and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -53,23 +54,33 @@ class MetricInfo:
     description: str
 
 
-METRICS: dict[str, MetricInfo] = {m.name: m for m in (
-    MetricInfo("preservation_psnr", True, "[0, 100] dB", "PSNR of output vs source outside the edit mask"),
-    MetricInfo("preservation_ssim", True, "[-1, 1]", "SSIM (luma) of output vs source outside the edit mask"),
-    MetricInfo("target_psnr", True, "[0, 100] dB", "PSNR of output vs ground-truth target"),
-    MetricInfo("target_ssim", True, "[-1, 1]", "SSIM (luma) of output vs ground-truth target"),
-    MetricInfo("target_l1", False, "[0, 1]", "mean absolute error vs ground-truth target"),
-    MetricInfo("temporal_consistency", True, "(0, 1]", "source frame-to-frame change / output's, capped at 1"),
-    MetricInfo("flicker", False, "[0, 1]", "mean |output frame change - source frame change|"),
-    MetricInfo("reference_fidelity", True, "[0, 1]", "colour-histogram + structure similarity of edited region to reference"),
-    MetricInfo("region_agreement", True, "[0, 1]", "share of change energy inside the known edit mask"),
-    MetricInfo("edit_strength", None, "[0, 1]", "mean absolute change inside the edit mask"),
-    MetricInfo("reference_embedding_similarity", True, "[-1, 1]", "embedding cosine of edited region and reference"),
-)}  # fmt: skip
+METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in (
+        MetricInfo("preservation_psnr", True, "[0, 100] dB", "PSNR of output vs source outside the edit mask"),
+        MetricInfo("preservation_ssim", True, "[-1, 1]", "SSIM (luma) of output vs source outside the edit mask"),
+        MetricInfo("target_psnr", True, "[0, 100] dB", "PSNR of output vs ground-truth target"),
+        MetricInfo("target_ssim", True, "[-1, 1]", "SSIM (luma) of output vs ground-truth target"),
+        MetricInfo("target_l1", False, "[0, 1]", "mean absolute error vs ground-truth target"),
+        MetricInfo("temporal_consistency", True, "(0, 1]", "source frame-to-frame change / output's, capped at 1"),
+        MetricInfo("flicker", False, "[0, 1]", "mean |output frame change - source frame change|"),
+        MetricInfo(
+            "reference_fidelity",
+            True,
+            "[0, 1]",
+            "colour-histogram + structure similarity of edited region to reference",
+        ),
+        MetricInfo("region_agreement", True, "[0, 1]", "share of change energy inside the known edit mask"),
+        MetricInfo("edit_strength", None, "[0, 1]", "mean absolute change inside the edit mask"),
+        MetricInfo(
+            "reference_embedding_similarity", True, "[-1, 1]", "embedding cosine of edited region and reference"
+        ),
+    )
+}
 
 #: images -> L2-normalised vectors: a plain callable or any object with `.embed(images)`
 #: (e.g. `kiwi_platform.refvie.backends.clip_embedder.ClipImageEmbedder`).
-Embedder = Union[Callable[[list[np.ndarray]], np.ndarray], Any]
+Embedder = Callable[[list[np.ndarray]], np.ndarray] | Any
 
 
 def _gray(frames: np.ndarray) -> np.ndarray:
@@ -122,13 +133,18 @@ def preservation(source: np.ndarray, output: np.ndarray, mask: np.ndarray) -> di
     outside = ~mask
     if outside.mean() < MIN_OUTSIDE_SHARE:
         return {"preservation_psnr": None, "preservation_ssim": None}
-    return {"preservation_psnr": masked_psnr(output, source, outside),
-            "preservation_ssim": masked_ssim(output, source, outside)}
+    return {
+        "preservation_psnr": masked_psnr(output, source, outside),
+        "preservation_ssim": masked_ssim(output, source, outside),
+    }
 
 
 def target_error(output: np.ndarray, target: np.ndarray) -> dict[str, float | None]:
-    return {"target_psnr": masked_psnr(output, target), "target_ssim": masked_ssim(output, target),
-            "target_l1": float(np.abs(output.astype(np.float32) - target.astype(np.float32)).mean() / 255.0)}
+    return {
+        "target_psnr": masked_psnr(output, target),
+        "target_ssim": masked_ssim(output, target),
+        "target_l1": float(np.abs(output.astype(np.float32) - target.astype(np.float32)).mean() / 255.0),
+    }
 
 
 def temporal(source: np.ndarray, output: np.ndarray) -> dict[str, float | None]:
@@ -137,8 +153,10 @@ def temporal(source: np.ndarray, output: np.ndarray) -> dict[str, float | None]:
     d_out = np.diff(output.astype(np.float32), axis=0)
     d_src = np.diff(source.astype(np.float32), axis=0)
     change_out, change_src = float(np.abs(d_out).mean() / 255), float(np.abs(d_src).mean() / 255)
-    return {"temporal_consistency": min(1.0, (change_src + TEMPORAL_EPS) / (change_out + TEMPORAL_EPS)),
-            "flicker": float(np.abs(d_out - d_src).mean() / 255)}
+    return {
+        "temporal_consistency": min(1.0, (change_src + TEMPORAL_EPS) / (change_out + TEMPORAL_EPS)),
+        "flicker": float(np.abs(d_out - d_src).mean() / 255),
+    }
 
 
 def region_agreement(source: np.ndarray, output: np.ndarray, mask: np.ndarray) -> float | None:
@@ -168,8 +186,9 @@ def _hist_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - np.sqrt(max(0.0, 1.0 - np.sqrt(ha * hb).sum())))
 
 
-def reference_fidelity(output: np.ndarray, mask: np.ndarray, reference: np.ndarray,
-                       embedder: Embedder | None = None) -> dict[str, float | None]:
+def reference_fidelity(
+    output: np.ndarray, mask: np.ndarray, reference: np.ndarray, embedder: Embedder | None = None
+) -> dict[str, float | None]:
     """See module docstring; with `embedder` (images -> L2-normalised vectors) also the cosine of the crops."""
     from kiwi_platform.lib.image_metrics import ssim
 
@@ -177,7 +196,7 @@ def reference_fidelity(output: np.ndarray, mask: np.ndarray, reference: np.ndarr
         return {"reference_fidelity": None}
     t = int(np.argmax(mask.reshape(len(mask), -1).sum(axis=1)))
     ys, xs = np.nonzero(mask[t])
-    region = output[t, ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    region = output[t, ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     ref_crop, ref_sel = _content_crop(reference)
     colour = _hist_similarity(output[mask], ref_crop[ref_sel])
     structure = max(0.0, ssim(region, ref_crop)) if min(region.shape[:2]) >= 3 else 0.0
@@ -203,8 +222,13 @@ def case_metrics(media: CaseMedia, embedder: Embedder | None = None) -> dict[str
     else:
         row.update({"target_psnr": None, "target_ssim": None, "target_l1": None})
     row.update(temporal(src, out))
-    row.update(reference_fidelity(out, mask, media.reference, embedder) if media.reference is not None
-               else {"reference_fidelity": None})
+    row.update(
+        reference_fidelity(out, mask, media.reference, embedder)
+        if media.reference is not None
+        else {"reference_fidelity": None}
+    )
     row["region_agreement"] = region_agreement(src, out, mask) if known else None
-    row["edit_strength"] = float(np.abs(out.astype(np.float32) - src.astype(np.float32))[mask].mean() / 255) if mask.any() else 0.0
+    row["edit_strength"] = (
+        float(np.abs(out.astype(np.float32) - src.astype(np.float32))[mask].mean() / 255) if mask.any() else 0.0
+    )
     return row

@@ -12,13 +12,18 @@ import time
 
 from mlflow.entities import Metric
 
-from kiwi_platform.resources.tracking import MlflowTracking
 from kiwi_platform.lib import mlflow_tags
+from kiwi_platform.resources.tracking import MlflowTracking
 
 
 def model_version_info(tracking: MlflowTracking, version: str) -> dict[str, str]:
     mv = tracking.client().get_model_version(tracking.registered_model, str(version))
-    return {**mv.tags, "run_id": mv.run_id, "version": str(mv.version), "checkpoint_dir": mv.tags.get(mlflow_tags.CHECKPOINT_DIR, "")}
+    return {
+        **mv.tags,
+        "run_id": mv.run_id,
+        "version": str(mv.version),
+        "checkpoint_dir": mv.tags.get(mlflow_tags.CHECKPOINT_DIR, ""),
+    }
 
 
 def champion_version(tracking: MlflowTracking, alias: str = "champion") -> str | None:
@@ -60,11 +65,19 @@ def log_evaluation(tracking: MlflowTracking, version: str, result) -> str:
     return run_id
 
 
-def record_decision(tracking: MlflowTracking, candidate: str, champion: str | None, promote: bool, reasons: list[str], alias: str) -> None:
+def record_decision(
+    tracking: MlflowTracking, candidate: str, champion: str | None, promote: bool, reasons: list[str], alias: str
+) -> None:
     client = tracking.client()
     name = tracking.registered_model
-    decision = {"candidate": candidate, "champion": champion, "promoted": promote, "reasons": reasons,
-                "alias": alias, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    decision = {
+        "candidate": candidate,
+        "champion": champion,
+        "promoted": promote,
+        "reasons": reasons,
+        "alias": alias,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     client.set_model_version_tag(name, candidate, "kiwi.promotion", "promoted" if promote else "refused")
     client.set_model_version_tag(name, candidate, "kiwi.promotion_decision", json.dumps(decision))
     if promote:

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -38,8 +39,13 @@ from kiwi_platform.evaluation.visuals import before_after_grid, category_bar_cha
 from kiwi_platform.lib.files import write_text_atomic
 
 Progress = Callable[[str, int, int], None]
-OFFLINE_CHART_COLUMNS = ("preservation_ssim", "target_ssim", "temporal_consistency", "reference_fidelity",
-                         "region_agreement")
+OFFLINE_CHART_COLUMNS = (
+    "preservation_ssim",
+    "target_ssim",
+    "temporal_consistency",
+    "reference_fidelity",
+    "region_agreement",
+)
 
 
 @dataclass
@@ -77,13 +83,23 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "checkpoint_id": self.checkpoint_id, "suite": self.suite_name, "suite_hash": self.suite_hash,
-            "settings": self.settings.model_dump(), "settings_key": self.settings.settings_key,
-            "judged": self.judged, "judge_model": self.judge_model, "judge_calls": self.judge_calls,
-            "judge_cached": self.judge_cached, "judge_errors": self.judge_errors, "cases": len(self.rows),
-            "generated": self.generated, "reused": self.reused, "timings": self.timings, "headline": self.headline,
+            "checkpoint_id": self.checkpoint_id,
+            "suite": self.suite_name,
+            "suite_hash": self.suite_hash,
+            "settings": self.settings.model_dump(),
+            "settings_key": self.settings.settings_key,
+            "judged": self.judged,
+            "judge_model": self.judge_model,
+            "judge_calls": self.judge_calls,
+            "judge_cached": self.judge_cached,
+            "judge_errors": self.judge_errors,
+            "cases": len(self.rows),
+            "generated": self.generated,
+            "reused": self.reused,
+            "timings": self.timings,
+            "headline": self.headline,
             "images": {k: str(v.relative_to(self.out_dir)) for k, v in self.images.items()},
-        }  # fmt: skip
+        }
 
 
 def _judge_columns(row: dict[str, Any], score: Any) -> None:
@@ -94,10 +110,19 @@ def _judge_columns(row: dict[str, Any], score: Any) -> None:
     row["judge_reason"] = score.reason
 
 
-def evaluate_checkpoint(checkpoint_dir: str | Path | None, suite_dir: str | Path | Suite, out_dir: str | Path, *,
-                        settings: EvalSettings | None = None, judge: Any = None, progress: Progress | None = None,
-                        checkpoint_id: str | None = None, pipeline: Any = None, embedder: Embedder | None = None,
-                        grid_rows: int = 3) -> EvalResult:
+def evaluate_checkpoint(
+    checkpoint_dir: str | Path | None,
+    suite_dir: str | Path | Suite,
+    out_dir: str | Path,
+    *,
+    settings: EvalSettings | None = None,
+    judge: Any = None,
+    progress: Progress | None = None,
+    checkpoint_id: str | None = None,
+    pipeline: Any = None,
+    embedder: Embedder | None = None,
+    grid_rows: int = 3,
+) -> EvalResult:
     """Generate, score, aggregate and draw; see the module docstring for what lands in `out_dir`.
 
     `judge`: a `kiwi_platform.judge.Judge` (or None for offline metrics only). `checkpoint_id`
@@ -118,15 +143,22 @@ def evaluate_checkpoint(checkpoint_dir: str | Path | None, suite_dir: str | Path
     suite_hash = suite.content_hash
     t_prep = time.perf_counter()
 
-    generated = generate_suite(suite, out / "outputs" / f"{checkpoint_id}_{settings.settings_key}", settings,
-                               checkpoint_id=checkpoint_id, checkpoint_dir=checkpoint_dir, pipeline=pipeline,
-                               progress=progress)
+    generated = generate_suite(
+        suite,
+        out / "outputs" / f"{checkpoint_id}_{settings.settings_key}",
+        settings,
+        checkpoint_id=checkpoint_id,
+        checkpoint_dir=checkpoint_dir,
+        pipeline=pipeline,
+        progress=progress,
+    )
     t_gen = time.perf_counter()
     outputs = {g.case_id: g.path for g in generated}
 
     outcome: dict[str, Any] = {}
     thread = None
     if judge is not None:
+
         def run_judge() -> None:
             try:
                 outcome["result"] = judge_suite(judge, suite, outputs, checkpoint_id, settings.settings_key, progress)
@@ -139,9 +171,15 @@ def evaluate_checkpoint(checkpoint_dir: str | Path | None, suite_dir: str | Path
     rows: list[dict[str, Any]] = []
     samples: dict[tuple[str, str], list[CaseMedia]] = {}
     for index, case in enumerate(suite.cases):
-        row: dict[str, Any] = {"case_id": case.case_id, "suite": case.suite, "category": case.category,
-                               "prompt": case.prompt, "output": str(outputs[case.case_id].relative_to(out)),
-                               "has_target": case.has_target, "has_reference": case.has_reference}
+        row: dict[str, Any] = {
+            "case_id": case.case_id,
+            "suite": case.suite,
+            "category": case.category,
+            "prompt": case.prompt,
+            "output": str(outputs[case.case_id].relative_to(out)),
+            "has_target": case.has_target,
+            "has_reference": case.has_reference,
+        }
         try:
             media = load_case_media(suite, case, outputs[case.case_id])
             row.update(case_metrics(media, embedder))
@@ -181,21 +219,36 @@ def evaluate_checkpoint(checkpoint_dir: str | Path | None, suite_dir: str | Path
     t_end = time.perf_counter()
     n = len(suite.cases)
     timings = {
-        "prepare_s": round(t_prep - t0, 3), "generation_s": round(t_gen - t_prep, 3), "offline_metrics_s": round(t_metrics - t_gen, 3),
-        "judge_s": round(judged.seconds, 3) if judged else 0.0, "scoring_s": round(t_scored - t_gen, 3),
-        "visuals_s": round(t_end - t_scored, 3), "total_s": round(t_end - t0, 3),
+        "prepare_s": round(t_prep - t0, 3),
+        "generation_s": round(t_gen - t_prep, 3),
+        "offline_metrics_s": round(t_metrics - t_gen, 3),
+        "judge_s": round(judged.seconds, 3) if judged else 0.0,
+        "scoring_s": round(t_scored - t_gen, 3),
+        "visuals_s": round(t_end - t_scored, 3),
+        "total_s": round(t_end - t0, 3),
         "generation_share": round((t_gen - t_prep) / max(t_scored - t_prep, 1e-9), 4),
         "scoring_share": round((t_scored - t_gen) / max(t_scored - t_prep, 1e-9), 4),
         "cases_per_minute": round(60.0 * n / max(t_end - t0, 1e-9), 3),
-    }  # fmt: skip
+    }
     result = EvalResult(
-        checkpoint_id=checkpoint_id, suite_name=suite.name, suite_hash=suite_hash, settings=settings, out_dir=out,
-        rows=frame, tables=tables, headline=headline, images=images, timings=timings, judged=judged is not None,
-        judge_model=judged.model if judged else None, judge_calls=judged.calls if judged else 0,
+        checkpoint_id=checkpoint_id,
+        suite_name=suite.name,
+        suite_hash=suite_hash,
+        settings=settings,
+        out_dir=out,
+        rows=frame,
+        tables=tables,
+        headline=headline,
+        images=images,
+        timings=timings,
+        judged=judged is not None,
+        judge_model=judged.model if judged else None,
+        judge_calls=judged.calls if judged else 0,
         judge_cached=judged.cached if judged else 0,
         judge_errors={k: f"{e.code}: {e.message}" for k, e in judged.errors.items()} if judged else {},
-        generated=sum(not g.reused for g in generated), reused=sum(g.reused for g in generated),
-    )  # fmt: skip
+        generated=sum(not g.reused for g in generated),
+        reused=sum(g.reused for g in generated),
+    )
     _write(result)
     return result
 
@@ -203,26 +256,39 @@ def evaluate_checkpoint(checkpoint_dir: str | Path | None, suite_dir: str | Path
 def _middle_frame(media: CaseMedia) -> CaseMedia:
     """Only what the grid draws (the middle frame), so keeping samples costs kilobytes, not gigabytes."""
     t = len(media.output) // 2
-    pick = lambda a: None if a is None else a[t: t + 1].copy()  # noqa: E731
+    pick = lambda a: None if a is None else a[t : t + 1].copy()  # noqa: E731
     return CaseMedia(media.case, pick(media.source), pick(media.output), pick(media.target), None, media.reference)
 
 
-def _draw(out: Path, samples: dict[tuple[str, str], list[CaseMedia]], tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
+def _draw(
+    out: Path, samples: dict[tuple[str, str], list[CaseMedia]], tables: dict[str, pd.DataFrame]
+) -> dict[str, Path]:
     images: dict[str, Path] = {}
     folder = out / "images"
     folder.mkdir(parents=True, exist_ok=True)
     for (suite_kind, category), items in sorted(samples.items()):
         images[f"grid/{suite_kind}/{category}"] = before_after_grid(
-            items, folder / f"grid_{suite_kind}_{category}.png", title=f"{suite_kind} / {category}")
+            items, folder / f"grid_{suite_kind}_{category}.png", title=f"{suite_kind} / {category}"
+        )
     for name, table in tables.items():
         suite_kind, kind = name.split("_", 1)
         try:
             if kind == "judge":
-                path = category_bar_chart(table, ["score"], folder / f"chart_{name}.png",
-                                          f"{suite_kind}: judge score per category (1-5)", ylim=(0, 5.4))
+                path = category_bar_chart(
+                    table,
+                    ["score"],
+                    folder / f"chart_{name}.png",
+                    f"{suite_kind}: judge score per category (1-5)",
+                    ylim=(0, 5.4),
+                )
             else:
-                path = category_bar_chart(table, list(OFFLINE_CHART_COLUMNS), folder / f"chart_{name}.png",
-                                          f"{suite_kind}: offline metrics per category", ylim=(0, 1.1))
+                path = category_bar_chart(
+                    table,
+                    list(OFFLINE_CHART_COLUMNS),
+                    folder / f"chart_{name}.png",
+                    f"{suite_kind}: offline metrics per category",
+                    ylim=(0, 1.1),
+                )
         except ValueError:
             continue  # nothing plottable (e.g. every score missing)
         images[f"chart/{name}"] = path

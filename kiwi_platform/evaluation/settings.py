@@ -46,7 +46,7 @@ class EvalSettings(BaseModel):
         return value
 
     @classmethod
-    def tiny(cls, **overrides: object) -> "EvalSettings":
+    def tiny(cls, **overrides: object) -> EvalSettings:
         """Settings for the random tiny model on CPU: 64x96, 5 frames, 2 steps (tests, demo, benchmark)."""
         values: dict[str, object] = {"height": 64, "width": 96, "frames": 5, "steps": 2}
         values.update(overrides)
@@ -55,7 +55,9 @@ class EvalSettings(BaseModel):
     @property
     def settings_key(self) -> str:
         """12 hex chars identifying everything that shapes an output (the device is left out: it should not change what a checkpoint does)."""
-        shaping = self.model_dump(include={"height", "width", "frames", "steps", "seed", "fps", "output_format", "dtype"})
+        shaping = self.model_dump(
+            include={"height", "width", "frames", "steps", "seed", "fps", "output_format", "dtype"}
+        )
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:12]
 
     def case_seed(self, case_id: str) -> int:

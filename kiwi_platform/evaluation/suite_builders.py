@@ -35,20 +35,43 @@ def cases_from_synth(synth_dir: str | Path, kind: str) -> list[Case]:
         category = mapping.get(rec["edit_type"])
         if category is None:
             continue
-        cases.append(Case(
-            case_id=f"{kind}_{category}_{rec['pair']}", suite=kind, category=category, prompt=rec["prompt"],
-            src_video=str(root / rec["src"]), tgt_video=str(root / rec["tgt"]), mask_dir=str(root / rec["mask_dir"]),
-            ref_image=str(root / rec["reference"]) if kind == REFVIE else "",
-            metadata={"origin": "synthetic", "edit_type": rec["edit_type"], "media": rec["media"],
-                      "reference_kind": rec["reference_kind"], "synth_seed": rec["seed"], "pair": rec["pair"]},
-        ))  # fmt: skip
+        cases.append(
+            Case(
+                case_id=f"{kind}_{category}_{rec['pair']}",
+                suite=kind,
+                category=category,
+                prompt=rec["prompt"],
+                src_video=str(root / rec["src"]),
+                tgt_video=str(root / rec["tgt"]),
+                mask_dir=str(root / rec["mask_dir"]),
+                ref_image=str(root / rec["reference"]) if kind == REFVIE else "",
+                metadata={
+                    "origin": "synthetic",
+                    "edit_type": rec["edit_type"],
+                    "media": rec["media"],
+                    "reference_kind": rec["reference_kind"],
+                    "synth_seed": rec["seed"],
+                    "pair": rec["pair"],
+                },
+            )
+        )
     return cases
 
 
-def build_synthetic_suite(kind: str, out_dir: str | Path, *, n: int = 30, seed: int = HELDOUT_SEED,
-                          frames: int = 17, height: int = 256, width: int = 448, image_share: float = 0.0,
-                          synth_dir: str | Path | None = None, demo_dir: str | Path | None = None,
-                          name: str | None = None) -> Suite:
+def build_synthetic_suite(
+    kind: str,
+    out_dir: str | Path,
+    *,
+    n: int = 30,
+    seed: int = HELDOUT_SEED,
+    frames: int = 17,
+    height: int = 256,
+    width: int = 448,
+    image_share: float = 0.0,
+    synth_dir: str | Path | None = None,
+    demo_dir: str | Path | None = None,
+    name: str | None = None,
+) -> Suite:
     """Generate `n` held-out synthetic pairs (or reuse `synth_dir`) and save them as a `kind` suite.
 
     For RefVIE only add/replace/background pairs qualify (about half of `n`, edit types round-robin).
@@ -60,8 +83,17 @@ def build_synthetic_suite(kind: str, out_dir: str | Path, *, n: int = 30, seed: 
             from kiwi_platform.synth import generate
 
             synth_dir = Path(tmp)
-            generate(synth_dir, n, seed, frames=frames, height=height, width=width, image_share=image_share,
-                     with_ref=kind == REFVIE, demo_dir=Path(demo_dir) if demo_dir else None)
+            generate(
+                synth_dir,
+                n,
+                seed,
+                frames=frames,
+                height=height,
+                width=width,
+                image_share=image_share,
+                with_ref=kind == REFVIE,
+                demo_dir=Path(demo_dir) if demo_dir else None,
+            )
         cases = cases_from_synth(synth_dir, kind)
         return save_suite(Suite(name or f"{kind}-synthetic", Path("/"), cases), out_dir)
 
@@ -91,17 +123,50 @@ def demo_cases(demo_dir: str | Path) -> list[Case]:
     cases: list[Case] = []
     meta = {"origin": "demo"}
     for i, row in enumerate(_demo_rows(root, "video_demo_training_set.csv")):
-        cases.append(Case(f"demo_openve_video_style_{i}", OPENVE, "global_style", row["prompt"],
-                          str(root / row["src_video"]), metadata=meta))
+        cases.append(
+            Case(
+                f"demo_openve_video_style_{i}",
+                OPENVE,
+                "global_style",
+                row["prompt"],
+                str(root / row["src_video"]),
+                metadata=meta,
+            )
+        )
     for i, row in enumerate(_demo_rows(root, "image_demo_training_set.csv")):
-        cases.append(Case(f"demo_openve_image_style_{i}", OPENVE, "global_style", row["prompt"],
-                          str(root / row["src_video"]), metadata={**meta, "media": "image"}))
+        cases.append(
+            Case(
+                f"demo_openve_image_style_{i}",
+                OPENVE,
+                "global_style",
+                row["prompt"],
+                str(root / row["src_video"]),
+                metadata={**meta, "media": "image"},
+            )
+        )
     for i, row in enumerate(_demo_rows(root, "video_ref_demo_training_set.csv")):
-        cases.append(Case(f"demo_openve_replace_{i}", OPENVE, "local_change", row["prompt"],
-                          str(root / row["src_video"]), metadata=meta))
+        cases.append(
+            Case(
+                f"demo_openve_replace_{i}",
+                OPENVE,
+                "local_change",
+                row["prompt"],
+                str(root / row["src_video"]),
+                metadata=meta,
+            )
+        )
         if row.get("ref_image") and (root / row["ref_image"]).is_file():
-            cases.append(Case(f"demo_refvie_subject_{i}", REFVIE, "subject", row["prompt"],
-                              str(root / row["src_video"]), ref_image=str(root / row["ref_image"]), metadata=meta))
+            cases.append(
+                Case(
+                    f"demo_refvie_subject_{i}",
+                    REFVIE,
+                    "subject",
+                    row["prompt"],
+                    str(root / row["src_video"]),
+                    ref_image=str(root / row["ref_image"]),
+                    metadata=meta,
+                )
+            )
     if not cases:
         raise SuiteError(f"{root}: no demo manifest rows with an existing source file")
     return cases
@@ -112,8 +177,16 @@ def build_demo_suite(demo_dir: str | Path, out_dir: str | Path, *, name: str = "
     return save_suite(Suite(name, Path("/"), demo_cases(demo_dir)), out_dir)
 
 
-def build_standard_suites(out_dir: str | Path, *, n: int = 30, seed: int = HELDOUT_SEED, frames: int = 17,
-                          height: int = 256, width: int = 448, demo_dir: str | Path | None = None) -> dict[str, Suite]:
+def build_standard_suites(
+    out_dir: str | Path,
+    *,
+    n: int = 30,
+    seed: int = HELDOUT_SEED,
+    frames: int = 17,
+    height: int = 256,
+    width: int = 448,
+    demo_dir: str | Path | None = None,
+) -> dict[str, Suite]:
     """The three standard suites under `out_dir`: `openve/`, `refvie/` (held-out synthetic) and `demo/`."""
     from kiwi_platform.synth.clips import default_demo_dir
 

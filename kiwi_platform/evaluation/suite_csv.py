@@ -40,7 +40,7 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             continue
         if len(fields) > len(header) and "prompt" in header:
             at, surplus = header.index("prompt"), len(fields) - len(header)
-            fields = fields[:at] + [",".join(fields[at: at + surplus + 1])] + fields[at + surplus + 1:]
+            fields = fields[:at] + [",".join(fields[at : at + surplus + 1])] + fields[at + surplus + 1 :]
         rows.append({h: f.strip() for h, f in zip(header, fields)})
     return header, rows
 
@@ -56,13 +56,20 @@ def load_user_suite(csv_path: str | Path, *, kind: str | None = None, name: str 
     header, raw_rows = read_csv_rows(path)
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise SuiteError(f"{path}: missing required column(s) {', '.join(missing)} "
-                         f"(expected prompt,src_video[,tgt_video][,ref_image][,category])")
+        raise SuiteError(
+            f"{path}: missing required column(s) {', '.join(missing)} "
+            f"(expected prompt,src_video[,tgt_video][,ref_image][,category])"
+        )
     problems: list[str] = []
     cases: list[Case] = []
     for number, row in enumerate(raw_rows, start=1):
         where = f"{path.name} row {number}"
-        prompt, src, ref, tgt = row.get("prompt", ""), row.get("src_video", ""), row.get("ref_image", ""), row.get("tgt_video", "")
+        prompt, src, ref, tgt = (
+            row.get("prompt", ""),
+            row.get("src_video", ""),
+            row.get("ref_image", ""),
+            row.get("tgt_video", ""),
+        )
         row_problems = []
         if not prompt:
             row_problems.append("empty prompt")
@@ -82,11 +89,23 @@ def load_user_suite(csv_path: str | Path, *, kind: str | None = None, name: str 
         if row_problems:
             problems.append(f"{where}: {'; '.join(row_problems)}")
             continue
-        cases.append(Case(
-            case_id=row.get("case_id") or f"{path.stem}_{number:04d}", suite=suite, category=category, prompt=prompt,
-            src_video=src, ref_image=ref, tgt_video=tgt,
-            metadata={"origin": "user_csv", "csv": path.name, "row": number, "category_guessed": not row.get("category")},
-        ))  # fmt: skip
+        cases.append(
+            Case(
+                case_id=row.get("case_id") or f"{path.stem}_{number:04d}",
+                suite=suite,
+                category=category,
+                prompt=prompt,
+                src_video=src,
+                ref_image=ref,
+                tgt_video=tgt,
+                metadata={
+                    "origin": "user_csv",
+                    "csv": path.name,
+                    "row": number,
+                    "category_guessed": not row.get("category"),
+                },
+            )
+        )
     if not raw_rows:
         problems.append(f"{path.name}: no data rows")
     if problems:

@@ -19,9 +19,10 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.evaluation.categories import check_category
@@ -89,7 +90,9 @@ class Suite:
     def case_hash(self, case: Case) -> str:
         """sha256 of the case's fields and its media bytes (masks included); memoised per suite object."""
         if case.case_id not in self._hashes:
-            record = {k: v for k, v in asdict(case).items() if k not in {"src_video", "ref_image", "tgt_video", "mask_dir"}}
+            record = {
+                k: v for k, v in asdict(case).items() if k not in {"src_video", "ref_image", "tgt_video", "mask_dir"}
+            }
             files: dict[str, str] = {}
             for name in ("src_video", "ref_image", "tgt_video"):
                 rel = getattr(case, name)
@@ -202,8 +205,10 @@ def load_suite(suite_dir: str | Path, *, verify: bool = False) -> Suite:
     root = Path(suite_dir)
     table = root / "cases.csv"
     if not table.is_file():
-        raise SuiteError(f"{root} is not a benchmark suite folder (no cases.csv); build one with the suite builders "
-                         "or load an upstream CSV with load_user_suite")
+        raise SuiteError(
+            f"{root} is not a benchmark suite folder (no cases.csv); build one with the suite builders "
+            "or load an upstream CSV with load_user_suite"
+        )
     meta_path = root / "suite.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     cases: list[Case] = []
@@ -221,8 +226,10 @@ def load_suite(suite_dir: str | Path, *, verify: bool = False) -> Suite:
     validate_cases(cases, root, str(table))
     suite = Suite(meta.get("name", root.name), root, cases)
     if verify and meta.get("content_hash") and meta["content_hash"] != suite.content_hash:
-        raise SuiteError(f"{root}: content hash {suite.content_hash[:12]} differs from suite.json "
-                         f"({meta['content_hash'][:12]}): a case or media file changed since it was saved")
+        raise SuiteError(
+            f"{root}: content hash {suite.content_hash[:12]} differs from suite.json "
+            f"({meta['content_hash'][:12]}): a case or media file changed since it was saved"
+        )
     return suite
 
 
@@ -237,6 +244,9 @@ def merge_suites(suites: Iterable[Suite], out_dir: str | Path, name: str) -> Sui
 
 
 def _absolute(case: Case, root: Path) -> Case:
-    fields = {k: str((root / getattr(case, k)).resolve()) for k in ("src_video", "ref_image", "tgt_video", "mask_dir")
-              if getattr(case, k)}
+    fields = {
+        k: str((root / getattr(case, k)).resolve())
+        for k in ("src_video", "ref_image", "tgt_video", "mask_dir")
+        if getattr(case, k)
+    }
     return replace(case, **fields)

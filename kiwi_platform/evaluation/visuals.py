@@ -7,8 +7,8 @@ so tiny test outputs stay visible. Charts use matplotlib's Agg backend (no displ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,9 @@ def _tile(image: np.ndarray | None, height: int, width: int) -> Image.Image:
         ImageDraw.Draw(tile).text((6, height // 2 - 6), "n/a", fill=(150, 150, 150), font=ImageFont.load_default())
         return tile
     img = Image.fromarray(image)
-    img.thumbnail((width, height), Image.Resampling.BICUBIC if max(img.size) > max(width, height) else Image.Resampling.NEAREST)
+    img.thumbnail(
+        (width, height), Image.Resampling.BICUBIC if max(img.size) > max(width, height) else Image.Resampling.NEAREST
+    )
     if img.size[0] < width and img.size[1] < height:  # upscale small frames to fill the tile
         scale = min(width / img.size[0], height / img.size[1])
         img = img.resize((max(1, int(img.size[0] * scale)), max(1, int(img.size[1] * scale))), Image.Resampling.NEAREST)
@@ -64,8 +66,14 @@ def before_after_grid(items: Sequence[CaseMedia], out_path: str | Path, title: s
     return out
 
 
-def category_bar_chart(table: pd.DataFrame, columns: Sequence[str], out_path: str | Path, title: str,
-                       ylim: tuple[float, float] | None = None, ylabel: str = "") -> Path:
+def category_bar_chart(
+    table: pd.DataFrame,
+    columns: Sequence[str],
+    out_path: str | Path,
+    title: str,
+    ylim: tuple[float, float] | None = None,
+    ylabel: str = "",
+) -> Path:
     """Grouped bars: one group per category (the `overall` row last), one bar per column."""
     import matplotlib
 
@@ -83,8 +91,12 @@ def category_bar_chart(table: pd.DataFrame, columns: Sequence[str], out_path: st
         for k, col in enumerate(columns):
             values = table[col].astype(float).fillna(0.0).to_numpy()
             bars = ax.bar(x + (k - (len(columns) - 1) / 2) * width, values, width, label=col)
-            ax.bar_label(bars, labels=[f"{v:.2f}" if not np.isnan(o) else "–" for v, o in zip(values, table[col].astype(float))],
-                         fontsize=7, padding=1)
+            ax.bar_label(
+                bars,
+                labels=[f"{v:.2f}" if not np.isnan(o) else "–" for v, o in zip(values, table[col].astype(float))],
+                fontsize=7,
+                padding=1,
+            )
         ax.set_xticks(x, [c.replace("_", "\n") for c in cats], fontsize=8)
         if ylim:
             ax.set_ylim(*ylim)

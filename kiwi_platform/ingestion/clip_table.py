@@ -6,16 +6,16 @@ bytes with the same settings and rebuilds a corrupt or outdated one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
-from kiwi_platform.media.normalize import normalize_media
 from kiwi_platform.lib.files import remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.clips import SUFFIX, clip_header
+from kiwi_platform.media.normalize import normalize_media
 from kiwi_platform.resources.store import MediaStore
 
 NORMALIZED_COLUMNS = [
@@ -75,7 +75,9 @@ def normalize_batch(
             rows.append(_row(batch, rec, clips, store))
         except RowRejected as rej:
             out.rejected.append(
-                QuarantineRecord(int(rec["row"]), rej.reason, rej.message, rej.path, "normalized_clips", pair_id=rec["pair_id"])
+                QuarantineRecord(
+                    int(rec["row"]), rej.reason, rej.message, rej.path, "normalized_clips", pair_id=rec["pair_id"]
+                )
             )
         if progress:
             progress(i, len(raw), out.decoded, out.reused)

@@ -7,13 +7,13 @@ Files referenced by many rows are hashed and probed once.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from kiwi_platform.ingestion.manifest import Manifest, ManifestRow
-from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.lib.files import sha256_bytes, sha256_file
+from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.probe import MediaInfo, media_kind, probe_media
 
 
@@ -30,7 +30,9 @@ class ValidationResult:
 def resolve_inside(base: Path, relative: str) -> Path:
     """Resolve a manifest path; reject absolute paths and anything (symlinks too) leaving `base`."""
     if os.path.isabs(relative) or relative.startswith("~"):
-        raise RowRejected("path_escape", f"absolute path {relative!r} is not allowed; paths are relative to the manifest", relative)
+        raise RowRejected(
+            "path_escape", f"absolute path {relative!r} is not allowed; paths are relative to the manifest", relative
+        )
     base = base.resolve()
     candidate = base / relative
     try:
@@ -68,10 +70,14 @@ class _FileFacts:
                 info = probe_media(path)
                 self._cache[path] = (sha256_file(path), info)
             except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
-                raise RowRejected("missing_file", f"{path.name} cannot be read ({exc.strerror or exc})", str(path)) from None
+                raise RowRejected(
+                    "missing_file", f"{path.name} cannot be read ({exc.strerror or exc})", str(path)
+                ) from None
         digest, info = self._cache[path]
         if want_image and info.kind != "image":
-            raise RowRejected("unreadable_image", f"{path.name} is not an image (reference images must be images)", str(path))
+            raise RowRejected(
+                "unreadable_image", f"{path.name} is not an image (reference images must be images)", str(path)
+            )
         return digest, info
 
 
@@ -88,11 +94,11 @@ def validate_manifest(
     seen_content: dict[tuple, int] = {}
     for done, row in enumerate(manifest.rows, start=1):
         try:
-            result.accepted.append(
-                _check_row(manifest, row, facts, seen_paths, seen_content, min_frames=min_frames)
-            )
+            result.accepted.append(_check_row(manifest, row, facts, seen_paths, seen_content, min_frames=min_frames))
         except RowRejected as rej:
-            result.quarantined.append(QuarantineRecord(row=row.row, reason=rej.reason, message=rej.message, path=rej.path))
+            result.quarantined.append(
+                QuarantineRecord(row=row.row, reason=rej.reason, message=rej.message, path=rej.path)
+            )
         if progress:
             progress(done, len(manifest.rows))
     return result
@@ -132,7 +138,9 @@ def _check_row(
     if src.kind == "video":
         for info, path in ((src, src_path), (tgt, tgt_path)):
             if info.frames < min_frames:
-                raise RowRejected("too_few_frames", f"{path.name} has {info.frames} frames, {min_frames} needed", str(path))
+                raise RowRejected(
+                    "too_few_frames", f"{path.name} has {info.frames} frames, {min_frames} needed", str(path)
+                )
     if (src.width, src.height) != (tgt.width, tgt.height):
         raise RowRejected(
             "size_mismatch", f"source is {src.width}x{src.height}, target is {tgt.width}x{tgt.height}", str(tgt_path)

@@ -16,8 +16,23 @@ from kiwi_platform.judge.parse import ParsedAnswer, apply_cap, parse_answer
 from kiwi_platform.judge.rubrics import OPENVE, REFERENCE_MATCH, REFVIE, RUBRICS, Rubric, get_rubric
 
 __all__ = [
-    "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "OPENVE", "REFERENCE_MATCH", "REFVIE", "RUBRICS",
-    "Judge", "JudgeCache", "JudgeClient", "JudgeError", "JudgeRequest", "JudgeScore", "MalformedJudgeAnswer",
-    "ParsedAnswer", "Rubric", "apply_cap", "get_rubric", "parse_answer",
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_MODEL",
+    "OPENVE",
+    "REFERENCE_MATCH",
+    "REFVIE",
+    "RUBRICS",
+    "Judge",
+    "JudgeCache",
+    "JudgeClient",
+    "JudgeError",
+    "JudgeRequest",
+    "JudgeScore",
+    "MalformedJudgeAnswer",
+    "ParsedAnswer",
+    "Rubric",
+    "apply_cap",
+    "get_rubric",
+    "parse_answer",
 ]
-

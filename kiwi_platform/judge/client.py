@@ -20,8 +20,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -105,13 +106,15 @@ class JudgeClient:
         base_url = base_url or os.environ.get(ENV_BASE_URL, "")
         model = model or os.environ.get(ENV_MODEL, "")
         if not base_url:
-            raise JudgeError(f"judge endpoint not configured: set {ENV_BASE_URL} (e.g. http://localhost:8000/v1)",
-                             code="config")
+            raise JudgeError(
+                f"judge endpoint not configured: set {ENV_BASE_URL} (e.g. http://localhost:8000/v1)", code="config"
+            )
         if not model:
             raise JudgeError(f"judge model not configured: set {ENV_MODEL}", code="config")
         if max_concurrency < 1 or max_retries < 0 or max_malformed_retries < 0 or timeout_s <= 0:
-            raise JudgeError("judge settings out of range: need max_concurrency >= 1, retries >= 0, timeout > 0",
-                             code="config")
+            raise JudgeError(
+                "judge settings out of range: need max_concurrency >= 1, retries >= 0, timeout > 0", code="config"
+            )
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
@@ -155,12 +158,13 @@ class JudgeClient:
     def _delay(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_backoff_s)
-        base = min(self.backoff_s * (2 ** retry), self.max_backoff_s)
+        base = min(self.backoff_s * (2**retry), self.max_backoff_s)
         return base * self._rng.uniform(0.5, 1.5)
 
     def _fail(self, message: str, *, code: str, status: int | None, attempts: int) -> JudgeError:
-        return JudgeError(f"judge {self.model} at {self.endpoint}: {message}", code=code, status=status,
-                          attempts=attempts)
+        return JudgeError(
+            f"judge {self.model} at {self.endpoint}: {message}", code=code, status=status, attempts=attempts
+        )
 
     # -- the call -----------------------------------------------------------------------------
     def chat(self, system: str, content: list[dict[str, Any]], parse: Callable[[str], T]) -> T:
@@ -187,22 +191,30 @@ class JudgeClient:
                     return parse(answer)
                 if status not in RETRY_STATUSES:
                     code = {401: "auth", 403: "auth"}.get(status, "bad_request")
-                    raise self._fail(f"HTTP {status}: {_error_text(resp)} (not retried)", code=code, status=status,
-                                     attempts=attempts)
+                    raise self._fail(
+                        f"HTTP {status}: {_error_text(resp)} (not retried)", code=code, status=status, attempts=attempts
+                    )
                 problem = f"HTTP {status}: {_error_text(resp)}"
                 code = "rate_limited" if status == 429 else "server_error"
                 retry_after = _retry_after_s(resp.headers.get("Retry-After"))
             except MalformedJudgeAnswer as exc:
                 malformed += 1
                 if malformed > self.max_malformed_retries:
-                    raise self._fail(f"{malformed} malformed answers in a row; last: {exc.message}",
-                                     code="malformed", status=status, attempts=attempts) from None
+                    raise self._fail(
+                        f"{malformed} malformed answers in a row; last: {exc.message}",
+                        code="malformed",
+                        status=status,
+                        attempts=attempts,
+                    ) from None
                 log.warning("judge answer malformed (%s); asking again", exc.message)
                 if exc.answer:  # show the model its answer and what was wrong with it
                     messages = messages[:2] + [
                         {"role": "assistant", "content": exc.answer},
-                        {"role": "user", "content": f"That answer was invalid: {exc.message}. "
-                                                    "Reply again with only the JSON object, in the required format."},
+                        {
+                            "role": "user",
+                            "content": f"That answer was invalid: {exc.message}. "
+                            "Reply again with only the JSON object, in the required format.",
+                        },
                     ]
                 continue
             except requests.Timeout:
@@ -210,8 +222,9 @@ class JudgeClient:
             except requests.ConnectionError as exc:
                 problem, code = f"connection failed ({type(exc).__name__})", "connection"
             if retries >= self.max_retries:
-                raise self._fail(f"gave up after {attempts} attempts; last: {problem}", code=code, status=status,
-                                 attempts=attempts)
+                raise self._fail(
+                    f"gave up after {attempts} attempts; last: {problem}", code=code, status=status, attempts=attempts
+                )
             delay = self._delay(retries, retry_after)
             retries += 1
             log.warning("judge call failed (%s); retry %d/%d in %.2f s", problem, retries, self.max_retries, delay)

@@ -14,14 +14,21 @@ class JudgeError(KiwiUserError):
     malformed, input, internal. `status` is the last HTTP status seen (None if no response came).
     """
 
-    def __init__(self, message: str, *, code: str = "judge_error", status: int | None = None,
-                 attempts: int = 0, case_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "judge_error",
+        status: int | None = None,
+        attempts: int = 0,
+        case_id: str | None = None,
+    ) -> None:
         super().__init__(message, code=code, exit_code=3)
         self.status = status
         self.attempts = attempts
         self.case_id = case_id
 
-    def for_case(self, case_id: str) -> "JudgeError":
+    def for_case(self, case_id: str) -> JudgeError:
         """The same error, tagged with the case it belongs to (for batch results)."""
         return JudgeError(self.message, code=self.code, status=self.status, attempts=self.attempts, case_id=case_id)
 

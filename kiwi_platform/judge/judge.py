@@ -8,8 +8,9 @@ request: every input comes back as a `JudgeScore` or as a `JudgeError` saying wh
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Union
+from typing import Any
 
 from kiwi_platform.judge.cache import JudgeCache
 from kiwi_platform.judge.client import JudgeClient
@@ -21,7 +22,7 @@ from kiwi_platform.judge.rubrics import Rubric
 log = logging.getLogger(__name__)
 
 # An image input, optionally with a label shown to the judge just before it ("Edited video", "Reference").
-ImageInput = Union[MediaLike, tuple[str, MediaLike]]
+ImageInput = MediaLike | tuple[str, MediaLike]
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,15 @@ class JudgeScore:
         return sum(self.scores.values()) / len(self.scores)
 
     def to_record(self) -> dict[str, Any]:
-        return {"scores": self.scores, "raw_scores": self.raw_scores, "capped": self.capped, "reason": self.reason,
-                "model": self.model, "rubric": self.rubric, "rubric_hash": self.rubric_hash}
+        return {
+            "scores": self.scores,
+            "raw_scores": self.raw_scores,
+            "capped": self.capped,
+            "reason": self.reason,
+            "model": self.model,
+            "rubric": self.rubric,
+            "rubric_hash": self.rubric_hash,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,9 @@ class Judge:
             parts.extend(self.client.image_parts(media))
         return parts
 
-    def score(self, case_id: str, checkpoint_id: str, rubric: Rubric, *, text: str,
-              images: Sequence[ImageInput] = ()) -> JudgeScore:
+    def score(
+        self, case_id: str, checkpoint_id: str, rubric: Rubric, *, text: str, images: Sequence[ImageInput] = ()
+    ) -> JudgeScore:
         """Scores for one case, from the cache when this (case, checkpoint, model, rubric) was judged before.
 
         Raises `JudgeError` (tagged with the case id) when the judge cannot give a valid answer.
@@ -88,22 +97,37 @@ class Judge:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                return JudgeScore(scores=hit["scores"], capped=hit["capped"], reason=hit["reason"], cached=True,
-                                  raw_scores=hit.get("raw_scores", hit["scores"]), model=self.client.model,
-                                  rubric=rubric.name, rubric_hash=rubric.rubric_hash)
+                return JudgeScore(
+                    scores=hit["scores"],
+                    capped=hit["capped"],
+                    reason=hit["reason"],
+                    cached=True,
+                    raw_scores=hit.get("raw_scores", hit["scores"]),
+                    model=self.client.model,
+                    rubric=rubric.name,
+                    rubric_hash=rubric.rubric_hash,
+                )
         try:
             content = self._content(rubric, text, images)
         except (ValueError, OSError) as exc:
-            raise JudgeError(f"case {case_id}: cannot prepare judge input: {exc}", code="input",
-                             case_id=case_id) from None
+            raise JudgeError(
+                f"case {case_id}: cannot prepare judge input: {exc}", code="input", case_id=case_id
+            ) from None
         try:
             parsed: ParsedAnswer = self.client.chat(rubric.system, content, lambda answer: parse_answer(answer, rubric))
         except JudgeError as exc:
             raise exc.for_case(case_id) from None
         scores, capped = apply_cap(parsed.scores, rubric)
-        result = JudgeScore(scores=scores, capped=capped, reason=parsed.reason, cached=False,
-                            raw_scores=parsed.scores, model=self.client.model, rubric=rubric.name,
-                            rubric_hash=rubric.rubric_hash)
+        result = JudgeScore(
+            scores=scores,
+            capped=capped,
+            reason=parsed.reason,
+            cached=False,
+            raw_scores=parsed.scores,
+            model=self.client.model,
+            rubric=rubric.name,
+            rubric_hash=rubric.rubric_hash,
+        )
         if self.cache is not None:
             self.cache.put(key, result.to_record())
         return result
@@ -111,14 +135,18 @@ class Judge:
     def score_request(self, request: JudgeRequest) -> JudgeScore | JudgeError:
         """`score` for one request, with any failure returned as a `JudgeError` value instead of raised."""
         try:
-            return self.score(request.case_id, request.checkpoint_id, request.rubric, text=request.text,
-                              images=request.images)
+            return self.score(
+                request.case_id, request.checkpoint_id, request.rubric, text=request.text, images=request.images
+            )
         except JudgeError as exc:
             return exc if exc.case_id else exc.for_case(request.case_id)
         except Exception as exc:  # noqa: BLE001 - a batch must report every request, whatever went wrong
             log.exception("judge request %s failed unexpectedly", request.case_id)
-            return JudgeError(f"case {request.case_id}: unexpected {type(exc).__name__}: {exc}", code="internal",
-                              case_id=request.case_id)
+            return JudgeError(
+                f"case {request.case_id}: unexpected {type(exc).__name__}: {exc}",
+                code="internal",
+                case_id=request.case_id,
+            )
 
     def score_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeScore | JudgeError]:
         """Score a batch concurrently (at most `client.max_concurrency` in flight), results in input order.

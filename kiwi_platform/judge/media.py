@@ -12,12 +12,11 @@ import base64
 import io
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image
 
-MediaLike = Union[np.ndarray, Image.Image, str, os.PathLike]
+MediaLike = np.ndarray | Image.Image | str | os.PathLike
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}

@@ -72,8 +72,7 @@ def parse_answer(content: str | None, rubric: Rubric) -> ParsedAnswer:
         raise MalformedJudgeAnswer("empty answer", answer=content or "")
     objects = [obj for obj in _candidates(content) if isinstance(obj.get("scores"), dict)]
     if not objects:
-        raise MalformedJudgeAnswer(f"no JSON object with a 'scores' field in answer: {content[:120]!r}",
-                                   answer=content)
+        raise MalformedJudgeAnswer(f"no JSON object with a 'scores' field in answer: {content[:120]!r}", answer=content)
     answer = objects[0]
     given = {_norm(k): v for k, v in answer["scores"].items()}
     try:

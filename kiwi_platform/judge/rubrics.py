@@ -55,10 +55,18 @@ class Rubric:
     @property
     def canonical_text(self) -> str:
         return json.dumps(
-            {"name": self.name, "version": self.version, "system": self.system, "task": self.task,
-             "dimensions": [list(d) for d in self.dimension_help], "cap_by": self.cap_by,
-             "capped": list(self.capped), "format": ANSWER_FORMAT},
-            sort_keys=True, ensure_ascii=False,
+            {
+                "name": self.name,
+                "version": self.version,
+                "system": self.system,
+                "task": self.task,
+                "dimensions": [list(d) for d in self.dimension_help],
+                "cap_by": self.cap_by,
+                "capped": list(self.capped),
+                "format": ANSWER_FORMAT,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
         )
 
     @property
@@ -91,10 +99,12 @@ REFERENCE_MATCH = Rubric(
         "and main details."
     ),
     dimension_help=(
-        ("reference_match",
-         "5 = clearly the same object/background as in the target; 3 = the right kind of thing but "
-         "with visible differences (colour, shape, parts); 1 = a different thing, blank, or mostly "
-         "leftover context from the scene."),
+        (
+            "reference_match",
+            "5 = clearly the same object/background as in the target; 3 = the right kind of thing but "
+            "with visible differences (colour, shape, parts); 1 = a different thing, blank, or mostly "
+            "leftover context from the scene.",
+        ),
     ),
 )
 
@@ -106,16 +116,22 @@ OPENVE = Rubric(
         "video. Judge how well the edited video carries out the instruction."
     ),
     dimension_help=(
-        ("instruction_compliance",
-         "does the edited video do what the instruction asks, fully and only that? 5 = exactly, "
-         "1 = not at all or something else was edited."),
-        ("detail_preservation",
-         "outside the requested change, are the content, identity and layout of the source kept, and "
-         "is the result free of artefacts, blur and distortions? 5 = untouched and clean, 1 = "
-         "heavily damaged."),
-        ("temporal_consistency",
-         "is the edit stable across frames: no flicker, no popping, the edited content follows the "
-         "motion of the scene? 5 = perfectly stable, 1 = unusable."),
+        (
+            "instruction_compliance",
+            "does the edited video do what the instruction asks, fully and only that? 5 = exactly, "
+            "1 = not at all or something else was edited.",
+        ),
+        (
+            "detail_preservation",
+            "outside the requested change, are the content, identity and layout of the source kept, and "
+            "is the result free of artefacts, blur and distortions? 5 = untouched and clean, 1 = "
+            "heavily damaged.",
+        ),
+        (
+            "temporal_consistency",
+            "is the edit stable across frames: no flicker, no popping, the edited content follows the "
+            "motion of the scene? 5 = perfectly stable, 1 = unusable.",
+        ),
     ),
 )
 
@@ -128,16 +144,22 @@ REFVIE = Rubric(
         "in the reference. Judge how faithfully and how well it was done."
     ),
     dimension_help=(
-        ("reference_fidelity",
-         "does the edited video show the reference's subject (identity, shape, colours, details) or "
-         "background (layout, style) and not a generic look-alike? 5 = unmistakably the reference, "
-         "1 = unrelated or missing."),
-        ("matting_quality",
-         "are the boundaries of the inserted content clean and is it stable over time: no halos, "
-         "cut-outs, flicker or drifting edges? 5 = seamless, 1 = broken."),
-        ("physical_harmony",
-         "does the inserted content belong in the scene: lighting, shadows, scale, perspective, "
-         "occlusion and motion consistent with the video? 5 = fully natural, 1 = pasted on."),
+        (
+            "reference_fidelity",
+            "does the edited video show the reference's subject (identity, shape, colours, details) or "
+            "background (layout, style) and not a generic look-alike? 5 = unmistakably the reference, "
+            "1 = unrelated or missing.",
+        ),
+        (
+            "matting_quality",
+            "are the boundaries of the inserted content clean and is it stable over time: no halos, "
+            "cut-outs, flicker or drifting edges? 5 = seamless, 1 = broken.",
+        ),
+        (
+            "physical_harmony",
+            "does the inserted content belong in the scene: lighting, shadows, scale, perspective, "
+            "occlusion and motion consistent with the video? 5 = fully natural, 1 = pasted on.",
+        ),
     ),
     cap_by="reference_fidelity",
     capped=("matting_quality", "physical_harmony"),

@@ -7,7 +7,7 @@ The function's docstring becomes the asset's description in the UI.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import dagster as dg
 

@@ -156,9 +156,7 @@ class ValidationOutcome:
         return "\n".join(lines)
 
 
-def validate_dataframe(
-    df: pd.DataFrame, expectations: Sequence[Expect], suite_name: str
-) -> ValidationOutcome:
+def validate_dataframe(df: pd.DataFrame, expectations: Sequence[Expect], suite_name: str) -> ValidationOutcome:
     """Run ``expectations`` on ``df`` with an ephemeral GX context and summarise the result.
 
     A missing column fails the expectations that need it (with ``error`` set), it does
@@ -229,9 +227,7 @@ def _to_gx(gx: Any, spec: Expect, index: int) -> Any:
     cls = getattr(gx.expectations, class_name, None)
     if cls is None:
         known = ", ".join(sorted(_GX_CLASS_BY_KIND))
-        raise ValueError(
-            f"unknown expectation kind {spec.kind!r} (use one of {known} or a GX class name)"
-        )
+        raise ValueError(f"unknown expectation kind {spec.kind!r} (use one of {known} or a GX class name)")
     kwargs = dict(spec.kwargs)
     if spec.column is not None:
         kwargs["column"] = spec.column

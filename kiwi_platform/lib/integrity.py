@@ -6,9 +6,9 @@ blank path means "no file" (e.g. no reference) and is skipped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 

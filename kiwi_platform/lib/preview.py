@@ -30,7 +30,7 @@ def pair_strip(root: Path, table: pd.DataFrame) -> Image.Image:
         line.paste(src, (0, 0))
         line.paste(tgt, (src.width + 4, 0))
         lines.append(line)
-    sheet = Image.new("RGB", (max(l.width for l in lines), len(lines) * (THUMB_HEIGHT + 4)), "white")
+    sheet = Image.new("RGB", (max(line.width for line in lines), len(lines) * (THUMB_HEIGHT + 4)), "white")
     for i, line in enumerate(lines):
         sheet.paste(line, (0, i * (THUMB_HEIGHT + 4)))
     return sheet

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import dagster as dg
 import pandas as pd
 
-from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.lib import quarantine
 from kiwi_platform.lib.files import atomic_path
+from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.resources.dvc import DvcRepo
 from kiwi_platform.resources.lakefs import LakeFSResource
 from kiwi_platform.resources.store import MediaStore
@@ -57,8 +57,14 @@ def publish_asset_folder(
     branch = lakefs.branch_for_batch(batch)
     if branch:
         lakefs.upload_directory(branch, folder, prefix=f"batches/{batch}/{asset}")
-        commit_id = lakefs.commit(branch, f"{asset}[{batch}]", {"dagster_run_id": context.run.run_id, "dvc_md5": tracked.md5})
-        metadata.update(lakefs_branch=branch, lakefs_commit=commit_id or "", lakefs_url=dg.MetadataValue.url(lakefs.commit_url(commit_id)))
+        commit_id = lakefs.commit(
+            branch, f"{asset}[{batch}]", {"dagster_run_id": context.run.run_id, "dvc_md5": tracked.md5}
+        )
+        metadata.update(
+            lakefs_branch=branch,
+            lakefs_commit=commit_id or "",
+            lakefs_url=dg.MetadataValue.url(lakefs.commit_url(commit_id)),
+        )
     if records:
         metadata["quarantine_preview"] = dg.MetadataValue.md(quarantine_markdown(records))
     metadata.update(extra_metadata or {})

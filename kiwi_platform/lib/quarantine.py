@@ -10,12 +10,11 @@ the outputs it explains); readers combine them per batch.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
-
 
 REASONS: dict[str, str] = {
     "missing_column": "a required manifest column is absent or empty",
@@ -69,7 +68,11 @@ COLUMNS = ["row", "stage", "reason", "message", "path", "pair_id", "score"]
 
 def to_frame(records: Iterable[QuarantineRecord]) -> pd.DataFrame:
     df = pd.DataFrame([r.to_dict() for r in records], columns=COLUMNS)
-    return df.astype({"row": "int64", "score": "float64"}).sort_values(["row", "stage"], kind="stable").reset_index(drop=True)
+    return (
+        df.astype({"row": "int64", "score": "float64"})
+        .sort_values(["row", "stage"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def read_batch(batch_dir: Path) -> pd.DataFrame:

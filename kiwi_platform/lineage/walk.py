@@ -14,9 +14,9 @@ import pandas as pd
 import yaml
 
 from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.lib import mlflow_tags
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.resources.tracking import MlflowTracking
-from kiwi_platform.lib import mlflow_tags
 
 
 @dataclass
@@ -114,23 +114,42 @@ def build_lineage(tracking: MlflowTracking, ref: str, verify: bool = False) -> L
         tags = dict(v.tags)
         run = client.get_run(v.run_id)
         data_repo = Path(tags.get(mlflow_tags.DATA_REPO, "."))
-        stages.append(StageLineage(
-            stage=int(tags.get(mlflow_tags.STAGE, "0") or 0), model_version=str(v.version), run_id=v.run_id,
-            checkpoint_dir=tags.get(mlflow_tags.CHECKPOINT_DIR, ""), init_checkpoint=tags.get("kiwi.init_checkpoint", ""),
-            config_hash=tags.get(mlflow_tags.CONFIG_HASH, ""), code_git_sha=tags.get(mlflow_tags.CODE_GIT_SHA, ""),
-            dagster_run_id=tags.get(mlflow_tags.DAGSTER_RUN_ID, ""),
-            manifest=FileRef(str(data_repo / tags.get(mlflow_tags.MANIFEST_PATH, "")), tags.get(mlflow_tags.MANIFEST_SHA256, ""), "training manifest"),
-            manifest_dvc_md5=tags.get(mlflow_tags.MANIFEST_DVC_MD5, ""), data_repo_rev=tags.get(mlflow_tags.DATA_REPO_REV, ""),
-            lakefs_commit=tags.get(mlflow_tags.LAKEFS_COMMIT, ""), params=dict(run.data.params),
-        ))  # fmt: skip
+        stages.append(
+            StageLineage(
+                stage=int(tags.get(mlflow_tags.STAGE, "0") or 0),
+                model_version=str(v.version),
+                run_id=v.run_id,
+                checkpoint_dir=tags.get(mlflow_tags.CHECKPOINT_DIR, ""),
+                init_checkpoint=tags.get("kiwi.init_checkpoint", ""),
+                config_hash=tags.get(mlflow_tags.CONFIG_HASH, ""),
+                code_git_sha=tags.get(mlflow_tags.CODE_GIT_SHA, ""),
+                dagster_run_id=tags.get(mlflow_tags.DAGSTER_RUN_ID, ""),
+                manifest=FileRef(
+                    str(data_repo / tags.get(mlflow_tags.MANIFEST_PATH, "")),
+                    tags.get(mlflow_tags.MANIFEST_SHA256, ""),
+                    "training manifest",
+                ),
+                manifest_dvc_md5=tags.get(mlflow_tags.MANIFEST_DVC_MD5, ""),
+                data_repo_rev=tags.get(mlflow_tags.DATA_REPO_REV, ""),
+                lakefs_commit=tags.get(mlflow_tags.LAKEFS_COMMIT, ""),
+                params=dict(run.data.params),
+            )
+        )
         parent = tags.get(mlflow_tags.PARENT_MODEL_URI, "")
         current = parent.rsplit("/", 1)[-1] if parent.startswith("models:/") else None
     batches = _batches(stages, Path(top_tags.get(mlflow_tags.DATA_REPO, ".")))
     lineage = Lineage(
-        model=f"models:/{name}/{version}", registered_model=name, version=version, aliases=aliases, stages=stages,
-        batches=batches, promotion=top_tags.get("kiwi.promotion", ""),
-        evaluation={k[len("eval/"):]: v for k, v in client.get_run(mv.run_id).data.metrics.items() if k.startswith("eval/")},
-    )  # fmt: skip
+        model=f"models:/{name}/{version}",
+        registered_model=name,
+        version=version,
+        aliases=aliases,
+        stages=stages,
+        batches=batches,
+        promotion=top_tags.get("kiwi.promotion", ""),
+        evaluation={
+            k[len("eval/") :]: v for k, v in client.get_run(mv.run_id).data.metrics.items() if k.startswith("eval/")
+        },
+    )
     if verify:
         for ref_ in lineage.files():
             _verify(ref_)
@@ -161,12 +180,23 @@ def _batches(stages: list[StageLineage], root: Path) -> list[BatchLineage]:
                     files.append(FileRef(rec[f"{role}_path"], rec[f"{role}_sha256"], f"raw {role}"))
                 if rec.get(f"{role}_file") and rec[f"{role}_file"] not in seen:
                     seen.add(rec[f"{role}_file"])
-                    files.append(FileRef(str(root / rec[f"{role}_file"]), rec[f"{role}_sha256"], f"versioned {role} copy"))
+                    files.append(
+                        FileRef(str(root / rec[f"{role}_file"]), rec[f"{role}_sha256"], f"versioned {role} copy")
+                    )
         manifest = bdir / "raw_edit_pairs" / "manifest.csv"
         manifest_sha = str(raw["manifest_sha256"].iloc[0]) if len(raw) else ""
         files.insert(0, FileRef(str(manifest), manifest_sha, "raw manifest"))
-        out.append(BatchLineage(batch, _dvc_md5(bdir / "quadruplets.dvc"), _dvc_md5(bdir / "raw_edit_pairs.dvc"),
-                                str(manifest), manifest_sha, len(pairs), files))  # fmt: skip
+        out.append(
+            BatchLineage(
+                batch,
+                _dvc_md5(bdir / "quadruplets.dvc"),
+                _dvc_md5(bdir / "raw_edit_pairs.dvc"),
+                str(manifest),
+                manifest_sha,
+                len(pairs),
+                files,
+            )
+        )
     return out
 
 

@@ -18,9 +18,9 @@ import collections
 import hashlib
 import json
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -61,8 +61,13 @@ class _HashingFile:
         self.fh.flush()
 
 
-def write_encoded(path: Path, jobs: Iterable[Callable[[], tuple[bytes, tuple[int, int]]]], fps: float,
-                  meta: dict | None = None, workers: int = 2) -> dict:  # fmt: skip
+def write_encoded(
+    path: Path,
+    jobs: Iterable[Callable[[], tuple[bytes, tuple[int, int]]]],
+    fps: float,
+    meta: dict | None = None,
+    workers: int = 2,
+) -> dict:
     """Run frame-encoding jobs in a thread pool and stream them, in order, into a clip at `path`.
 
     Each job returns (jpeg bytes, (h, w)); jobs are submitted as the iterable yields them (e.g.
@@ -97,7 +102,9 @@ def write_encoded(path: Path, jobs: Iterable[Callable[[], tuple[bytes, tuple[int
     return {**header, "sha256": out.digest.hexdigest()}
 
 
-def write_clip(path: Path, frames: Iterable[np.ndarray], fps: float, meta: dict | None = None, workers: int = 2) -> dict:
+def write_clip(
+    path: Path, frames: Iterable[np.ndarray], fps: float, meta: dict | None = None, workers: int = 2
+) -> dict:
     """Encode RGB uint8 frames (H, W, 3) into a clip file atomically; returns the header (+ sha256)."""
     jobs = (lambda f=frame: encode_bgr(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR)) for frame in frames)
     return write_encoded(path, jobs, fps, meta, workers)

@@ -9,8 +9,8 @@ the resize costs almost nothing on top of decoding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -56,7 +56,9 @@ def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 
                 if count >= num_frames:
                     return
     except (av.error.FFmpegError, OSError) as exc:
-        raise RowRejected("truncated_video", f"{path.name}: decoding failed at frame {count} ({exc})", str(path)) from None
+        raise RowRejected(
+            "truncated_video", f"{path.name}: decoding failed at frame {count} ({exc})", str(path)
+        ) from None
     if count < num_frames:
         raise RowRejected("too_few_frames", f"{path.name}: decoded {count} frames, {num_frames} needed", str(path))
 

@@ -79,7 +79,9 @@ def _probe_video(path: Path, size: int) -> MediaInfo:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         if _looks_like_video(path):
-            raise RowRejected("truncated_video", f"{path.name} starts like a video but cannot be opened ({exc})", str(path)) from None
+            raise RowRejected(
+                "truncated_video", f"{path.name} starts like a video but cannot be opened ({exc})", str(path)
+            ) from None
         raise RowRejected("not_media", f"{path.name} is not a video file ({exc})", str(path)) from None
     with container:
         if not container.streams.video:
@@ -92,7 +94,9 @@ def _probe_video(path: Path, size: int) -> MediaInfo:
                 if packet.size:
                     packets += 1
         except (av.error.FFmpegError, OSError) as exc:
-            raise RowRejected("truncated_video", f"{path.name} breaks off after {packets} frames ({exc})", str(path)) from None
+            raise RowRejected(
+                "truncated_video", f"{path.name} breaks off after {packets} frames ({exc})", str(path)
+            ) from None
         if packets == 0:
             raise RowRejected("truncated_video", f"{path.name} holds no video frames", str(path))
         if declared and packets < declared:

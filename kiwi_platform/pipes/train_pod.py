@@ -24,7 +24,9 @@ class PipesCallbacks:
 
     def on_step(self, step: int, metrics: dict) -> None:
         if step % self.every == 0:
-            self.pipes.log.info(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+            self.pipes.log.info(
+                f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+            )
 
     def on_eval(self, step: int, metrics: dict) -> None:
         self.pipes.log.info(f"validation at step {step}: {metrics}")
@@ -42,7 +44,9 @@ def main() -> None:
     with open_dagster_pipes() as pipes:
         extras = pipes.extras
         config = TrainConfig(**extras["train_config"])
-        result = train(config, extras["manifest"], extras["data_root"], extras["output_dir"], callbacks=PipesCallbacks(pipes))
+        result = train(
+            config, extras["manifest"], extras["data_root"], extras["output_dir"], callbacks=PipesCallbacks(pipes)
+        )
         losses = result.losses
         pipes.report_asset_materialization(
             metadata={

@@ -91,7 +91,9 @@ def assemble_quadruplets(
             if problem:
                 reason, message, score = problem
                 rejected.append(
-                    QuarantineRecord(int(rec["row"]), reason, message, rec["reference_file"], "quadruplets", score, rec["pair_id"])
+                    QuarantineRecord(
+                        int(rec["row"]), reason, message, rec["reference_file"], "quadruplets", score, rec["pair_id"]
+                    )
                 )
                 reference = None
             else:
@@ -158,5 +160,7 @@ def drop_duplicates(samples: list[dict], embedder: ImageEmbedder, threshold: flo
         s = samples[i]
         message = f"near-duplicate of row {samples[of]['row']} (similarity {sim:.3f})"
         path = s["ref_image"] or s["tgt_clip"]
-        rejected.append(QuarantineRecord(int(s["row"]), "qc_near_duplicate", message, path, "quadruplets", sim, s["pair_id"]))
+        rejected.append(
+            QuarantineRecord(int(s["row"]), "qc_near_duplicate", message, path, "quadruplets", sim, s["pair_id"])
+        )
     return [s for i, s in enumerate(samples) if i not in drop]

@@ -44,10 +44,10 @@ def estimate_shift(source: np.ndarray, target: np.ndarray, max_shift: int = 4, c
         return 0, 0
     ch, cw = min(crop, h - 2 * m), min(crop, w - 2 * m)
     y0, x0 = (h - ch) // 2, (w - cw) // 2
-    ref = a[y0:y0 + ch, x0:x0 + cw]
+    ref = a[y0 : y0 + ch, x0 : x0 + cw]
 
     def cost(dy: int, dx: int) -> float:  # target moved by (dy, dx): compare source with target at +(dy, dx)
-        return float(np.median(np.abs(ref - b[y0 + dy:y0 + dy + ch, x0 + dx:x0 + dx + cw])))
+        return float(np.median(np.abs(ref - b[y0 + dy : y0 + dy + ch, x0 + dx : x0 + dx + cw])))
 
     before = cost(0, 0)
     if before < 2.0:
@@ -80,14 +80,15 @@ def align_source(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, tu
     moved = shift_frames(source, dy, dx).copy()
     h, w = source.shape[1:3]
     band = np.zeros((h, w), bool)
-    band[:max(dy, 0)] = band[h + min(dy, 0):] = True
-    band[:, :max(dx, 0)] = band[:, w + min(dx, 0):] = True
+    band[: max(dy, 0)] = band[h + min(dy, 0) :] = True
+    band[:, : max(dx, 0)] = band[:, w + min(dx, 0) :] = True
     moved[:, band] = target[:, band]
     return moved, (dy, dx)
 
 
-def color_difference(source: np.ndarray, target: np.ndarray, blur: float = 0.0,
-                     chroma_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def color_difference(
+    source: np.ndarray, target: np.ndarray, blur: float = 0.0, chroma_weight: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel change between aligned source and target: (ΔE', |ΔL|), each (T,H,W) float32.
 
     ΔE' = sqrt(ΔL² + (w·ΔC)²) down-weights chroma (w = `chroma_weight`): H.264 and JPEG store
@@ -121,8 +122,16 @@ class NoiseFloor:
     global_change: bool = False
 
 
-def noise_floor(diff: np.ndarray, cap: float = 12.0, low_min: float = 9.0, high_min: float = 15.0,
-                k_low: float = 4.0, k_high: float = 8.0, max_noise: float = 4.0, max_quiet_p10: float = 3.0) -> NoiseFloor:
+def noise_floor(
+    diff: np.ndarray,
+    cap: float = 12.0,
+    low_min: float = 9.0,
+    high_min: float = 15.0,
+    k_low: float = 4.0,
+    k_high: float = 8.0,
+    max_noise: float = 4.0,
+    max_quiet_p10: float = 3.0,
+) -> NoiseFloor:
     """Estimate the noise floor from pixels below `cap` (unchanged ones dominate there even when
     most of the frame changed, as in a background swap), then set hysteresis thresholds.
 
@@ -132,7 +141,7 @@ def noise_floor(diff: np.ndarray, cap: float = 12.0, low_min: float = 9.0, high_
     percentile above `max_quiet_p10` (measured <= 0.5 for local edits, >= 2.9 under filters and
     background swaps): a faint filter on a flat scene changes every pixel a little.
     """
-    sample = diff.ravel()[::max(1, diff.size // 200_000)]  # a fixed stride: same answer every run, less work
+    sample = diff.ravel()[:: max(1, diff.size // 200_000)]  # a fixed stride: same answer every run, less work
     quiet = sample[sample < cap]
     if quiet.size < max(16, sample.size // 50):
         med, sigma = cap, cap / 4
@@ -227,8 +236,9 @@ def temporal_vote(masks: np.ndarray, min_area: int, radius: int = 6) -> np.ndarr
     return out
 
 
-def complete_shapes(masks: np.ndarray, low: float = 0.75, search: int = 12, contain: float = 0.85,
-                    min_part: float = 0.25) -> np.ndarray:
+def complete_shapes(
+    masks: np.ndarray, low: float = 0.75, search: int = 12, contain: float = 0.85, min_part: float = 0.25
+) -> np.ndarray:
     """Fill in frames where a moving object was only partly found, from a neighbouring whole view.
 
     Where the object passes over background of its own colour, the difference misses part of it
@@ -263,11 +273,11 @@ def complete_shapes(masks: np.ndarray, low: float = 0.75, search: int = 12, cont
             continue
         score = cv2.matchTemplate(window, shape, cv2.TM_CCORR)
         # equal overlaps (half an object fits several places): take the one nearest the whole view
-        yy, xx = np.mgrid[0:score.shape[0], 0:score.shape[1]]
+        yy, xx = np.mgrid[0 : score.shape[0], 0 : score.shape[1]]
         score = score - 1e-3 * np.hypot(yy + py0 - y0, xx + px0 - x0)
         _, _, _, (bx, by) = cv2.minMaxLoc(score)
         placed = np.zeros_like(masks[i])
-        placed[py0 + by:py0 + by + shape.shape[0], px0 + bx:px0 + bx + shape.shape[1]] = shape > 0
+        placed[py0 + by : py0 + by + shape.shape[0], px0 + bx : px0 + bx + shape.shape[1]] = shape > 0
         if (placed & masks[i]).sum() >= contain * areas[i]:
             out[i] = masks[i] | placed
     return out
@@ -281,5 +291,6 @@ def _yx(box: Box | None) -> tuple[int, int, int, int]:
 
 def _check_pair(source: np.ndarray, target: np.ndarray) -> None:
     if source.shape != target.shape or source.ndim != 4 or source.shape[-1] != 3:
-        raise SampleRejected("qc_backend_error",
-                             f"source {source.shape} and target {target.shape} must be equal (T,H,W,3) clips")
+        raise SampleRejected(
+            "qc_backend_error", f"source {source.shape} and target {target.shape} must be equal (T,H,W,3) clips"
+        )

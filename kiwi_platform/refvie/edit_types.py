@@ -24,14 +24,26 @@ from kiwi_platform.refvie.types import LOCAL_TYPES
 #: contain a local verb.
 PROMPT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("background_change", re.compile(r"\b(background|backdrop|scene(ry)?|setting|surroundings)\b")),
-    ("global_style", re.compile(
-        r"\b(style|stylize|stylise|render(ed)?|look(s)? like|filter|posteri[sz]e|cartoon|sepia|painting|"
-        r"black and white|grayscale|greyscale|monochrome|thermal|vintage|anime|sketch)\b"
-        r"|\b(turn|convert|make|transform) the (whole )?(video|image|frame|clip|picture|photo)\b")),
-    ("recolor", re.compile(r"\b(recolou?r|colou?r of|change the colou?r|paint(ed)?|dye|tint)\b"
-                           r"|\bmake the \w+(?: \w+)? (red|orange|yellow|green|cyan|blue|purple|pink|white|black)\b")),
+    (
+        "global_style",
+        re.compile(
+            r"\b(style|stylize|stylise|render(ed)?|look(s)? like|filter|posteri[sz]e|cartoon|sepia|painting|"
+            r"black and white|grayscale|greyscale|monochrome|thermal|vintage|anime|sketch)\b"
+            r"|\b(turn|convert|make|transform) the (whole )?(video|image|frame|clip|picture|photo)\b"
+        ),
+    ),
+    (
+        "recolor",
+        re.compile(
+            r"\b(recolou?r|colou?r of|change the colou?r|paint(ed)?|dye|tint)\b"
+            r"|\bmake the \w+(?: \w+)? (red|orange|yellow|green|cyan|blue|purple|pink|white|black)\b"
+        ),
+    ),
     ("local_remove", re.compile(r"\b(remove|erase|delete|get rid of|take out|eliminate)\b")),
-    ("local_replace", re.compile(r"\b(replace|swap|substitute|exchange|turn(ed)? (it |the \w+ )?into|change the \w+ (in)?to)\b")),
+    (
+        "local_replace",
+        re.compile(r"\b(replace|swap|substitute|exchange|turn(ed)? (it |the \w+ )?into|change the \w+ (in)?to)\b"),
+    ),
     ("local_add", re.compile(r"\b(add|insert|put|place|introduce|include)\b")),
 )
 
@@ -119,8 +131,9 @@ def colour_mapping_r2(source: np.ndarray, target: np.ndarray, bins: int = 8) -> 
     return 1.0 - residual / total if total > 1e-6 else 1.0
 
 
-def mask_geometry(masks: np.ndarray, source: np.ndarray, target: np.ndarray,
-                  diff: np.ndarray | None = None, max_frames: int = 4) -> MaskGeometry:
+def mask_geometry(
+    masks: np.ndarray, source: np.ndarray, target: np.ndarray, diff: np.ndarray | None = None, max_frames: int = 4
+) -> MaskGeometry:
     """Measure area, border contact, structure, colour-only change, foreignness and kept core.
 
     Only the `max_frames` frames with the most mask are read: they carry the evidence. `diff`
@@ -156,8 +169,9 @@ def mask_geometry(masks: np.ndarray, source: np.ndarray, target: np.ndarray,
     a, b = np.concatenate(grads_s), np.concatenate(grads_t)
     structure = float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-6 and b.std() > 1e-6 else 0.0
     value_change = float(np.concatenate(dv).mean() / max(np.concatenate(dc).mean(), 1e-6))
-    return MaskGeometry(area, border, structure, value_change, float(np.mean(f_s)), float(np.mean(f_t)), core_share,
-                        mapping)
+    return MaskGeometry(
+        area, border, structure, value_change, float(np.mean(f_s)), float(np.mean(f_t)), core_share, mapping
+    )
 
 
 def _grad(frame: np.ndarray) -> np.ndarray:
@@ -192,8 +206,10 @@ def geometry_edit_type(g: MaskGeometry) -> tuple[str, float]:
     clip = lambda x: float(np.clip(x, 0.5, 1.0))  # noqa: E731
     if g.area > FRAME_SCALE_AREA or (g.area > 0.35 and g.border > 0.5):
         swap = g.colour_mapping < FILTER_SURE and (
-            g.kept_core >= KEPT_CORE_SURE or (g.kept_core >= KEPT_CORE_MIN and g.colour_mapping < FILTER_R2)
-            or (g.kept_core >= KEPT_CORE_LOOSE and g.colour_mapping < NEW_CONTENT_R2))
+            g.kept_core >= KEPT_CORE_SURE
+            or (g.kept_core >= KEPT_CORE_MIN and g.colour_mapping < FILTER_R2)
+            or (g.kept_core >= KEPT_CORE_LOOSE and g.colour_mapping < NEW_CONTENT_R2)
+        )
         if swap:
             return "background_change", clip(0.5 + 20 * (g.kept_core - KEPT_CORE_MIN) + (FILTER_R2 - g.colour_mapping))
         return "global_style", clip(0.5 + 50 * (KEPT_CORE_MIN - g.kept_core) + (g.colour_mapping - FILTER_R2))
@@ -207,8 +223,9 @@ def geometry_edit_type(g: MaskGeometry) -> tuple[str, float]:
     return "local_replace", clip(0.5 + 2 * (FOREIGN_GAP - abs(gap)))
 
 
-def classify_edit(prompt: str, masks: np.ndarray, source: np.ndarray, target: np.ndarray,
-                  diff: np.ndarray | None = None) -> tuple[str, float]:
+def classify_edit(
+    prompt: str, masks: np.ndarray, source: np.ndarray, target: np.ndarray, diff: np.ndarray | None = None
+) -> tuple[str, float]:
     """(edit_type, confidence): the prompt's named type when it has one, checked against geometry.
 
     The instruction is the stronger signal for intent (add vs replace is a matter of wording

@@ -15,9 +15,9 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -52,13 +52,17 @@ def _clean(value):
     return value
 
 
-def export_batch(store: MediaStore, batch: str, out_dir: Path, progress: Callable[[int, int], None] | None = None) -> ExportSummary:
+def export_batch(
+    store: MediaStore, batch: str, out_dir: Path, progress: Callable[[int, int], None] | None = None
+) -> ExportSummary:
     raw_folder = store.asset_dir(batch, "raw_edit_pairs")
     if not (raw_folder / "manifest.csv").exists():
         raise KiwiUserError(f"batch {batch!r} has not been ingested (no {raw_folder / 'manifest.csv'})")
     regions = _optional_table(store, batch, "edit_regions")
     if regions is None:
-        raise KiwiUserError(f"batch {batch!r} has no edit_regions yet; run `kiwi materialize --select +quadruplets --batch {batch}`")
+        raise KiwiUserError(
+            f"batch {batch!r} has no edit_regions yet; run `kiwi materialize --select +quadruplets --batch {batch}`"
+        )
     refs = _optional_table(store, batch, "reference_images")
     quads = _optional_table(store, batch, "quadruplets")
     by_row = {int(r["row"]): r for r in regions.to_dict("records")}
@@ -67,7 +71,9 @@ def export_batch(store: MediaStore, batch: str, out_dir: Path, progress: Callabl
     q = quarantine.read_batch(store.batch_dir(batch))
     q_by_row: dict[int, list[dict]] = {}
     for rec in q.to_dict("records"):
-        q_by_row.setdefault(int(rec["row"]), []).append({k: _clean(rec[k]) for k in ("stage", "reason", "message", "path", "score")})
+        q_by_row.setdefault(int(rec["row"]), []).append(
+            {k: _clean(rec[k]) for k in ("stage", "reason", "message", "path", "score")}
+        )
     rows = len(read_manifest(raw_folder / "manifest.csv").rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary(rows, 0, 0, 0, out_dir)
@@ -89,15 +95,20 @@ def export_batch(store: MediaStore, batch: str, out_dir: Path, progress: Callabl
             ref_file = quad.get("ref_image") if quad else ((ref or {}).get("reference_file") if quads is None else "")
             if ref_file:
                 Image.open(store.root_path / ref_file).convert("RGB").save(tmp / "reference.png")
-                meta["reference"] = {"file": ref_file, "origin": (ref or {}).get("reference_origin"),
-                                     "sha256": (quad or {}).get("ref_sha256") or (ref or {}).get("reference_sha256")}  # fmt: skip
+                meta["reference"] = {
+                    "file": ref_file,
+                    "origin": (ref or {}).get("reference_origin"),
+                    "sha256": (quad or {}).get("ref_sha256") or (ref or {}).get("reference_sha256"),
+                }
                 hashes = meta.setdefault("hashes", {})
                 hashes["ref_sha256"] = hashes.get("ref_sha256") or meta["reference"]["sha256"]
                 summary.with_reference += 1
             meta["status"] = "quadruplet" if quad else ("quarantined" if meta["quarantine"] else "not_processed")
             if quad:
                 meta["task"] = quad["task"]
-                meta["scores"] = {k: _clean(quad[k]) for k in ("judge_score", "type_confidence", "dup_similarity", "mask_area")}
+                meta["scores"] = {
+                    k: _clean(quad[k]) for k in ("judge_score", "type_confidence", "dup_similarity", "mask_area")
+                }
             summary.quarantined += meta["status"] == "quarantined"
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=_clean))
             final = out_dir / str(row)
@@ -122,6 +133,9 @@ def _region_meta(region: dict) -> dict:
         "box": json.loads(region["box"]),
         "frames": int(region["frames"]),
         "size": [int(region["height"]), int(region["width"])],
-        "hashes": {k: region[k] for k in ("src_sha256", "tgt_sha256", "ref_sha256", "src_clip_sha256", "tgt_clip_sha256", "mask_sha256")},
+        "hashes": {
+            k: region[k]
+            for k in ("src_sha256", "tgt_sha256", "ref_sha256", "src_clip_sha256", "tgt_clip_sha256", "mask_sha256")
+        },
         "region_scores": json.loads(region["region_scores"]),
     }

@@ -31,12 +31,23 @@ DEFAULT_JUDGE_THRESHOLD = 0.35
 
 def default_backends() -> dict[str, object]:
     """The CPU, weight-free backends: grounder, segmenter, inpainter, embedder, judge."""
-    return {"grounder": DiffGrounder(), "segmenter": DiffSegmenter(), "inpainter": OpenCVInpainter(),
-            "embedder": PerceptualHashEmbedder(), "judge": EmbeddingJudge()}
+    return {
+        "grounder": DiffGrounder(),
+        "segmenter": DiffSegmenter(),
+        "inpainter": OpenCVInpainter(),
+        "embedder": PerceptualHashEmbedder(),
+        "judge": EmbeddingJudge(),
+    }
 
 
-def analyse_pair(source: np.ndarray, target: np.ndarray, prompt: str, *, grounder: Grounder | None = None,
-                 segmenter: Segmenter | None = None) -> EditRegion:
+def analyse_pair(
+    source: np.ndarray,
+    target: np.ndarray,
+    prompt: str,
+    *,
+    grounder: Grounder | None = None,
+    segmenter: Segmenter | None = None,
+) -> EditRegion:
     """Stage 2: edited region (masks, boxes) and edit type of one pair; raises SampleRejected.
 
     Any other exception from a backend becomes SampleRejected(qc_backend_error), so one bad
@@ -52,8 +63,14 @@ def analyse_pair(source: np.ndarray, target: np.ndarray, prompt: str, *, grounde
         raise SampleRejected("qc_backend_error", f"{type(exc).__name__}: {exc}") from exc
 
 
-def synthesize_reference(target: np.ndarray, source: np.ndarray, region: EditRegion, *,
-                         inpainter: Inpainter | None = None, min_side: int = 16) -> np.ndarray:
+def synthesize_reference(
+    target: np.ndarray,
+    source: np.ndarray,
+    region: EditRegion,
+    *,
+    inpainter: Inpainter | None = None,
+    min_side: int = 16,
+) -> np.ndarray:
     """Stage 3: the reference image (H,W,3) uint8; raises SampleRejected (blank / too small / backend)."""
     inpainter = inpainter or OpenCVInpainter()
     try:
@@ -64,8 +81,16 @@ def synthesize_reference(target: np.ndarray, source: np.ndarray, region: EditReg
         raise SampleRejected("qc_backend_error", f"{type(exc).__name__}: {exc}") from exc
 
 
-def judge_reference(reference: np.ndarray, target: np.ndarray, source: np.ndarray, region: EditRegion, prompt: str,
-                    *, judge: ReferenceJudge | None = None, threshold: float = DEFAULT_JUDGE_THRESHOLD) -> float:
+def judge_reference(
+    reference: np.ndarray,
+    target: np.ndarray,
+    source: np.ndarray,
+    region: EditRegion,
+    prompt: str,
+    *,
+    judge: ReferenceJudge | None = None,
+    threshold: float = DEFAULT_JUDGE_THRESHOLD,
+) -> float:
     """Stage 4, semantic check: the judge's score of the reference against the target's edited
     region; raises SampleRejected(qc_judge_rejected) below `threshold`."""
     judge = judge or EmbeddingJudge()

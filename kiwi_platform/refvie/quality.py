@@ -38,8 +38,9 @@ def phash_bits(image: np.ndarray) -> np.ndarray:
     return low > np.median(low[1:])
 
 
-def hue_saturation_hist(image: np.ndarray, hue_bins: int = 12, sat_bins: int = 4, skip_white: bool = True,
-                        value_bins: int = 1) -> np.ndarray:
+def hue_saturation_hist(
+    image: np.ndarray, hue_bins: int = 12, sat_bins: int = 4, skip_white: bool = True, value_bins: int = 1
+) -> np.ndarray:
     """Normalised hue x saturation (x value) histogram; near-white canvas pixels are ignored."""
     rgb = _to_rgb(image)
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
@@ -116,8 +117,9 @@ def tone_hist(image: np.ndarray, content: np.ndarray | None) -> np.ndarray:
         inside = np.ones(hsv.shape[:2], bool)
     h, s, v = (hsv[..., c][inside].astype(np.float32) for c in range(3))
     rel = v / max(float(np.percentile(v, 95)), 1.0)
-    index = (np.minimum(h * 12 / 180, 11).astype(int) * 4 + np.minimum(s * 4 / 256, 3).astype(int)) * 3 \
-        + np.digitize(rel, [0.7, 0.85])
+    index = (np.minimum(h * 12 / 180, 11).astype(int) * 4 + np.minimum(s * 4 / 256, 3).astype(int)) * 3 + np.digitize(
+        rel, [0.7, 0.85]
+    )
     hist = np.bincount(index, minlength=144).astype(np.float32)
     return np.sqrt(hist / max(float(hist.sum()), 1.0))
 
@@ -173,13 +175,15 @@ class PerceptualHashEmbedder:
         out = np.zeros((len(images), self.dim), np.float32)
         for i, image in enumerate(images):
             crop, content = _at_most(*trim_canvas(image), self.max_side)
-            out[i] = np.concatenate([
-                self.hash_weight * _unit(phash_bits(crop).astype(np.float32) * 2.0 - 1.0),
-                self.layout_weight * _unit(layout_thumbnail(crop)),
-                self.colour_weight * _unit(tone_hist(crop, content)),
-                self.gradient_weight * _unit(gradient_descriptor(crop)),
-                self.texture_weight * _unit(orientation_hist(crop, content)),
-            ])
+            out[i] = np.concatenate(
+                [
+                    self.hash_weight * _unit(phash_bits(crop).astype(np.float32) * 2.0 - 1.0),
+                    self.layout_weight * _unit(layout_thumbnail(crop)),
+                    self.colour_weight * _unit(tone_hist(crop, content)),
+                    self.gradient_weight * _unit(gradient_descriptor(crop)),
+                    self.texture_weight * _unit(orientation_hist(crop, content)),
+                ]
+            )
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
@@ -207,8 +211,9 @@ def find_near_duplicates(embeddings: np.ndarray, threshold: float) -> list[tuple
 
 def gradient_descriptor(image: np.ndarray, grid: int = 4, bins: int = 8, size: int = 32) -> np.ndarray:
     """Coarse HOG: unsigned gradient orientations in a grid x grid layout of the size x size gray image."""
-    gray = cv2.resize(cv2.cvtColor(_to_rgb(image), cv2.COLOR_RGB2GRAY), (size, size),
-                      interpolation=cv2.INTER_AREA).astype(np.float32)
+    gray = cv2.resize(
+        cv2.cvtColor(_to_rgb(image), cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_AREA
+    ).astype(np.float32)
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     mag, ang = cv2.cartToPolar(gx, gy)

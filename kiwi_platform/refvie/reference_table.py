@@ -37,7 +37,9 @@ def synthesize_batch(
         out = {**rec, "reference_file": "", "reference_sha256": "", "reference_origin": "none"}
         try:
             if rec["ref_file"]:  # the manifest brought its own reference: keep it as given
-                out.update(reference_file=rec["ref_file"], reference_sha256=rec["ref_sha256"], reference_origin="manifest")
+                out.update(
+                    reference_file=rec["ref_file"], reference_sha256=rec["ref_sha256"], reference_origin="manifest"
+                )
             elif rec["edit_type"] in REFERENCE_TYPES:
                 path = _synthesize(rec, root, folder / "images", inpainter)
                 kept.add(path)

@@ -84,8 +84,9 @@ def best_frame(frames: np.ndarray, masks: np.ndarray) -> int:
     return pool[int(np.argmax(scores))]
 
 
-def new_object_mask(target_frame: np.ndarray, union: np.ndarray, ring_px: int = 6,
-                    max_ring_colours: int = 600) -> np.ndarray:
+def new_object_mask(
+    target_frame: np.ndarray, union: np.ndarray, ring_px: int = 6, max_ring_colours: int = 600
+) -> np.ndarray:
     """For a replace the mask is old ∪ new object, and the target shows background where only the
     old object was. Keep the union pixels whose colour is unlike every colour of the background
     ring just outside the union (Lab nearest-neighbour distance, Otsu-split), then the largest
@@ -104,7 +105,7 @@ def new_object_mask(target_frame: np.ndarray, union: np.ndarray, ring_px: int = 
     inside = lab[union]
     dist = np.full(len(inside), np.inf, np.float32)
     for start in range(0, len(ring_colours), 128):
-        chunk = ring_colours[start:start + 128]
+        chunk = ring_colours[start : start + 128]
         d = np.sqrt(((inside[:, None, :] - chunk[None, :, :]) ** 2).sum(axis=-1)).min(axis=1)
         dist = np.minimum(dist, d)
     values = np.clip(dist, 0, 255).astype(np.uint8)
@@ -130,12 +131,17 @@ def object_on_white(frame: np.ndarray, mask: np.ndarray, margin: float = MARGIN)
     m = max(4, int(round(margin * max(bh, bw))))
     canvas = np.full((bh + 2 * m, bw + 2 * m, 3), 255, np.uint8)
     crop_mask = mask[y0:y1, x0:x1]
-    canvas[m:m + bh, m:m + bw][crop_mask] = frame[y0:y1, x0:x1][crop_mask]
+    canvas[m : m + bh, m : m + bw][crop_mask] = frame[y0:y1, x0:x1][crop_mask]
     return canvas
 
 
-def check_reference(image: np.ndarray, *, object_box: tuple[int, int] | None = None, min_side: int = MIN_SIDE,
-                    max_aspect: float = MAX_ASPECT) -> None:
+def check_reference(
+    image: np.ndarray,
+    *,
+    object_box: tuple[int, int] | None = None,
+    min_side: int = MIN_SIDE,
+    max_aspect: float = MAX_ASPECT,
+) -> None:
     """Raise SampleRejected for a degenerate (qc_reference_too_small) or blank (qc_blank_reference) image.
 
     `object_box` is (height, width) of the object inside an on-white reference; its size, not
@@ -143,8 +149,9 @@ def check_reference(image: np.ndarray, *, object_box: tuple[int, int] | None = N
     """
     h, w = object_box if object_box is not None else image.shape[:2]
     if min(h, w) < min_side or max(h, w) > max_aspect * max(min(h, w), 1):
-        raise SampleRejected("qc_reference_too_small", f"reference content is {w}x{h} px (minimum side {min_side})",
-                             float(min(h, w)))
+        raise SampleRejected(
+            "qc_reference_too_small", f"reference content is {w}x{h} px (minimum side {min_side})", float(min(h, w))
+        )
     pixels = image.reshape(-1, image.shape[-1] if image.ndim == 3 else 1).astype(np.float32)
     spread = float((np.percentile(pixels, 99, axis=0) - np.percentile(pixels, 1, axis=0)).max())
     if spread < BLANK_RANGE:
@@ -157,8 +164,15 @@ def aligned_source(source: np.ndarray, region: EditRegion) -> np.ndarray:
     return shift_frames(source, dy, dx)
 
 
-def make_reference(target: np.ndarray, region: EditRegion, inpainter: Inpainter, *,
-                   source: np.ndarray | None = None, margin: float = MARGIN, min_side: int = MIN_SIDE) -> np.ndarray:
+def make_reference(
+    target: np.ndarray,
+    region: EditRegion,
+    inpainter: Inpainter,
+    *,
+    source: np.ndarray | None = None,
+    margin: float = MARGIN,
+    min_side: int = MIN_SIDE,
+) -> np.ndarray:
     """Synthesize the reference image (H,W,3) uint8 for one pair; see the module docstring.
 
     `source` is required for local_remove (the removed object is only in the source). Raises
@@ -194,8 +208,9 @@ def make_reference(target: np.ndarray, region: EditRegion, inpainter: Inpainter,
     return reference
 
 
-def region_cutout(target: np.ndarray, region: EditRegion, *, source: np.ndarray | None = None,
-                  margin: float = MARGIN) -> np.ndarray:
+def region_cutout(
+    target: np.ndarray, region: EditRegion, *, source: np.ndarray | None = None, margin: float = MARGIN
+) -> np.ndarray:
     """What a judge compares a reference against: the edited region as the target shows it.
 
     Local edits: the object on white from the frame where the mask is largest (for local_remove

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -27,7 +27,9 @@ Progress = Callable[[int, int], None]
 
 def rejection_record(rec: dict, rej: SampleRejected, stage: str) -> QuarantineRecord:
     """The quarantine record of a pair a RefVIE stage rejected (the pair's target clip as the path)."""
-    return QuarantineRecord(int(rec["row"]), rej.reason, rej.message, rec.get("tgt_clip", ""), stage, rej.score, rec["pair_id"])
+    return QuarantineRecord(
+        int(rec["row"]), rej.reason, rej.message, rec.get("tgt_clip", ""), stage, rej.score, rec["pair_id"]
+    )
 
 
 def ground_batch(

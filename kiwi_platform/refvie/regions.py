@@ -69,8 +69,9 @@ def finalize_masks(masks: np.ndarray, edit_type: str, diff: np.ndarray | None = 
     return out
 
 
-def find_edit_region(source: np.ndarray, target: np.ndarray, prompt: str, grounder: Grounder,
-                     segmenter: Segmenter) -> EditRegion:
+def find_edit_region(
+    source: np.ndarray, target: np.ndarray, prompt: str, grounder: Grounder, segmenter: Segmenter
+) -> EditRegion:
     """Ground, segment and classify one pair; raises SampleRejected with a qc_* reason.
 
     The source is first aligned onto the target (`align_source`: pairs re-cropped by a few
@@ -94,9 +95,11 @@ def find_edit_region(source: np.ndarray, target: np.ndarray, prompt: str, ground
     named = prompt_edit_type(prompt)
     changed = grounding.scores.get("changed_share")
     if named in LOCAL_TYPES and changed is not None and changed > LOCAL_COVERS_FRAME:
-        raise SampleRejected("qc_local_edit_covers_frame",
-                             f"the instruction names a local edit ({named}) but {changed:.0%} of the frame changed",
-                             changed)
+        raise SampleRejected(
+            "qc_local_edit_covers_frame",
+            f"the instruction names a local edit ({named}) but {changed:.0%} of the frame changed",
+            changed,
+        )
     masks = segmenter.segment(source, target, grounding, prompt).astype(bool)
     if masks.shape != source.shape[:3]:
         raise SampleRejected("qc_backend_error", f"segmenter returned masks {masks.shape}, expected {source.shape[:3]}")
@@ -104,20 +107,35 @@ def find_edit_region(source: np.ndarray, target: np.ndarray, prompt: str, ground
     if not masks.any():
         raise SampleRejected("qc_empty_mask", "no edited region was found", 0.0)
     if named in LOCAL_TYPES and changed is None and share > LOCAL_COVERS_FRAME:
-        raise SampleRejected("qc_local_edit_covers_frame",
-                             f"the instruction names a local edit ({named}) but {share:.0%} of the frame changed", share)
+        raise SampleRejected(
+            "qc_local_edit_covers_frame",
+            f"the instruction names a local edit ({named}) but {share:.0%} of the frame changed",
+            share,
+        )
     cached = getattr(grounding, "diff", None)
     diff = cached[0] if cached is not None and cached[0].shape == masks.shape else None
     edit_type, confidence = classify_edit(prompt, masks, source, target, diff)
     masks = finalize_masks(masks, edit_type, diff)
     share = float(masks.mean())
     if (edit_type in LOCAL_TYPES and share > FULL_MASK_LOCAL) or (
-            edit_type == "background_change" and share > FULL_MASK_BACKGROUND):
+        edit_type == "background_change" and share > FULL_MASK_BACKGROUND
+    ):
         raise SampleRejected("qc_full_mask", f"the {edit_type} mask covers {share:.0%} of the frame", share)
     if not masks.any():
         raise SampleRejected("qc_empty_mask", "no edited region left after clean-up", 0.0)
     boxes = [mask_box(m) for m in masks]
-    scores = {**grounding.scores, "mask_share": share, "type_confidence": confidence,
-              "shift_y": float(dy), "shift_x": float(dx)}
-    return EditRegion(masks=masks, box=mask_box(masks), frame_boxes=boxes, edit_type=edit_type,
-                      type_confidence=confidence, scores=scores)
+    scores = {
+        **grounding.scores,
+        "mask_share": share,
+        "type_confidence": confidence,
+        "shift_y": float(dy),
+        "shift_x": float(dx),
+    }
+    return EditRegion(
+        masks=masks,
+        box=mask_box(masks),
+        frame_boxes=boxes,
+        edit_type=edit_type,
+        type_confidence=confidence,
+        scores=scores,
+    )

@@ -13,8 +13,14 @@ import pandas as pd
 
 PALETTE = ("#2f6fde", "#22a06b", "#e2a03f", "#8f6ad9", "#d9534f", "#3bb3c3")
 SCORE_COLOR = "#1f2430"
-OFFLINE_COLUMNS = ("preservation_ssim", "target_ssim", "temporal_consistency", "reference_fidelity",
-                   "region_agreement", "reference_embedding_similarity")  # fmt: skip
+OFFLINE_COLUMNS = (
+    "preservation_ssim",
+    "target_ssim",
+    "temporal_consistency",
+    "reference_fidelity",
+    "region_agreement",
+    "reference_embedding_similarity",
+)
 METRIC_COLOR = dict(zip(OFFLINE_COLUMNS, PALETTE))  # one colour per metric in every chart
 
 
@@ -43,13 +49,22 @@ def category_chart_png(name: str, table: pd.DataFrame, title: str) -> bytes | No
     for i, col in enumerate(columns):
         values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
         color = SCORE_COLOR if judge and col == "score" else METRIC_COLOR.get(col, PALETTE[i % len(PALETTE)])
-        bars = ax.bar(x - 0.41 + width * (i + 0.5), np.nan_to_num(values), width * 0.92, color=color,
-                      label=col.replace("_", " "))  # fmt: skip
+        bars = ax.bar(
+            x - 0.41 + width * (i + 0.5), np.nan_to_num(values), width * 0.92, color=color, label=col.replace("_", " ")
+        )
         if len(columns) * len(cats) <= 24:
             for bar, v in zip(bars, values):
                 if v == v:
-                    ax.annotate(f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
-                                va="bottom", fontsize=5.5, color="#4b5563", xytext=(0, 1), textcoords="offset points")
+                    ax.annotate(
+                        f"{v:.2f}",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center",
+                        va="bottom",
+                        fontsize=5.5,
+                        color="#4b5563",
+                        xytext=(0, 1),
+                        textcoords="offset points",
+                    )
     ax.set_xticks(x, cats, fontsize=7.5)
     ax.set_ylim(0, 5.3 if judge else 1.08)
     ax.tick_params(axis="y", labelsize=7)

@@ -34,13 +34,22 @@ def collect_report(tracking: MlflowTracking, ref: str, workdir: str | Path) -> R
     mv = client.get_model_version(lineage.registered_model, lineage.version)
     tags = dict(mv.tags)
     evaluation, note = _evaluation(client, mv.run_id, tags, work / "evaluation")
-    stages = [_stage_artifacts(client, st.stage, st.run_id, work / f"stage{st.stage}-{st.run_id[:8]}")
-              for st in sorted(lineage.stages, key=lambda s: s.stage)]  # fmt: skip
+    stages = [
+        _stage_artifacts(client, st.stage, st.run_id, work / f"stage{st.stage}-{st.run_id[:8]}")
+        for st in sorted(lineage.stages, key=lambda s: s.stage)
+    ]
     return ReportData(
-        ref=ref, lineage=lineage, version_tags=tags, run_id=mv.run_id, evaluation=evaluation, evaluation_note=note,
-        promotion=_promotion(tags), stages=stages, stage_batches=_stage_batches(lineage),
+        ref=ref,
+        lineage=lineage,
+        version_tags=tags,
+        run_id=mv.run_id,
+        evaluation=evaluation,
+        evaluation_note=note,
+        promotion=_promotion(tags),
+        stages=stages,
+        stage_batches=_stage_batches(lineage),
         generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    )  # fmt: skip
+    )
 
 
 def _evaluation(client: Any, run_id: str, tags: dict[str, str], work: Path) -> tuple[Evaluation | None, str]:

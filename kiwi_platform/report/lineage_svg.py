@@ -14,8 +14,13 @@ from pathlib import Path
 from kiwi_platform.lineage.walk import BatchLineage, Lineage
 
 STAGE_NAMES = {1: "alignment", 2: "instruction tuning", 3: "reference tuning"}
-COLUMNS = (("raw", "Raw files", 216), ("batch", "Quadruplet batches", 196), ("manifest", "Training manifests", 196),
-           ("stage", "Training stages", 224), ("model", "Registered model", 180))  # fmt: skip
+COLUMNS = (
+    ("raw", "Raw files", 216),
+    ("batch", "Quadruplet batches", 196),
+    ("manifest", "Training manifests", 196),
+    ("stage", "Training stages", 224),
+    ("model", "Registered model", 180),
+)
 GAP_X, GAP_Y, PAD, HEADER = 46, 12, 8, 30
 TITLE_PX, LINE_PX = 17, 14
 MAX_FILES = 4  # raw files shown per batch, the rest summarised in one box
@@ -51,20 +56,48 @@ def _graph(lineage: Lineage, stage_batches: dict[int, list[str]]) -> tuple[list[
     edges: list[tuple[str, str]] = []
     for b in lineage.batches:
         nodes += _raw_nodes(b, edges)
-        nodes.append(Node(f"batch:{b.batch}", "batch", f"batch {b.batch}",
-                          [f"quadruplets md5 {short(b.quadruplets_dvc_md5)}", f"raw md5 {short(b.raw_dvc_md5)}",
-                           f"{b.samples_used} pairs used"]))  # fmt: skip
+        nodes.append(
+            Node(
+                f"batch:{b.batch}",
+                "batch",
+                f"batch {b.batch}",
+                [
+                    f"quadruplets md5 {short(b.quadruplets_dvc_md5)}",
+                    f"raw md5 {short(b.raw_dvc_md5)}",
+                    f"{b.samples_used} pairs used",
+                ],
+            )
+        )
     stages = sorted(lineage.stages, key=lambda s: s.stage)
     known_batches = [b.batch for b in lineage.batches]
     for i, st in enumerate(stages):
         mkey, skey = f"manifest:{st.stage}", f"stage:{st.stage}"
         extra = [f"lakeFS {short(st.lakefs_commit, 10)}"] if st.lakefs_commit else []
-        nodes.append(Node(mkey, "manifest", Path(st.manifest.path).name or "manifest",
-                          [f"DVC md5 {short(st.manifest_dvc_md5)}", f"sha256 {short(st.manifest.sha256)}",
-                           f"data rev {short(st.data_repo_rev)}"] + extra))  # fmt: skip
-        nodes.append(Node(skey, "stage", f"Stage {st.stage} · {STAGE_NAMES.get(st.stage, 'training')}",
-                          [f"model v{st.model_version} · run {short(st.run_id)}", f"config {short(st.config_hash)}",
-                           f"code {short(st.code_git_sha)}"]))  # fmt: skip
+        nodes.append(
+            Node(
+                mkey,
+                "manifest",
+                Path(st.manifest.path).name or "manifest",
+                [
+                    f"DVC md5 {short(st.manifest_dvc_md5)}",
+                    f"sha256 {short(st.manifest.sha256)}",
+                    f"data rev {short(st.data_repo_rev)}",
+                ]
+                + extra,
+            )
+        )
+        nodes.append(
+            Node(
+                skey,
+                "stage",
+                f"Stage {st.stage} · {STAGE_NAMES.get(st.stage, 'training')}",
+                [
+                    f"model v{st.model_version} · run {short(st.run_id)}",
+                    f"config {short(st.config_hash)}",
+                    f"code {short(st.code_git_sha)}",
+                ],
+            )
+        )
         for batch in stage_batches.get(st.stage) or known_batches:
             if batch in known_batches:
                 edges.append((f"batch:{batch}", mkey))
@@ -125,14 +158,18 @@ def _edge(a: Node, b: Node) -> str:
     x1, y1 = a.x + a.width, a.y + a.height / 2
     x2, y2 = b.x - 2, b.y + b.height / 2
     mid = (x1 + x2) / 2
-    return (f'<path class="edge" d="M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}" '
-            f'marker-end="url(#arrow)"/>')  # fmt: skip
+    return (
+        f'<path class="edge" d="M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}" '
+        f'marker-end="url(#arrow)"/>'
+    )
 
 
 def _node(n: Node) -> str:
-    parts = [f'<g class="node {n.column}"><title>{escape(n.title)}</title>',
-             f'<rect x="{n.x:.1f}" y="{n.y:.1f}" width="{n.width:.1f}" height="{n.height:.1f}" rx="7"/>',
-             f'<text class="t" x="{n.x + 10:.1f}" y="{n.y + PAD + 12:.1f}">{escape(_fit(n.title, n.width, 7.0))}</text>']  # fmt: skip
+    parts = [
+        f'<g class="node {n.column}"><title>{escape(n.title)}</title>',
+        f'<rect x="{n.x:.1f}" y="{n.y:.1f}" width="{n.width:.1f}" height="{n.height:.1f}" rx="7"/>',
+        f'<text class="t" x="{n.x + 10:.1f}" y="{n.y + PAD + 12:.1f}">{escape(_fit(n.title, n.width, 7.0))}</text>',
+    ]
     for i, line in enumerate(n.lines):
         y = n.y + PAD + TITLE_PX + LINE_PX * i + 10
         parts.append(f'<text class="s" x="{n.x + 10:.1f}" y="{y:.1f}">{escape(_fit(line, n.width, 6.2))}</text>')
@@ -156,5 +193,7 @@ def lineage_svg(lineage: Lineage, stage_batches: dict[int, list[str]] | None = N
         f'role="img" aria-label="lineage graph of {escape(lineage.model)}">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>'
-        + "".join(heads) + "".join(body) + "</svg>"
+        + "".join(heads)
+        + "".join(body)
+        + "</svg>"
     )

@@ -25,7 +25,9 @@ def build_resources(settings: KiwiSettings | None = None) -> dict:
         "lakefs": lakefs,
         "data": BatchData(store=store, dvc=dvc, lakefs=lakefs),
         "judge": JudgeResource.from_env(),
-        "tracking": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifacts)),
+        "tracking": MlflowTracking(
+            tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifacts)
+        ),
     }
 
 

@@ -6,7 +6,7 @@ three systems always travel together, so assets take this one resource instead o
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import dagster as dg
 import pandas as pd

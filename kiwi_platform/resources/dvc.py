@@ -15,9 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import yaml
@@ -107,7 +107,9 @@ class DvcRepo(dg.ConfigurableResource):
         ignore = root / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# machine-local batch registry (absolute manifest paths)\n/registry/\n")
-        setup_files = [f for f in (".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", ".gitignore") if (root / f).exists()]
+        setup_files = [
+            f for f in (".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", ".gitignore") if (root / f).exists()
+        ]
         if self.git("status", "--porcelain", "--", *setup_files).stdout.strip():
             self.git("add", "--", *setup_files)
             self.git("commit", "-q", "-m", "kiwi: set up data repository", "--", *setup_files)

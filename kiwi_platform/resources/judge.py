@@ -28,8 +28,11 @@ from kiwi_platform.judge.errors import JudgeError
 from kiwi_platform.judge.judge import Judge
 
 _ENV_FIELDS = {
-    "base_url": "KIWI_JUDGE_BASE_URL", "model": "KIWI_JUDGE_MODEL", "timeout_s": "KIWI_JUDGE_TIMEOUT_S",
-    "max_retries": "KIWI_JUDGE_MAX_RETRIES", "max_concurrency": "KIWI_JUDGE_MAX_CONCURRENCY",
+    "base_url": "KIWI_JUDGE_BASE_URL",
+    "model": "KIWI_JUDGE_MODEL",
+    "timeout_s": "KIWI_JUDGE_TIMEOUT_S",
+    "max_retries": "KIWI_JUDGE_MAX_RETRIES",
+    "max_concurrency": "KIWI_JUDGE_MAX_CONCURRENCY",
     "cache_path": "KIWI_JUDGE_CACHE",
 }
 
@@ -58,7 +61,7 @@ class JudgeResource(dg.ConfigurableResource):
     _judge: Any = PrivateAttr(default=None)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "JudgeResource":
+    def from_env(cls, environ: dict[str, str] | None = None) -> JudgeResource:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {name: env[var] for name, var in _ENV_FIELDS.items() if env.get(var)}
         values.setdefault("cache_path", str(default_cache_path(env)))
@@ -70,12 +73,20 @@ class JudgeResource(dg.ConfigurableResource):
 
     def client(self) -> JudgeClient:
         if not self.enabled:
-            raise JudgeError("the VLM judge is not configured: set KIWI_JUDGE_BASE_URL and KIWI_JUDGE_MODEL",
-                             code="config")
-        return JudgeClient(self.base_url, self.model, self.api_key or None, timeout_s=self.timeout_s,
-                           max_retries=self.max_retries, backoff_s=self.backoff_s,
-                           max_concurrency=self.max_concurrency, max_side=self.max_side,
-                           video_frames=self.video_frames)
+            raise JudgeError(
+                "the VLM judge is not configured: set KIWI_JUDGE_BASE_URL and KIWI_JUDGE_MODEL", code="config"
+            )
+        return JudgeClient(
+            self.base_url,
+            self.model,
+            self.api_key or None,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
+            max_concurrency=self.max_concurrency,
+            max_side=self.max_side,
+            video_frames=self.video_frames,
+        )
 
     def judge(self) -> Judge:
         """The configured `Judge` (built once per resource instance), cached at `cache_path` if set."""

@@ -21,7 +21,7 @@ class SettingsResource(dg.ConfigurableResource):
     demo_dir: str = Field(description="Folder of the Kiwi-Edit demo files (clips, reference image, manifests).")
 
     @classmethod
-    def from_settings(cls, settings: KiwiSettings) -> "SettingsResource":
+    def from_settings(cls, settings: KiwiSettings) -> SettingsResource:
         return cls(home=str(settings.home), demo_dir=str(settings.demo_dir))
 
     @property

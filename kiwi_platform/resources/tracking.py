@@ -6,8 +6,8 @@ MLflow 3 wants a database backend (not a bare file store), hence `sqlite:///$KIW
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 

@@ -63,13 +63,13 @@ class DemoLibrary:
     def __post_init__(self) -> None:
         self.demo_dir = Path(self.demo_dir)
         if not self.demo_dir.is_dir():
-            raise KiwiUserError(f"demo folder not found: {self.demo_dir} (set --demo-dir or KIWI_DEMO_DIR)",
-                                code="demo_dir_missing")
+            raise KiwiUserError(
+                f"demo folder not found: {self.demo_dir} (set --demo-dir or KIWI_DEMO_DIR)", code="demo_dir_missing"
+            )
         self.videos = sorted((self.demo_dir / "video" / "source").glob("*.mp4"))
         self.stills = sorted(p for p in self.demo_dir.glob("*/*/*.jp*g"))
         if not self.videos:
-            raise KiwiUserError(f"no demo videos in {self.demo_dir / 'video' / 'source'}",
-                                code="demo_dir_empty")
+            raise KiwiUserError(f"no demo videos in {self.demo_dir / 'video' / 'source'}", code="demo_dir_empty")
 
     def _load(self, path: Path) -> tuple[np.ndarray, int]:
         """Decode a file at a size covering MAX_ZOOM x the output, keeping its aspect."""
@@ -101,7 +101,7 @@ class DemoLibrary:
         flip = bool(rng.random() < 0.5)
         out = np.empty((frames, self.height, self.width, 3), np.uint8)
         for t in range(frames):
-            crop = source[index[t], y[t]:y[t] + wh, x[t]:x[t] + ww]
+            crop = source[index[t], y[t] : y[t] + wh, x[t] : x[t] + ww]
             if crop.shape[:2] != (self.height, self.width):
                 crop = cv2.resize(crop, (self.width, self.height), interpolation=cv2.INTER_AREA)
             out[t] = crop[:, ::-1] if flip else crop
@@ -137,12 +137,23 @@ def procedural_clip(rng: np.random.Generator, kind: str, frames: int, height: in
     elif kind == "clouds":
         grid = rng.random((6, 10)).astype(np.float32)
         big = cv2.resize(grid, (2 * width, 2 * height), interpolation=cv2.INTER_CUBIC)
-        big = np.clip(big + 0.25 * cv2.resize(rng.random((24, 40)).astype(np.float32), (2 * width, 2 * height),
-                                              interpolation=cv2.INTER_CUBIC), 0, 1.25) / 1.25
+        big = (
+            np.clip(
+                big
+                + 0.25
+                * cv2.resize(
+                    rng.random((24, 40)).astype(np.float32), (2 * width, 2 * height), interpolation=cv2.INTER_CUBIC
+                ),
+                0,
+                1.25,
+            )
+            / 1.25
+        )
         dy, dx = rng.uniform(-0.4, 0.4, size=2) * np.array([height, width]) / max(frames, 1)
         oy, ox = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width
-        weight = np.stack([big[int(oy + dy * k) % height:][:height, int(ox + dx * k) % width:][:, :width]
-                           for k in range(frames)])
+        weight = np.stack(
+            [big[int(oy + dy * k) % height :][:height, int(ox + dx * k) % width :][:, :width] for k in range(frames)]
+        )
         description = f"drifting {names[0]} and {names[1]} clouds"
     else:
         raise ValueError(f"unknown procedural kind {kind!r}")
@@ -150,8 +161,9 @@ def procedural_clip(rng: np.random.Generator, kind: str, frames: int, height: in
     return Clip(np.clip(rgb, 0, 255).astype(np.uint8), DEFAULT_FPS, f"procedural:{kind}", description)
 
 
-def sample_clip(rng: np.random.Generator, library: DemoLibrary, frames: int, *,
-                exclude: str | None = None, demo_share: float = 0.6) -> Clip:
+def sample_clip(
+    rng: np.random.Generator, library: DemoLibrary, frames: int, *, exclude: str | None = None, demo_share: float = 0.6
+) -> Clip:
     """Pick a base clip: real demo footage with probability `demo_share`, else a procedural scene.
 
     Stills (jpg) join the pool only for 1-frame pairs. `exclude` avoids reusing an origin

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kiwi_platform.synth.clips import Clip, DemoLibrary, sample_clip
-from kiwi_platform.synth.objects import SHAPES, make_sprite, motion_path, on_white, other_color, paste, recolor, sprite_side
+from kiwi_platform.synth.objects import (
+    SHAPES,
+    make_sprite,
+    motion_path,
+    on_white,
+    other_color,
+    paste,
+    recolor,
+    sprite_side,
+)
 from kiwi_platform.synth.styles import STYLES
 
 EDIT_TYPES = ("local_add", "local_replace", "local_remove", "recolor", "background_change", "global_style")
@@ -54,8 +63,17 @@ def local_add(rng: np.random.Generator, lib: DemoLibrary, frames: int, media: st
     sprite, path, phrase = _object_and_path(rng, clip)
     tgt, mask, boxes = paste(clip.frames, sprite, path)
     prompt = f"Add a {sprite.name} {_where(media, phrase)}."
-    return Edit(clip.frames, tgt, mask, on_white(sprite), "object", prompt, boxes, clip.fps,
-                {"base": clip.origin, "object": sprite.name})
+    return Edit(
+        clip.frames,
+        tgt,
+        mask,
+        on_white(sprite),
+        "object",
+        prompt,
+        boxes,
+        clip.fps,
+        {"base": clip.origin, "object": sprite.name},
+    )
 
 
 def local_replace(rng: np.random.Generator, lib: DemoLibrary, frames: int, media: str) -> Edit:
@@ -67,8 +85,17 @@ def local_replace(rng: np.random.Generator, lib: DemoLibrary, frames: int, media
     src, mask_old, _ = paste(clip.frames, old, path)
     tgt, mask_new, boxes = paste(clip.frames, new, path)
     prompt = f"Replace the {old.name} with a {new.name}."
-    return Edit(src, tgt, mask_old | mask_new, on_white(new), "object", prompt, boxes, clip.fps,
-                {"base": clip.origin, "object": new.name, "replaced": old.name})
+    return Edit(
+        src,
+        tgt,
+        mask_old | mask_new,
+        on_white(new),
+        "object",
+        prompt,
+        boxes,
+        clip.fps,
+        {"base": clip.origin, "object": new.name, "replaced": old.name},
+    )
 
 
 def local_remove(rng: np.random.Generator, lib: DemoLibrary, frames: int, media: str) -> Edit:
@@ -77,8 +104,17 @@ def local_remove(rng: np.random.Generator, lib: DemoLibrary, frames: int, media:
     sprite, path, _ = _object_and_path(rng, clip)
     src, mask, boxes = paste(clip.frames, sprite, path)
     prompt = f"Remove the {sprite.name} from the {media}."
-    return Edit(src, clip.frames, mask, on_white(sprite), "removed_object", prompt, boxes, clip.fps,
-                {"base": clip.origin, "object": sprite.name})
+    return Edit(
+        src,
+        clip.frames,
+        mask,
+        on_white(sprite),
+        "removed_object",
+        prompt,
+        boxes,
+        clip.fps,
+        {"base": clip.origin, "object": sprite.name},
+    )
 
 
 def recolor_edit(rng: np.random.Generator, lib: DemoLibrary, frames: int, media: str) -> Edit:
@@ -89,8 +125,17 @@ def recolor_edit(rng: np.random.Generator, lib: DemoLibrary, frames: int, media:
     src, mask, _ = paste(clip.frames, sprite, path)
     tgt, _, boxes = paste(clip.frames, new, path)
     prompt = f"Change the color of the {sprite.name} to {new.color}."
-    return Edit(src, tgt, mask, on_white(new), "object", prompt, boxes, clip.fps,
-                {"base": clip.origin, "object": new.name, "recolored": sprite.name})
+    return Edit(
+        src,
+        tgt,
+        mask,
+        on_white(new),
+        "object",
+        prompt,
+        boxes,
+        clip.fps,
+        {"base": clip.origin, "object": new.name, "recolored": sprite.name},
+    )
 
 
 def background_change(rng: np.random.Generator, lib: DemoLibrary, frames: int, media: str) -> Edit:
@@ -104,8 +149,17 @@ def background_change(rng: np.random.Generator, lib: DemoLibrary, frames: int, m
     src, fg, boxes = paste(clip.frames, sprite, path)
     tgt, _, _ = paste(new_bg.frames, sprite, path)
     prompt = f"Replace the background behind the {sprite.name} with {new_bg.description}."
-    return Edit(src, tgt, ~fg, new_bg.frames[0].copy(), "background", prompt, boxes, clip.fps,
-                {"base": clip.origin, "new_background": new_bg.origin, "foreground": sprite.name})
+    return Edit(
+        src,
+        tgt,
+        ~fg,
+        new_bg.frames[0].copy(),
+        "background",
+        prompt,
+        boxes,
+        clip.fps,
+        {"base": clip.origin, "new_background": new_bg.origin, "foreground": sprite.name},
+    )
 
 
 def global_style(rng: np.random.Generator, lib: DemoLibrary, frames: int, media: str) -> Edit:
@@ -116,8 +170,17 @@ def global_style(rng: np.random.Generator, lib: DemoLibrary, frames: int, media:
     tgt = np.stack([fn(f) for f in clip.frames])
     t, h, w = clip.frames.shape[:3]
     mask = np.ones((t, h, w), bool)
-    return Edit(clip.frames, tgt, mask, tgt[0].copy(), "style_frame", template.format(media=media),
-                [[0, 0, w, h]] * t, clip.fps, {"base": clip.origin, "style": name})
+    return Edit(
+        clip.frames,
+        tgt,
+        mask,
+        tgt[0].copy(),
+        "style_frame",
+        template.format(media=media),
+        [[0, 0, w, h]] * t,
+        clip.fps,
+        {"base": clip.origin, "style": name},
+    )
 
 
 BUILDERS: dict[str, Callable[[np.random.Generator, DemoLibrary, int, str], Edit]] = {

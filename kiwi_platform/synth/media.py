@@ -58,8 +58,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int = DEFAULT_CRF) 
             stream = container.add_stream("libx264", rate=Fraction(fps, 1))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.thread_count = 1
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1",
-                              "x264-params": "mbtree=0"}
+            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
             for frame in frames:
                 yuv = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")))

@@ -48,7 +48,7 @@ def _shape_mask(shape: str, h: int, w: int) -> np.ndarray:
         cv2.ellipse(canvas, (round(cx), round(cy)), (round(rx), round(ry)), 0, 0, 360, 1, -1, cv2.LINE_8)
     elif shape == "square":
         m = max(1, round(0.08 * min(h, w)))
-        canvas[m:h - m, m:w - m] = 1
+        canvas[m : h - m, m : w - m] = 1
     else:
         if shape == "triangle":
             pts = [(cx, 0), (w - 1, h - 1), (0, h - 1)]
@@ -89,15 +89,27 @@ def _render(hue: int, saturation: float, pattern: np.ndarray, alpha: np.ndarray)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     shade = 1.0 - 0.25 * np.clip(np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2)), 0, 1)
     value = np.where(pattern, 0.55, 0.95) * shade
-    hsv = np.stack([np.full((h, w), hue, np.float32), np.full((h, w), saturation * 255, np.float32),
-                    value * 255], axis=-1).round().astype(np.uint8)
+    hsv = (
+        np.stack(
+            [np.full((h, w), hue, np.float32), np.full((h, w), saturation * 255, np.float32), value * 255], axis=-1
+        )
+        .round()
+        .astype(np.uint8)
+    )
     rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     rgb[~alpha] = 0
     return rgb
 
 
-def make_sprite(rng: np.random.Generator, height: int, width: int, *, color: str | None = None,
-                shape: str | None = None, texture: str | None = None) -> Sprite:
+def make_sprite(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    *,
+    color: str | None = None,
+    shape: str | None = None,
+    texture: str | None = None,
+) -> Sprite:
     """A random textured object of the given box size; any attribute can be fixed."""
     color = color or str(rng.choice(list(COLORS)))
     shape = shape or str(rng.choice(SHAPES))
@@ -105,8 +117,7 @@ def make_sprite(rng: np.random.Generator, height: int, width: int, *, color: str
     saturation = float(rng.uniform(0.75, 0.95))
     alpha = _shape_mask(shape, height, width)
     pattern = _pattern(texture, height, width, rng)
-    return Sprite(_render(COLORS[color], saturation, pattern, alpha), alpha, color, texture, shape,
-                  pattern, saturation)
+    return Sprite(_render(COLORS[color], saturation, pattern, alpha), alpha, color, texture, shape, pattern, saturation)
 
 
 def recolor(sprite: Sprite, color: str) -> Sprite:
@@ -125,8 +136,9 @@ def sprite_side(rng: np.random.Generator, height: int, width: int, lo: float, hi
     return max(8, int(round(min(height, width) * rng.uniform(lo, hi))))
 
 
-def motion_path(rng: np.random.Generator, frames: int, height: int, width: int,
-                box: tuple[int, int]) -> tuple[np.ndarray, str]:
+def motion_path(
+    rng: np.random.Generator, frames: int, height: int, width: int, box: tuple[int, int]
+) -> tuple[np.ndarray, str]:
     """Top-left positions (T,2) as (y,x) along a quadratic Bezier that keeps the box inside the frame.
 
     Returns the path and a phrase for the prompt ("from left to right", "in the upper left").
@@ -169,9 +181,9 @@ def paste(frames: np.ndarray, sprite: Sprite, path: np.ndarray) -> tuple[np.ndar
     bh, bw = sprite.size
     ys, xs = np.nonzero(sprite.alpha)
     for t, (y, x) in enumerate(path):
-        region = out[t, y:y + bh, x:x + bw]
+        region = out[t, y : y + bh, x : x + bw]
         region[sprite.alpha] = sprite.rgb[sprite.alpha]
-        masks[t, y:y + bh, x:x + bw] = sprite.alpha
+        masks[t, y : y + bh, x : x + bw] = sprite.alpha
         boxes.append([int(x + xs.min()), int(y + ys.min()), int(x + xs.max() + 1), int(y + ys.max() + 1)])
     return out, masks, boxes
 
@@ -181,5 +193,5 @@ def on_white(sprite: Sprite, margin: float = 0.25) -> np.ndarray:
     bh, bw = sprite.size
     m = max(4, int(round(margin * max(bh, bw))))
     canvas = np.full((bh + 2 * m, bw + 2 * m, 3), 255, np.uint8)
-    canvas[m:m + bh, m:m + bw][sprite.alpha] = sprite.rgb[sprite.alpha]
+    canvas[m : m + bh, m : m + bw][sprite.alpha] = sprite.rgb[sprite.alpha]
     return canvas

@@ -7,8 +7,14 @@ import numpy as np
 
 #: name -> OpenCV hue (0..179). Neighbours are >= 12 apart, so a named recolor is visible.
 COLORS: dict[str, int] = {
-    "red": 0, "orange": 12, "yellow": 27, "green": 60,
-    "cyan": 90, "blue": 115, "purple": 138, "pink": 163,
+    "red": 0,
+    "orange": 12,
+    "yellow": 27,
+    "green": 60,
+    "cyan": 90,
+    "blue": 115,
+    "purple": 138,
+    "pink": 163,
 }
 
 

@@ -15,8 +15,9 @@ def load_ground_truth(out_dir: Path) -> list[dict]:
     """All ground-truth records, in manifest row order (record["row"] is the 1-based data row)."""
     path = Path(out_dir) / "ground_truth.jsonl"
     if not path.is_file():
-        raise KiwiUserError(f"no ground_truth.jsonl in {out_dir} (run `kiwi synth --out {out_dir}` first)",
-                            code="missing_file")
+        raise KiwiUserError(
+            f"no ground_truth.jsonl in {out_dir} (run `kiwi synth --out {out_dir}` first)", code="missing_file"
+        )
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

@@ -58,8 +58,7 @@ def _validate(n: int, frames: int, height: int, width: int, image_share: float) 
         raise KiwiUserError(f"--frames must be at least 1, got {frames}", code="bad_argument")
     for name, value in (("height", height), ("width", width)):
         if value < 32 or value % 16:
-            raise KiwiUserError(f"--{name} must be a multiple of 16 and at least 32, got {value}",
-                                code="bad_argument")
+            raise KiwiUserError(f"--{name} must be a multiple of 16 and at least 32, got {value}", code="bad_argument")
     if not 0.0 <= image_share <= 1.0:
         raise KiwiUserError(f"--image-share must be between 0 and 1, got {image_share}", code="bad_argument")
 
@@ -91,9 +90,19 @@ def _write_pair(out_dir: Path, pair: str, media: str, edit: Edit) -> tuple[str, 
     return src, tgt
 
 
-def generate(out_dir: Path, n: int, seed: int = 0, *, frames: int = 81, height: int = 256, width: int = 448,
-             image_share: float = 0.25, with_ref: bool = False, demo_dir: Path | None = None,
-             progress: Callable[[int, int], None] | None = None) -> SynthSummary:
+def generate(
+    out_dir: Path,
+    n: int,
+    seed: int = 0,
+    *,
+    frames: int = 81,
+    height: int = 256,
+    width: int = 448,
+    image_share: float = 0.25,
+    with_ref: bool = False,
+    demo_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SynthSummary:
     """Generate `n` edit pairs (edit types round-robin) deterministically from `seed`.
 
     Exactly round(n * image_share) pairs are 1-frame PNG image pairs, the rest `frames`-frame
@@ -115,14 +124,29 @@ def generate(out_dir: Path, n: int, seed: int = 0, *, frames: int = 81, height: 
         src, tgt = _write_pair(out_dir, pair, media, edit)
         reference = f"gt/{pair}/reference.png"
         rows.append([edit.prompt, src, tgt] + ([reference] if with_ref else []))
-        records.append({
-            "row": i + 1, "pair": pair, "edit_type": edit_type, "media": media, "prompt": edit.prompt,
-            "src": src, "tgt": tgt, "mask_dir": f"gt/{pair}/masks", "mask_meaning": MASK_MEANING[edit_type],
-            "reference": reference, "reference_kind": edit.reference_kind,
-            "box": _bbox(edit.mask[0]), "object_boxes": edit.object_boxes,
-            "frames": int(edit.src.shape[0]), "height": height, "width": width,
-            "fps": edit.fps, "seed": seed, **edit.details,
-        })
+        records.append(
+            {
+                "row": i + 1,
+                "pair": pair,
+                "edit_type": edit_type,
+                "media": media,
+                "prompt": edit.prompt,
+                "src": src,
+                "tgt": tgt,
+                "mask_dir": f"gt/{pair}/masks",
+                "mask_meaning": MASK_MEANING[edit_type],
+                "reference": reference,
+                "reference_kind": edit.reference_kind,
+                "box": _bbox(edit.mask[0]),
+                "object_boxes": edit.object_boxes,
+                "frames": int(edit.src.shape[0]),
+                "height": height,
+                "width": width,
+                "fps": edit.fps,
+                "seed": seed,
+                **edit.details,
+            }
+        )
         if progress:
             progress(i + 1, n)
     buf = io.StringIO()
@@ -131,6 +155,12 @@ def generate(out_dir: Path, n: int, seed: int = 0, *, frames: int = 81, height: 
     writer.writerows(rows)
     write_text(out_dir / "ground_truth.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     write_text(out_dir / "manifest.csv", buf.getvalue())
-    return SynthSummary(out_dir, out_dir / "manifest.csv", out_dir / "ground_truth.jsonl", n,
-                        dict(Counter(r["edit_type"] for r in records)),
-                        dict(Counter(r["media"] for r in records)), time.perf_counter() - started)
+    return SynthSummary(
+        out_dir,
+        out_dir / "manifest.csv",
+        out_dir / "ground_truth.jsonl",
+        n,
+        dict(Counter(r["edit_type"] for r in records)),
+        dict(Counter(r["media"] for r in records)),
+        time.perf_counter() - started,
+    )

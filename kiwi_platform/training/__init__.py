@@ -27,7 +27,17 @@ from kiwi_platform.training.loop import train
 from kiwi_platform.training.results import TrainCallbacks, TrainResult
 
 __all__ = [
-    "DataHashMismatch", "EmptyManifestError", "MissingCheckpointError", "Resolution", "ResumeMismatch",
-    "TrainCallbacks", "TrainConfig", "TrainResult", "TrainingDiverged", "TrainingError", "TrainingInterrupted",
-    "TrainingOOM", "train",
-]  # fmt: skip
+    "DataHashMismatch",
+    "EmptyManifestError",
+    "MissingCheckpointError",
+    "Resolution",
+    "ResumeMismatch",
+    "TrainCallbacks",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingError",
+    "TrainingInterrupted",
+    "TrainingOOM",
+    "train",
+]

@@ -57,7 +57,11 @@ def step_of(path: Path) -> int:
 
 def capture_rng() -> dict[str, Any]:
     """Every RNG the step may touch (dropout, augmentation, sampling) on this process."""
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -71,7 +71,7 @@ class TrainConfig(BaseModel):
     cpu: bool = False  # force CPU even when a GPU is present
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
+    def _check(self) -> TrainConfig:
         if (self.frames - 1) % 4:
             raise ValueError(f"frames must be 4k+1 (1, 5, 9, ..., 81), got {self.frames}")
         mix = self.task_mix

@@ -38,8 +38,9 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
         raise EmptyManifestError(f"training manifest {path} has no rows: nothing to train on")
     bad = sorted(set(df["task"]) - set(TASKS))
     if bad:
-        raise TrainingError(f"training manifest {path} has unknown task(s) {bad} (expected {TASKS})",
-                            code="bad_manifest")
+        raise TrainingError(
+            f"training manifest {path} has unknown task(s) {bad} (expected {TASKS})", code="bad_manifest"
+        )
     df = df.copy()
     df["pair_id"] = df["pair_id"].astype(str)
     df["ref_image"] = df["ref_image"].fillna("").astype(str)
@@ -81,7 +82,7 @@ class MixSampler:
     cursors: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, train: pd.DataFrame, config: TrainConfig, manifest: str | Path = "") -> "MixSampler":
+    def build(cls, train: pd.DataFrame, config: TrainConfig, manifest: str | Path = "") -> MixSampler:
         rows: dict[str, list[int]] = {}
         present = sorted(set(train["task"]))
         for group in config.task_mix:
@@ -134,8 +135,10 @@ class MixSampler:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if set(state) != set(self.rows):
-            raise TrainingError(f"checkpoint data position has groups {sorted(state)}, the mix has {sorted(self.rows)}",
-                                code="resume_mismatch")
+            raise TrainingError(
+                f"checkpoint data position has groups {sorted(state)}, the mix has {sorted(self.rows)}",
+                code="resume_mismatch",
+            )
         self.cursors = {g: int(v) for g, v in state.items()}
 
 
@@ -191,8 +194,9 @@ class SampleLoader:
         }
         if row["task"].endswith("_ref"):
             if not row["ref_image"]:
-                raise TrainingError(f"pair {row['pair_id']} is a {row['task']} sample without ref_image",
-                                    code="bad_manifest")
+                raise TrainingError(
+                    f"pair {row['pair_id']} is a {row['task']} sample without ref_image", code="bad_manifest"
+                )
             with Image.open(self._path(row, "ref_image")) as img:
                 batch["ref_image"] = img.convert("RGB")
         return batch

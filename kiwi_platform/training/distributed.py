@@ -53,8 +53,9 @@ def build_plugins(config: TrainConfig, offload: bool = False) -> dict[str, Any]:
             offload_optimizer_device="cpu" if offload else "none",
         )
     except (ImportError, ModuleNotFoundError) as exc:
-        raise TrainingError(f"distributed=deepspeed_zero2 needs DeepSpeed: pip install deepspeed ({exc})",
-                            code="missing_dependency") from exc
+        raise TrainingError(
+            f"distributed=deepspeed_zero2 needs DeepSpeed: pip install deepspeed ({exc})", code="missing_dependency"
+        ) from exc
     return {"deepspeed_plugin": plugin}
 
 

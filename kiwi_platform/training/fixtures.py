@@ -46,8 +46,17 @@ def make_training_manifest(
     out = Path(out_dir)
     synth = out / "synth"
     data_root = out / "data"
-    generate(synth, n, seed, frames=frames, height=height, width=width, image_share=image_share,
-             with_ref=with_ref, demo_dir=demo_dir)
+    generate(
+        synth,
+        n,
+        seed,
+        frames=frames,
+        height=height,
+        width=width,
+        image_share=image_share,
+        with_ref=with_ref,
+        demo_dir=demo_dir,
+    )
     rows = []
     for rec in load_ground_truth(synth):
         pair = f"synth-{seed}-{rec['pair']}"
@@ -61,16 +70,22 @@ def make_training_manifest(
         shutil.copyfile(synth / rec["reference"], data_root / ref_rel)
         media = "image" if rec["media"] == "image" else "video"
         base = {
-            "pair_id": pair, "batch": f"synth-{seed}", "prompt": rec["prompt"],
-            "src_clip": clips["src"], "tgt_clip": clips["tgt"],
-            "frames": 1 if media == "image" else frames, "height": height, "width": width,
+            "pair_id": pair,
+            "batch": f"synth-{seed}",
+            "prompt": rec["prompt"],
+            "src_clip": clips["src"],
+            "tgt_clip": clips["tgt"],
+            "frames": 1 if media == "image" else frames,
+            "height": height,
+            "width": width,
             "src_clip_sha256": sha256_file(data_root / clips["src"]),
             "tgt_clip_sha256": sha256_file(data_root / clips["tgt"]),
-        }  # fmt: skip
+        }
         rows.append({**base, "task": media, "ref_image": "", "ref_sha256": ""})
         if with_ref:
-            rows.append({**base, "task": f"{media}_ref", "ref_image": ref_rel,
-                         "ref_sha256": sha256_file(data_root / ref_rel)})
+            rows.append(
+                {**base, "task": f"{media}_ref", "ref_image": ref_rel, "ref_sha256": sha256_file(data_root / ref_rel)}
+            )
     manifest = out / "manifest.parquet"
     with atomic_path(manifest) as tmp:
         pd.DataFrame(rows).to_parquet(tmp, index=False)

@@ -61,8 +61,15 @@ def _constant_with_warmup(warmup: int):
 class _Run:
     """State of one `train` call; methods are the loop's phases."""
 
-    def __init__(self, config: TrainConfig, manifest_path: Path, data_root: Path, output_dir: Path,
-                 callbacks: Any, pipeline: Any = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        manifest_path: Path,
+        data_root: Path,
+        output_dir: Path,
+        callbacks: Any,
+        pipeline: Any = None,
+    ) -> None:
         from model import apply_stage_freezing
 
         self.config, self.callbacks = config, callbacks
@@ -89,9 +96,12 @@ class _Run:
             enable_gradient_checkpointing(self.pipeline)
         self.module = PipelineLoss(self.pipeline)
         optimizer = torch.optim.AdamW(
-            list(self.params.values()), lr=config.learning_rate, betas=config.betas,
-            eps=config.adam_eps, weight_decay=config.weight_decay,
-        )  # fmt: skip
+            list(self.params.values()),
+            lr=config.learning_rate,
+            betas=config.betas,
+            eps=config.adam_eps,
+            weight_decay=config.weight_decay,
+        )
         self.model, self.optimizer = acc.prepare(self.module, optimizer)
         self.prefetch = Prefetcher(self.loader, config)
         # Not prepared: accelerate would step it once per process; we step it once per optimizer step.
@@ -126,8 +136,9 @@ class _Run:
                 "use a new output folder or resume=False to start over"
             )
         if state["world_size"] != self.world:
-            log.warning("resuming with %d processes, checkpoint had %d: the data order changes", self.world,
-                        state["world_size"])
+            log.warning(
+                "resuming with %d processes, checkpoint had %d: the data order changes", self.world, state["world_size"]
+            )
         load_trainable(self.params, folder / "trainable.safetensors")
         self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=False))
         self.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
@@ -159,13 +170,22 @@ class _Run:
             save_trainable(self.params, tmp / "trainable.safetensors")
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-            ckpt.write_state(tmp, {
-                "step": self.step, "data_position": self.sampler.state_dict(), "losses": self.losses,
-                "val_losses": [list(v) for v in self.val_losses], "seconds": seconds,
-                "samples_seen": self.samples_seen, "config_hash": self.config.config_hash(),
-                "config": self.config.model_dump(mode="json"), "manifest_sha256": self.manifest_sha256,
-                "world_size": self.world, "trainable": len(self.trainable_names),
-            })  # fmt: skip
+            ckpt.write_state(
+                tmp,
+                {
+                    "step": self.step,
+                    "data_position": self.sampler.state_dict(),
+                    "losses": self.losses,
+                    "val_losses": [list(v) for v in self.val_losses],
+                    "seconds": seconds,
+                    "samples_seen": self.samples_seen,
+                    "config_hash": self.config.config_hash(),
+                    "config": self.config.model_dump(mode="json"),
+                    "manifest_sha256": self.manifest_sha256,
+                    "world_size": self.world,
+                    "trainable": len(self.trainable_names),
+                },
+            )
             final = ckpt.publish(root, tmp, self.step, self.config.keep_checkpoints)
             emit(self.callbacks, "on_checkpoint", self.step, final)
         acc.wait_for_everyone()
@@ -196,8 +216,9 @@ class _Run:
         self.sampler.advance(cycle, self.world)
         try:
             for micro in range(len(cycle)):
-                batch = self.prefetch.get((step, micro), upcoming[micro + 1] if micro + 1 < len(upcoming) else None,
-                                          rows[micro])
+                batch = self.prefetch.get(
+                    (step, micro), upcoming[micro + 1] if micro + 1 < len(upcoming) else None, rows[micro]
+                )
                 sync = micro == len(cycle) - 1
                 with contextlib.nullcontext() if sync else acc.no_sync(self.model):
                     loss = self.model(batch, micro_seed(cfg.seed, step, micro, self.rank))
@@ -224,10 +245,15 @@ class _Run:
         self.losses.append(step_loss)
         seconds = time.perf_counter() - started
         metrics = {
-            "loss": step_loss, "lr": lr, "grad_norm": grad_norm, "step_seconds": seconds,
-            "samples_per_s": len(cycle) * self.world / seconds, "samples_seen": float(self.samples_seen),
-            "height": float(res.height), "width": float(res.width),
-        }  # fmt: skip
+            "loss": step_loss,
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "step_seconds": seconds,
+            "samples_per_s": len(cycle) * self.world / seconds,
+            "samples_seen": float(self.samples_seen),
+            "height": float(res.height),
+            "width": float(res.width),
+        }
         if torch.cuda.is_available() and acc.device.type == "cuda":
             metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated(acc.device) / 2**30
         return metrics
@@ -250,9 +276,17 @@ class _Run:
         value = float(np.mean(losses))
         self.val_losses.append((self.step, value))
         if self.accelerator.is_main_process:
-            emit(self.callbacks, "on_eval", self.step,
-                  {"val_loss": value, "val_samples": float(len(losses)), "height": float(res.height),
-                   "width": float(res.width)})
+            emit(
+                self.callbacks,
+                "on_eval",
+                self.step,
+                {
+                    "val_loss": value,
+                    "val_samples": float(len(losses)),
+                    "height": float(res.height),
+                    "width": float(res.width),
+                },
+            )
         return value
 
 
@@ -329,13 +363,21 @@ def train(
     if acc.is_main_process and save:
         save_checkpoint(run.pipeline, final_dir, overwrite=True)
     result = TrainResult(
-        final_dir=final_dir, steps=run.step, losses=run.losses, val_losses=run.val_losses,
-        trainable=run.trainable_names, trainable_params=sum(p.numel() for p in run.params.values()),
-        samples_seen=run.samples_seen, seconds=run.elapsed(), resumed_from=run.resumed_from,
-        config_hash=config.config_hash(), manifest_sha256=run.manifest_sha256,
-        last_checkpoint=run.last_checkpoint, trainable_sha256=trainable_digest(run.params),
+        final_dir=final_dir,
+        steps=run.step,
+        losses=run.losses,
+        val_losses=run.val_losses,
+        trainable=run.trainable_names,
+        trainable_params=sum(p.numel() for p in run.params.values()),
+        samples_seen=run.samples_seen,
+        seconds=run.elapsed(),
+        resumed_from=run.resumed_from,
+        config_hash=config.config_hash(),
+        manifest_sha256=run.manifest_sha256,
+        last_checkpoint=run.last_checkpoint,
+        trainable_sha256=trainable_digest(run.params),
         skipped_checkpoints=run.skipped,
-    )  # fmt: skip
+    )
     if acc.is_main_process and save:
         write_text_atomic(output_dir / "train_result.json", json.dumps(result.to_json(), indent=1))
     acc.wait_for_everyone()

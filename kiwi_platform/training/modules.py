@@ -30,8 +30,11 @@ def load_pipeline(config: TrainConfig):  # -> model.KiwiEditPipeline
         return build_pipeline(config.model, seed=config.seed)
     path = Path(config.init_checkpoint or config.model)
     if config.init_checkpoint is not None:
-        what = (f"the stage {config.stage - 1} checkpoint that stage {config.stage} starts from"
-                if config.stage > 1 else "the stage 1 starting checkpoint (`kiwi model init`)")
+        what = (
+            f"the stage {config.stage - 1} checkpoint that stage {config.stage} starts from"
+            if config.stage > 1
+            else "the stage 1 starting checkpoint (`kiwi model init`)"
+        )
     else:
         what = f"model folder (or a config name: {', '.join(CONFIGS)})"
     if not path.is_dir():
@@ -107,8 +110,10 @@ def load_trainable(params: dict[str, nn.Parameter], path: Path) -> None:
     saved = load_file(str(path))
     if set(saved) != set(params):
         extra, lacking = sorted(set(saved) - set(params)), sorted(set(params) - set(saved))
-        raise TrainingError(f"checkpoint {path} trains other parameters (extra {extra[:3]}, missing {lacking[:3]})",
-                            code="resume_mismatch")
+        raise TrainingError(
+            f"checkpoint {path} trains other parameters (extra {extra[:3]}, missing {lacking[:3]})",
+            code="resume_mismatch",
+        )
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(saved[name].to(param.device, param.dtype))

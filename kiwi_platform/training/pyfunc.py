@@ -32,9 +32,12 @@ class KiwiEditModel(mlflow.pyfunc.PythonModel):
             frames = read_video_frames(rec["video"])
             ref = rec.get("ref_image")
             out = self.pipeline(
-                rec["prompt"], video=frames, ref_image=Image.open(ref).convert("RGB") if ref else None,
-                num_inference_steps=int(params.get("steps", 50)), seed=int(params.get("seed", 0)),
-            )  # fmt: skip
+                rec["prompt"],
+                video=frames,
+                ref_image=Image.open(ref).convert("RGB") if ref else None,
+                num_inference_steps=int(params.get("steps", 50)),
+                seed=int(params.get("seed", 0)),
+            )
             self.pipeline.save_video(out.frames, rec["out"])
             written.append(rec["out"])
         return pd.DataFrame({"out": written})

@@ -29,7 +29,14 @@ def log_model(tracking: MlflowTracking, final_dir: Path, lineage: dict[str, str]
         signature=infer_signature(example, pd.DataFrame({"out": ["edited.mp4"]})),
         artifacts={"checkpoint": str(final_dir)},
         registered_model_name=tracking.registered_model,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "diffusers", "transformers", "peft", "av", "pillow"],
+        pip_requirements=[
+            f"torch=={torch.__version__.split('+')[0]}",
+            "diffusers",
+            "transformers",
+            "peft",
+            "av",
+            "pillow",
+        ],
         tags={k: v for k, v in lineage.items() if v},
         await_registration_for=0,
     )
@@ -39,7 +46,6 @@ def log_model(tracking: MlflowTracking, final_dir: Path, lineage: dict[str, str]
         if value:
             client.set_model_version_tag(tracking.registered_model, version, key, value)
     return version, f"models:/{tracking.registered_model}/{version}", info.model_id
-
 
 
 def freeze_checkpoint(final_dir: Path, frozen: Path) -> Path:

@@ -15,7 +15,9 @@ from PIL import Image
 from kiwi_platform.resources.store import MediaStore
 
 
-def log_stage_images(stage: int, result: dict, final_dir: Path, manifest: Path, store: MediaStore, cfg, output_dir: Path) -> dict[str, Path]:
+def log_stage_images(
+    stage: int, result: dict, final_dir: Path, manifest: Path, store: MediaStore, cfg, output_dir: Path
+) -> dict[str, Path]:
     """Loss curve and a before/after strip (source | output | target) of one validation sample."""
     import mlflow
 
@@ -72,8 +74,16 @@ def before_after(final_dir: Path, manifest: Path, store: MediaStore, cfg, path: 
     pipe.set_progress_bar_config(disable=True)
     video = [Image.fromarray(f).resize((res.width, res.height)) for f in src]
     ref = Image.open(store.root_path / rec["ref_image"]).convert("RGB") if rec["ref_image"] else None
-    out = pipe(rec["prompt"], video=video, ref_image=ref, height=res.height, width=res.width, num_frames=frames,
-               num_inference_steps=4, seed=0)  # fmt: skip
+    out = pipe(
+        rec["prompt"],
+        video=video,
+        ref_image=ref,
+        height=res.height,
+        width=res.width,
+        num_frames=frames,
+        num_inference_steps=4,
+        seed=0,
+    )
     cells = [video[0], out.frames[0], Image.fromarray(tgt).resize((res.width, res.height))]
     strip = Image.new("RGB", (sum(c.width for c in cells) + 8, res.height), "white")
     x = 0

@@ -20,9 +20,21 @@ import pandas as pd
 
 STAGE_GROUPS = {1: ("image",), 2: ("image", "video"), 3: ("image", "video", "reference")}
 MANIFEST_COLUMNS = [
-    "pair_id", "batch", "task", "prompt", "edit_type", "src_clip", "tgt_clip", "ref_image", "frames", "height",
-    "width", "src_clip_sha256", "tgt_clip_sha256", "ref_sha256",
-]  # fmt: skip
+    "pair_id",
+    "batch",
+    "task",
+    "prompt",
+    "edit_type",
+    "src_clip",
+    "tgt_clip",
+    "ref_image",
+    "frames",
+    "height",
+    "width",
+    "src_clip_sha256",
+    "tgt_clip_sha256",
+    "ref_sha256",
+]
 
 
 def group_rows(quads: pd.DataFrame, group: str) -> pd.DataFrame:

@@ -87,9 +87,12 @@ class StageOutcome:
             "reused_existing_version": self.reused,
         }
         if self.model_version:
-            meta.update(model_version=self.model_version, model_uri=self.model_uri or "",
-                        logged_model_id=self.logged_model_id or "",
-                        mlflow_model=dg.MetadataValue.url(tracking.model_url(self.model_version)))  # fmt: skip
+            meta.update(
+                model_version=self.model_version,
+                model_uri=self.model_uri or "",
+                logged_model_id=self.logged_model_id or "",
+                mlflow_model=dg.MetadataValue.url(tracking.model_url(self.model_version)),
+            )
         for name, path in self.images.items():
             meta[name] = dg.MetadataValue.md(image_markdown(Image.open(path).convert("RGB"), name))
         return meta
@@ -114,8 +117,10 @@ def resolve_init_checkpoint(stage: int, config, home: Path, parent: dict | None)
             raise _fail(f"model {config.model!r} is neither {' nor '.join(NAMED_MODELS)} nor an existing folder")
         return path
     if config.model != "tiny":
-        raise _fail("stage 1 of kiwi-5b needs init_checkpoint: build it with "
-                    "`kiwi model init --from-base --wan WAN_DIR --qwen QWEN_DIR --out DIR`")  # fmt: skip
+        raise _fail(
+            "stage 1 of kiwi-5b needs init_checkpoint: build it with "
+            "`kiwi model init --from-base --wan WAN_DIR --qwen QWEN_DIR --out DIR`"
+        )
     from model.build import init_checkpoint
 
     base = home / "models" / f"base-tiny-seed{config.seed}"
@@ -133,30 +138,57 @@ def _train_config(stage: int, config, init_dir: Path):
         h, w = (int(v) for v in size.lower().split("x"))
         resolutions.append(Resolution(until_step=int(until) if until else None, height=h, width=w))
     return TrainConfig(
-        stage=stage, model=config.model, init_checkpoint=str(init_dir),
-        lr=config.lr or None, weight_decay=config.weight_decay, warmup_steps=config.warmup_steps,
-        max_steps=config.max_steps, checkpoint_every=config.checkpoint_every, eval_every=config.eval_every,
-        eval_samples=config.eval_samples, resolutions=resolutions or [Resolution(height=config.height, width=config.width)],
-        frames=config.frames, mixed_precision=config.mixed_precision, gradient_checkpointing=config.gradient_checkpointing,
-        distributed=config.distributed, seed=config.seed,
-    )  # fmt: skip
+        stage=stage,
+        model=config.model,
+        init_checkpoint=str(init_dir),
+        lr=config.lr or None,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        max_steps=config.max_steps,
+        checkpoint_every=config.checkpoint_every,
+        eval_every=config.eval_every,
+        eval_samples=config.eval_samples,
+        resolutions=resolutions or [Resolution(height=config.height, width=config.width)],
+        frames=config.frames,
+        mixed_precision=config.mixed_precision,
+        gradient_checkpointing=config.gradient_checkpointing,
+        distributed=config.distributed,
+        seed=config.seed,
+    )
 
 
 def _pipeline_run(tracking: MlflowTracking, dagster_run_id: str) -> str:
     """The MLflow parent run of this Dagster run (one per run; stages nest under it)."""
     client = tracking.client()
     exp = tracking.experiment_id()
-    found = client.search_runs([exp], filter_string=f"tags.`{mlflow_tags.DAGSTER_RUN_ID}` = '{dagster_run_id}' and tags.`kiwi.role` = 'pipeline'")
+    found = client.search_runs(
+        [exp],
+        filter_string=f"tags.`{mlflow_tags.DAGSTER_RUN_ID}` = '{dagster_run_id}' and tags.`kiwi.role` = 'pipeline'",
+    )
     if found:
         return found[0].info.run_id
-    run = client.create_run(exp, run_name=f"pipeline-{dagster_run_id[:8]}", tags={mlflow_tags.DAGSTER_RUN_ID: dagster_run_id, "kiwi.role": "pipeline"})
+    run = client.create_run(
+        exp,
+        run_name=f"pipeline-{dagster_run_id[:8]}",
+        tags={mlflow_tags.DAGSTER_RUN_ID: dagster_run_id, "kiwi.role": "pipeline"},
+    )
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
 
-def train_stage(*, stage: int, config, home: Path, store: MediaStore, tracking: MlflowTracking,
-                manifest: Path, manifest_meta: dict, parent: dict | None, logger: StageRunLogger,
-                dagster_tags: dict[str, str]) -> StageOutcome:  # fmt: skip
+def train_stage(
+    *,
+    stage: int,
+    config,
+    home: Path,
+    store: MediaStore,
+    tracking: MlflowTracking,
+    manifest: Path,
+    manifest_meta: dict,
+    parent: dict | None,
+    logger: StageRunLogger,
+    dagster_tags: dict[str, str],
+) -> StageOutcome:
     import mlflow
 
     from kiwi_platform.training import TrainingError, train
@@ -188,12 +220,23 @@ def train_stage(*, stage: int, config, home: Path, store: MediaStore, tracking: 
         STEPS_TAG: str(train_config.max_steps),
     }
     if config.register_model and (reused := _reuse_registered(tracking, output_dir, train_config.max_steps, stage)):
-        logger.context.log.info(f"stage {stage}: same config, data and start point as v{reused.model_version}; reusing it")
+        logger.context.log.info(
+            f"stage {stage}: same config, data and start point as v{reused.model_version}; reusing it"
+        )
         return reused
     parent_run_id = _pipeline_run(tracking, dagster_tags[mlflow_tags.DAGSTER_RUN_ID])
-    with tracking.start_run(f"stage{stage}", tags={**lineage, "kiwi.role": "stage"}, parent_run_id=parent_run_id) as run:
-        mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in train_config.model_dump(mode="json").items()})
-        mlflow.log_params({"code_git_sha": dagster_tags.get(mlflow_tags.CODE_GIT_SHA, ""), "config_hash": train_config.config_hash()})
+    with tracking.start_run(
+        f"stage{stage}", tags={**lineage, "kiwi.role": "stage"}, parent_run_id=parent_run_id
+    ) as run:
+        mlflow.log_params(
+            {
+                k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                for k, v in train_config.model_dump(mode="json").items()
+            }
+        )
+        mlflow.log_params(
+            {"code_git_sha": dagster_tags.get(mlflow_tags.CODE_GIT_SHA, ""), "config_hash": train_config.config_hash()}
+        )
         try:
             result = train(train_config, manifest, store.root_path, output_dir, callbacks=logger)
         except TrainingError as exc:
@@ -207,16 +250,28 @@ def train_stage(*, stage: int, config, home: Path, store: MediaStore, tracking: 
         images = log_stage_images(stage, result_json, final_dir, manifest, store, train_config, output_dir)
         version = model_uri = logged_id = None
         if config.register_model:
-            version, model_uri, logged_id = log_model(tracking, final_dir, {**lineage, mlflow_tags.RUN_ID: run.info.run_id})
-    return StageOutcome(stage, final_dir, run.info.run_id, parent_run_id, version, model_uri, logged_id, result_json,
-                        result.trainable_sha256 or result.config_hash, images)  # fmt: skip
+            version, model_uri, logged_id = log_model(
+                tracking, final_dir, {**lineage, mlflow_tags.RUN_ID: run.info.run_id}
+            )
+    return StageOutcome(
+        stage,
+        final_dir,
+        run.info.run_id,
+        parent_run_id,
+        version,
+        model_uri,
+        logged_id,
+        result_json,
+        result.trainable_sha256 or result.config_hash,
+        images,
+    )
 
 
 OUTPUT_DIR_TAG = "kiwi.output_dir"
 STEPS_TAG = "kiwi.steps"
 
 
-def _reuse_registered(tracking: MlflowTracking, output_dir: Path, max_steps: int, stage: int) -> "StageOutcome | None":
+def _reuse_registered(tracking: MlflowTracking, output_dir: Path, max_steps: int, stage: int) -> StageOutcome | None:
     """The version an identical materialization registered (same config hash, manifest, start point
     and steps: they name `output_dir`), if its checkpoint is still there. Re-running the pipeline
     then costs nothing and does not pile up identical model versions."""
@@ -236,15 +291,22 @@ def _reuse_registered(tracking: MlflowTracking, output_dir: Path, max_steps: int
                 return None
             result = json.loads(result_file.read_text())
             run = client.get_run(mv.run_id)
-            images = {n: output_dir / f for n, f in (("loss_curve", "loss_curve.png"), ("before_after", "before_after.png"))
-                      if (output_dir / f).exists()}  # fmt: skip
-            return StageOutcome(stage, ckpt, mv.run_id, run.data.tags.get("mlflow.parentRunId", ""), str(mv.version),
-                                f"models:/{tracking.registered_model}/{mv.version}", getattr(mv, "model_id", None) or "",
-                                result, result.get("trainable_sha256") or result.get("config_hash", ""), images,
-                                reused=True)  # fmt: skip
+            images = {
+                n: output_dir / f
+                for n, f in (("loss_curve", "loss_curve.png"), ("before_after", "before_after.png"))
+                if (output_dir / f).exists()
+            }
+            return StageOutcome(
+                stage,
+                ckpt,
+                mv.run_id,
+                run.data.tags.get("mlflow.parentRunId", ""),
+                str(mv.version),
+                f"models:/{tracking.registered_model}/{mv.version}",
+                getattr(mv, "model_id", None) or "",
+                result,
+                result.get("trainable_sha256") or result.get("config_hash", ""),
+                images,
+                reused=True,
+            )
     return None
-
-
-
-
-

@@ -14,19 +14,59 @@ def _rows() -> pd.DataFrame:
     """Hand-made per-case judge rows: openve local_add has 3 cases, global_style 1; refvie subject 3, background 1."""
     rows = []
     for score in (2.0, 3.0, 4.0):
-        rows.append({"case_id": f"a{score}", "suite": "openve", "category": "local_add", "judge_score": score,
-                     "judge_instruction_compliance": score, "judge_detail_preservation": 3.0,
-                     "judge_temporal_consistency": 3.0, "preservation_psnr": 20.0, "target_l1": 0.1})
-    rows.append({"case_id": "g", "suite": "openve", "category": "global_style", "judge_score": 5.0,
-                 "judge_instruction_compliance": 5.0, "judge_detail_preservation": 5.0,
-                 "judge_temporal_consistency": 5.0, "preservation_psnr": None, "target_l1": 0.3})
+        rows.append(
+            {
+                "case_id": f"a{score}",
+                "suite": "openve",
+                "category": "local_add",
+                "judge_score": score,
+                "judge_instruction_compliance": score,
+                "judge_detail_preservation": 3.0,
+                "judge_temporal_consistency": 3.0,
+                "preservation_psnr": 20.0,
+                "target_l1": 0.1,
+            }
+        )
+    rows.append(
+        {
+            "case_id": "g",
+            "suite": "openve",
+            "category": "global_style",
+            "judge_score": 5.0,
+            "judge_instruction_compliance": 5.0,
+            "judge_detail_preservation": 5.0,
+            "judge_temporal_consistency": 5.0,
+            "preservation_psnr": None,
+            "target_l1": 0.3,
+        }
+    )
     for i, score in enumerate((1.0, 2.0, 3.0)):
-        rows.append({"case_id": f"s{i}", "suite": "refvie", "category": "subject", "judge_score": score,
-                     "judge_reference_fidelity": score, "judge_matting_quality": score,
-                     "judge_physical_harmony": score, "preservation_psnr": 30.0, "target_l1": 0.2})
-    rows.append({"case_id": "b", "suite": "refvie", "category": "background", "judge_score": 5.0,
-                 "judge_reference_fidelity": 5.0, "judge_matting_quality": 5.0, "judge_physical_harmony": 5.0,
-                 "preservation_psnr": 10.0, "target_l1": 0.4})
+        rows.append(
+            {
+                "case_id": f"s{i}",
+                "suite": "refvie",
+                "category": "subject",
+                "judge_score": score,
+                "judge_reference_fidelity": score,
+                "judge_matting_quality": score,
+                "judge_physical_harmony": score,
+                "preservation_psnr": 30.0,
+                "target_l1": 0.2,
+            }
+        )
+    rows.append(
+        {
+            "case_id": "b",
+            "suite": "refvie",
+            "category": "background",
+            "judge_score": 5.0,
+            "judge_reference_fidelity": 5.0,
+            "judge_matting_quality": 5.0,
+            "judge_physical_harmony": 5.0,
+            "preservation_psnr": 10.0,
+            "target_l1": 0.4,
+        }
+    )
     return pd.DataFrame(rows)
 
 

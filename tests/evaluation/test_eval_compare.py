@@ -37,8 +37,9 @@ def test_direction_matters_for_lower_is_better_metrics() -> None:
     assert not compare({**CHAMP, "offline/target_l1": 0.30}, CHAMP, HEAD, 0.05).promote
     assert compare({**CHAMP, "offline/target_l1": 0.10}, CHAMP, HEAD, 0.05).promote
     # an explicit direction override flips the decision
-    assert not compare({**CHAMP, "offline/target_l1": 0.10}, CHAMP, HEAD, 0.05,
-                       directions={"offline/target_l1": True}).promote
+    assert not compare(
+        {**CHAMP, "offline/target_l1": 0.10}, CHAMP, HEAD, 0.05, directions={"offline/target_l1": True}
+    ).promote
 
 
 def test_per_metric_tolerance_dict_with_default() -> None:

@@ -14,13 +14,20 @@ SETTINGS = EvalSettings.tiny()
 
 
 def test_evaluate_generates_scores_and_second_run_makes_zero_judge_calls(
-        tiny_checkpoint: Path, small_suite: Suite, fake_judge_server: FakeOpenAI, tmp_path: Path) -> None:
+    tiny_checkpoint: Path, small_suite: Suite, fake_judge_server: FakeOpenAI, tmp_path: Path
+) -> None:
     """A full evaluation writes outputs, tables, pictures and headline metrics; judging runs concurrently
     (never above the bound); re-evaluating the same checkpoint reuses every output and makes zero judge calls."""
     judge = make_judge(fake_judge_server, tmp_path / "judge.sqlite", max_concurrency=2)
     stages: list[tuple[str, int, int]] = []
-    first = evaluate_checkpoint(tiny_checkpoint, small_suite, tmp_path / "eval", settings=SETTINGS, judge=judge,
-                                progress=lambda *a: stages.append(a))
+    first = evaluate_checkpoint(
+        tiny_checkpoint,
+        small_suite,
+        tmp_path / "eval",
+        settings=SETTINGS,
+        judge=judge,
+        progress=lambda *a: stages.append(a),
+    )
     n = len(small_suite.cases)
     assert first.judged and first.generated == n and first.reused == 0
     assert first.judge_calls == n == fake_judge_server.calls
@@ -49,8 +56,9 @@ def test_evaluate_generates_scores_and_second_run_makes_zero_judge_calls(
     assert compare(second.headline, first.headline, ["openve/overall", "refvie/overall"], 0.0).promote
 
 
-def test_without_a_judge_only_offline_metrics_are_reported(tiny_checkpoint: Path, small_suite: Suite,
-                                                         tmp_path: Path) -> None:
+def test_without_a_judge_only_offline_metrics_are_reported(
+    tiny_checkpoint: Path, small_suite: Suite, tmp_path: Path
+) -> None:
     """No judge configured: no judge tables or judge headline metrics, and the markdown says so."""
     result = evaluate_checkpoint(tiny_checkpoint, small_suite, tmp_path / "eval", settings=SETTINGS)
     assert not result.judged and result.judge_calls == 0
@@ -61,15 +69,17 @@ def test_without_a_judge_only_offline_metrics_are_reported(tiny_checkpoint: Path
     assert "judge_score" not in result.rows.columns
 
 
-def test_new_settings_or_checkpoint_regenerate_and_rejudge(tiny_checkpoint: Path, small_suite: Suite,
-                                                          fake_judge_server: FakeOpenAI, tmp_path: Path) -> None:
+def test_new_settings_or_checkpoint_regenerate_and_rejudge(
+    tiny_checkpoint: Path, small_suite: Suite, fake_judge_server: FakeOpenAI, tmp_path: Path
+) -> None:
     """Outputs and judge scores are reused only for the same (checkpoint, case, settings); missing outputs are remade."""
     one = Suite(small_suite.name, small_suite.root, small_suite.cases[:1])
     judge = make_judge(fake_judge_server, tmp_path / "judge.sqlite")
     a = evaluate_checkpoint(tiny_checkpoint, one, tmp_path / "eval", settings=SETTINGS, judge=judge)
     b = evaluate_checkpoint(tiny_checkpoint, one, tmp_path / "eval", settings=EvalSettings.tiny(seed=1), judge=judge)
-    c = evaluate_checkpoint(tiny_checkpoint, one, tmp_path / "eval", settings=SETTINGS, judge=judge,
-                            checkpoint_id="another-checkpoint")
+    c = evaluate_checkpoint(
+        tiny_checkpoint, one, tmp_path / "eval", settings=SETTINGS, judge=judge, checkpoint_id="another-checkpoint"
+    )
     assert (a.generated, b.generated, c.generated) == (1, 1, 1)
     assert (a.judge_calls, b.judge_calls, c.judge_calls) == (1, 1, 1)
     assert fake_judge_server.calls == 3
@@ -81,12 +91,13 @@ def test_new_settings_or_checkpoint_regenerate_and_rejudge(tiny_checkpoint: Path
     assert d.headline["offline/preservation_psnr"] == pytest.approx(a.headline["offline/preservation_psnr"], abs=0.5)
 
 
-def test_a_case_the_judge_cannot_score_is_reported_not_dropped(tiny_checkpoint: Path, small_suite: Suite,
-                                                               tmp_path: Path) -> None:
+def test_a_case_the_judge_cannot_score_is_reported_not_dropped(
+    tiny_checkpoint: Path, small_suite: Suite, tmp_path: Path
+) -> None:
     """A judge that keeps answering one case with prose gets that case marked `judge_error` (reason code
     malformed); the others are scored, the judge table counts only judged cases, offline metrics cover all."""
-    from tests.fakes.openai_server import malformed, run_fake_openai, score_table
     from tests.evaluation.conftest import OPENVE_ANSWER
+    from tests.fakes.openai_server import malformed, run_fake_openai, score_table
 
     two = Suite(small_suite.name, small_suite.root, [c for c in small_suite.cases if c.suite == "openve"][:2])
     good, bad = two.cases

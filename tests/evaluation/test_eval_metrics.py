@@ -8,7 +8,13 @@ import pytest
 
 from kiwi_platform.evaluation.media import CaseMedia
 from kiwi_platform.evaluation.metrics import (
-    PSNR_CAP, case_metrics, estimate_edit_mask, masked_psnr, reference_fidelity, region_agreement, temporal,
+    PSNR_CAP,
+    case_metrics,
+    estimate_edit_mask,
+    masked_psnr,
+    reference_fidelity,
+    region_agreement,
+    temporal,
 )
 from kiwi_platform.evaluation.suites import Case
 
@@ -21,7 +27,7 @@ def _scene(seed: int = 0) -> np.ndarray:
     base = rng.integers(0, 255, (H, W + T * 2, 3), dtype=np.uint8)
     base = np.asarray(base, np.float32)
     base = (base + np.roll(base, 1, axis=0) + np.roll(base, 1, axis=1)) / 3
-    return np.stack([base[:, 2 * t: 2 * t + W] for t in range(T)]).astype(np.uint8)
+    return np.stack([base[:, 2 * t : 2 * t + W] for t in range(T)]).astype(np.uint8)
 
 
 def _mask() -> np.ndarray:

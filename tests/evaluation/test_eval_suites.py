@@ -76,15 +76,33 @@ def test_user_csv_in_upstream_format_loads_with_categories(tmp_path: Path) -> No
     (tmp_path / "v").mkdir()
     Image.new("RGB", (32, 32), "red").save(tmp_path / "v" / "a.png")
     Image.new("RGB", (32, 32), "blue").save(tmp_path / "v" / "r.png")
-    path = _write_csv(tmp_path, [
-        {"prompt": "Remove the red car.", "src_video": "v/a.png", "tgt_video": "", "ref_image": "", "category": ""},
-        {"prompt": "Put this dog on the sofa.", "src_video": "v/a.png", "tgt_video": "v/a.png", "ref_image": "v/r.png",
-         "category": ""},
-        {"prompt": "Make it blue.", "src_video": "v/a.png", "tgt_video": "", "ref_image": "", "category": "local_change"},
-    ], ["prompt", "src_video", "tgt_video", "ref_image", "category"])  # fmt: skip
+    path = _write_csv(
+        tmp_path,
+        [
+            {"prompt": "Remove the red car.", "src_video": "v/a.png", "tgt_video": "", "ref_image": "", "category": ""},
+            {
+                "prompt": "Put this dog on the sofa.",
+                "src_video": "v/a.png",
+                "tgt_video": "v/a.png",
+                "ref_image": "v/r.png",
+                "category": "",
+            },
+            {
+                "prompt": "Make it blue.",
+                "src_video": "v/a.png",
+                "tgt_video": "",
+                "ref_image": "",
+                "category": "local_change",
+            },
+        ],
+        ["prompt", "src_video", "tgt_video", "ref_image", "category"],
+    )
     suite = load_user_suite(path)
     assert [(c.suite, c.category) for c in suite.cases] == [
-        ("openve", "local_remove"), ("refvie", "subject"), ("openve", "local_change")]
+        ("openve", "local_remove"),
+        ("refvie", "subject"),
+        ("openve", "local_change"),
+    ]
     assert suite.cases[1].has_target and suite.cases[1].has_reference
     saved = save_suite(suite, tmp_path / "saved")
     assert load_suite(tmp_path / "saved").content_hash == saved.content_hash == suite.content_hash
@@ -93,12 +111,16 @@ def test_user_csv_in_upstream_format_loads_with_categories(tmp_path: Path) -> No
 def test_user_csv_bad_rows_are_all_reported_with_row_numbers(tmp_path: Path) -> None:
     """Missing files, empty prompts and unknown categories are listed together, each with its row."""
     Image.new("RGB", (32, 32)).save(tmp_path / "ok.png")
-    path = _write_csv(tmp_path, [
-        {"prompt": "Add a hat.", "src_video": "ok.png", "category": ""},
-        {"prompt": "Add a hat.", "src_video": "missing.mp4", "category": ""},
-        {"prompt": "", "src_video": "ok.png", "category": ""},
-        {"prompt": "Add a hat.", "src_video": "ok.png", "category": "teleport"},
-    ], ["prompt", "src_video", "category"])  # fmt: skip
+    path = _write_csv(
+        tmp_path,
+        [
+            {"prompt": "Add a hat.", "src_video": "ok.png", "category": ""},
+            {"prompt": "Add a hat.", "src_video": "missing.mp4", "category": ""},
+            {"prompt": "", "src_video": "ok.png", "category": ""},
+            {"prompt": "Add a hat.", "src_video": "ok.png", "category": "teleport"},
+        ],
+        ["prompt", "src_video", "category"],
+    )
     with pytest.raises(SuiteError) as info:
         load_user_suite(path)
     message = str(info.value)
@@ -128,7 +150,9 @@ def test_demo_suite_uses_real_clips_prompts_and_reference(tmp_path: Path) -> Non
     assert not any(c.has_target or c.has_mask for c in suite.cases)
     ref_case = next(c for c in suite.cases if c.suite == "refvie")
     assert "balancing stones" in ref_case.prompt
-    assert (suite.path(ref_case.ref_image)).stat().st_size == (DEMO / "video/reference/reco_replace_088301.jpg").stat().st_size
+    assert (suite.path(ref_case.ref_image)).stat().st_size == (
+        DEMO / "video/reference/reco_replace_088301.jpg"
+    ).stat().st_size
 
 
 def test_user_csv_with_unquoted_commas_in_prompts_is_repaired(tmp_path: Path) -> None:

@@ -168,13 +168,19 @@ class FakeLakeFS:
             tree.update(repo.branches[ref].staged)
         return tree
 
-    def add_commit(self, repo: FakeRepo, parents: list[str], message: str, metadata: dict[str, str],
-                   tree: dict[str, FakeObject]) -> FakeCommit:
+    def add_commit(
+        self, repo: FakeRepo, parents: list[str], message: str, metadata: dict[str, str], tree: dict[str, FakeObject]
+    ) -> FakeCommit:
         generation = 1 + max((repo.commits[p].generation for p in parents), default=0)
         commit = FakeCommit(
-            id=_commit_id(parents, message, metadata, tree), parents=list(parents), message=message,
-            metadata=dict(metadata), tree=dict(tree), creation_date=int(time.time()),
-            generation=generation, committer=self.access_key_id,
+            id=_commit_id(parents, message, metadata, tree),
+            parents=list(parents),
+            message=message,
+            metadata=dict(metadata),
+            tree=dict(tree),
+            creation_date=int(time.time()),
+            generation=generation,
+            committer=self.access_key_id,
         )
         repo.commits.setdefault(commit.id, commit)
         return repo.commits[commit.id]
@@ -269,8 +275,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         if status != 204:
             self.send_header("Content-Type", content_type)
@@ -304,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if not path.startswith(API):
                 raise ApiError(404, "not found")
-            route = path[len(API):]
+            route = path[len(API) :]
             if route == "/healthcheck" and self.command == "GET":
                 self._send(204)
                 return
@@ -376,8 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
     def list_branches(self, repo: str, *, query, body) -> None:
         model = self.state.repo(repo)
         prefix = query.get("prefix", "")
-        refs = [{"id": name, "commit_id": b.head} for name, b in sorted(model.branches.items())
-                if name.startswith(prefix)]
+        refs = [
+            {"id": name, "commit_id": b.head} for name, b in sorted(model.branches.items()) if name.startswith(prefix)
+        ]
         self._json(200, _paginate(refs, lambda r: r["id"], query))
 
     def create_branch(self, repo: str, *, query, body) -> None:
@@ -413,8 +425,14 @@ class _Handler(BaseHTTPRequestHandler):
             before = committed.get(path)
             if before is not None and before.checksum == obj.checksum:
                 continue
-            diffs.append({"type": "added" if before is None else "changed", "path": path,
-                          "path_type": "object", "size_bytes": len(obj.data)})
+            diffs.append(
+                {
+                    "type": "added" if before is None else "changed",
+                    "path": path,
+                    "path_type": "object",
+                    "size_bytes": len(obj.data),
+                }
+            )
         self._json(200, _paginate(diffs, lambda d: d["path"], query))
 
     def upload_object(self, repo: str, branch: str, *, query, body) -> None:
@@ -428,8 +446,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(501, "fake lakeFS only implements raw (octet-stream) uploads")
         if self.headers.get("If-None-Match") == "*" and path in self.state.view(model, branch):
             raise ApiError(412, "object exists")
-        metadata = {k[len("X-Lakefs-Meta-"):]: v for k, v in self.headers.items()
-                    if k.lower().startswith("x-lakefs-meta-")}
+        metadata = {
+            k[len("X-Lakefs-Meta-") :]: v for k, v in self.headers.items() if k.lower().startswith("x-lakefs-meta-")
+        }
         obj = FakeObject(body, hashlib.md5(body).hexdigest(), content_type, int(time.time()), metadata)
         state.staged[path] = obj
         self._json(201, _object_stats(path, obj, model.storage_namespace))
@@ -444,8 +463,9 @@ class _Handler(BaseHTTPRequestHandler):
         if _tree_digest(tree) == _tree_digest(head.tree) and not payload.get("allow_empty"):
             state.staged.clear()
             raise ApiError(400, "commit: no changes")
-        commit = self.state.add_commit(model, [head.id], payload.get("message", ""),
-                                       payload.get("metadata") or {}, tree)
+        commit = self.state.add_commit(
+            model, [head.id], payload.get("message", ""), payload.get("metadata") or {}, tree
+        )
         state.head, state.staged = commit.id, {}
         self._json(201, commit.to_json())
 
@@ -460,14 +480,21 @@ class _Handler(BaseHTTPRequestHandler):
         after = query.get("after", "")
         if after:  # log pages by position in history, not by sort key
             ids = [c["id"] for c in commits]
-            commits = commits[ids.index(after) + 1:] if after in ids else []
+            commits = commits[ids.index(after) + 1 :] if after in ids else []
         self._json(200, self._log_page(commits, query))
 
     def _log_page(self, commits: list[dict], query: dict[str, str]) -> dict:
         amount = max(1, min(int(query.get("amount", "100") or 100), 1000))
         page, has_more = commits[:amount], len(commits) > amount
-        return {"pagination": {"has_more": has_more, "next_offset": page[-1]["id"] if has_more else "",
-                               "results": len(page), "max_per_page": 1000}, "results": page}
+        return {
+            "pagination": {
+                "has_more": has_more,
+                "next_offset": page[-1]["id"] if has_more else "",
+                "results": len(page),
+                "max_per_page": 1000,
+            },
+            "results": page,
+        }
 
     def list_objects(self, repo: str, ref: str, *, query, body) -> None:
         model = self.state.repo(repo)
@@ -476,11 +503,16 @@ class _Handler(BaseHTTPRequestHandler):
         for path, obj in sorted(self.state.view(model, ref).items()):
             if not path.startswith(prefix):
                 continue
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             if delimiter and delimiter in rest:
                 common = prefix + rest.split(delimiter, 1)[0] + delimiter
-                entries[common] = {"path": common, "path_type": "common_prefix", "physical_address": "",
-                                   "checksum": "", "mtime": 0}
+                entries[common] = {
+                    "path": common,
+                    "path_type": "common_prefix",
+                    "physical_address": "",
+                    "checksum": "",
+                    "mtime": 0,
+                }
             else:
                 entries[path] = _object_stats(path, obj, model.storage_namespace)
         self._json(200, _paginate(sorted(entries.values(), key=lambda e: e["path"]), lambda e: e["path"], query))
@@ -599,8 +631,9 @@ class FakeLakeFSServer:
 
 
 @contextlib.contextmanager
-def run_fake_lakefs(access_key_id: str = "AKIAIOSFODNN7EXAMPLE",
-                    secret_access_key: str = "fake-secret-key") -> Iterator[FakeLakeFSServer]:
+def run_fake_lakefs(
+    access_key_id: str = "AKIAIOSFODNN7EXAMPLE", secret_access_key: str = "fake-secret-key"
+) -> Iterator[FakeLakeFSServer]:
     """Serve a fresh fake lakeFS on 127.0.0.1 (ephemeral port) for the duration of the `with` block."""
     state = FakeLakeFS(access_key_id, secret_access_key)
     handler = type("BoundHandler", (_Handler,), {"state": state})

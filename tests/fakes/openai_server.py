@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class FakeRequest:
         return "\n".join(self.texts)
 
 
-Behaviour = Union[Reply, Sequence[Reply], Callable[[FakeRequest], Reply]]
+Behaviour = Reply | Sequence[Reply] | Callable[[FakeRequest], Reply]
 
 
 # -- reply helpers -------------------------------------------------------------------------------
@@ -75,22 +75,35 @@ def answer(scores: dict[str, Any], reason: str = "looks right", **kw: Any) -> Re
 def fenced(scores: dict[str, Any], reason: str = "looks right", **kw: Any) -> Reply:
     """A judge answer in prose with the JSON inside a ```json fence, as chat models often write."""
     body = json.dumps({"scores": scores, "reason": reason}, indent=2)
-    return Reply(content=f"Here is my evaluation of the edit.\n\n```json\n{body}\n```\n\nLet me know if you need more.", **kw)
+    return Reply(
+        content=f"Here is my evaluation of the edit.\n\n```json\n{body}\n```\n\nLet me know if you need more.", **kw
+    )
 
 
 def malformed(text: str = "The edit looks quite good overall, I would say around four out of five.") -> Reply:
     return Reply(content=text)
 
 
-def error(status: int, message: str, *, kind: str = "server_error", headers: dict[str, str] | None = None,
-          delay_s: float = 0.0) -> Reply:
-    return Reply(status=status, body={"error": {"message": message, "type": kind, "param": None, "code": None}},
-                 headers=headers or {}, delay_s=delay_s)
+def error(
+    status: int,
+    message: str,
+    *,
+    kind: str = "server_error",
+    headers: dict[str, str] | None = None,
+    delay_s: float = 0.0,
+) -> Reply:
+    return Reply(
+        status=status,
+        body={"error": {"message": message, "type": kind, "param": None, "code": None}},
+        headers=headers or {},
+        delay_s=delay_s,
+    )
 
 
 def rate_limited(retry_after: float | str = 1) -> Reply:
-    return error(429, "Rate limit reached for requests", kind="rate_limit_exceeded",
-                 headers={"Retry-After": str(retry_after)})
+    return error(
+        429, "Rate limit reached for requests", kind="rate_limit_exceeded", headers={"Retry-After": str(retry_after)}
+    )
 
 
 def server_error(status: int = 500) -> Reply:
@@ -102,8 +115,9 @@ def slow(delay_s: float, then: Reply | None = None) -> Reply:
     return replace(then or answer({"reference_match": 3}), delay_s=delay_s)
 
 
-def score_table(table: dict[str, dict[str, Any]], default: Reply | None = None,
-                reason: str = "scored from table") -> Callable[[FakeRequest], Reply]:
+def score_table(
+    table: dict[str, dict[str, Any]], default: Reply | None = None, reason: str = "scored from table"
+) -> Callable[[FakeRequest], Reply]:
     """Answer with `table[case_id]` for the case id that appears in the request's text (longest match wins)."""
     keys = sorted(table, key=len, reverse=True)
 
@@ -112,8 +126,9 @@ def score_table(table: dict[str, dict[str, Any]], default: Reply | None = None,
         for key in keys:
             if key in text:
                 return answer(table[key], reason=f"{reason}: {key}")
-        return default or error(400, "fake: no case id from the score table found in the prompt",
-                                kind="invalid_request_error")
+        return default or error(
+            400, "fake: no case id from the score table found in the prompt", kind="invalid_request_error"
+        )
 
     return behave
 
@@ -207,12 +222,23 @@ class FakeOpenAI:
 
     def completion(self, model: str, content: str) -> dict:
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": max(1, len(content) // 4),
-                      "total_tokens": 100 + max(1, len(content) // 4)},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 100,
+                "completion_tokens": max(1, len(content) // 4),
+                "total_tokens": 100 + max(1, len(content) // 4),
+            },
         }
 
 
@@ -225,7 +251,11 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+            data = (
+                body
+                if isinstance(body, bytes)
+                else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+            )
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -256,8 +286,17 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             started = time.monotonic()
             with fake.lock:
                 index = len(fake.requests)
-                req = FakeRequest(index=index, model="", messages=[], system="", texts=[], image_urls=[],
-                                  authorization=auth, body={}, started=started)
+                req = FakeRequest(
+                    index=index,
+                    model="",
+                    messages=[],
+                    system="",
+                    texts=[],
+                    image_urls=[],
+                    authorization=auth,
+                    body={},
+                    started=started,
+                )
                 fake.requests.append(req)
                 fake.in_flight += 1
                 fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
@@ -296,7 +335,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             elif reply.status == 200:
                 self._send(200, fake.completion(req.model, reply.content or ""), reply.headers)
             else:
-                self._send(reply.status, {"error": {"message": "scripted error", "type": "server_error"}}, reply.headers)
+                self._send(
+                    reply.status, {"error": {"message": "scripted error", "type": "server_error"}}, reply.headers
+                )
 
     return Handler
 
@@ -310,8 +351,9 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def run_fake_openai(behaviour: Behaviour = answer({"reference_match": 4}), *, api_key: str = "test-key",
-                    model: str | None = None) -> Iterator[FakeOpenAI]:
+def run_fake_openai(
+    behaviour: Behaviour = answer({"reference_match": 4}), *, api_key: str = "test-key", model: str | None = None
+) -> Iterator[FakeOpenAI]:
     """Serve the fake on 127.0.0.1 (ephemeral port) for the duration of the block; `fake.base_url` ends in /v1.
 
     `model`: when set, requests naming another model get 404 `model_not_found`, as OpenAI answers.

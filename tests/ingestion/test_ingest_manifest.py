@@ -38,7 +38,9 @@ def test_upstream_manifests_map_columns_by_header(demo_dir: Path, name: str) -> 
 def test_unquoted_commas_are_rejoined_in_the_middle_column(tmp_path: Path) -> None:
     """When prompt is not the last column, surplus fields still go back into the prompt."""
     path = tmp_path / "m.csv"
-    path.write_text("src_video,prompt,tgt_video,ref_image\na.mp4,red, then blue, then red,b.mp4,r.jpg\n", encoding="utf-8")
+    path.write_text(
+        "src_video,prompt,tgt_video,ref_image\na.mp4,red, then blue, then red,b.mp4,r.jpg\n", encoding="utf-8"
+    )
     row = read_manifest(path).rows[0]
     assert (row.src, row.prompt, row.tgt, row.ref) == ("a.mp4", "red, then blue, then red", "b.mp4", "r.jpg")
 

@@ -8,14 +8,13 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-
-from kiwi_platform.lib.files import sha256_file
 import pytest
 from PIL import Image
 
-from kiwi_platform.media.normalize import normalize_media, output_size
+from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.quarantine import RowRejected
 from kiwi_platform.media.clips import clip_header, read_clip, write_clip
+from kiwi_platform.media.normalize import normalize_media, output_size
 from tests.ingestion.ingest_media import make_image, make_video, pattern
 
 
@@ -43,7 +42,13 @@ def test_output_size_keeps_full_hd_width_and_floors_height() -> None:
 
 @pytest.mark.parametrize(
     "width,height,cap",
-    [(1280, 720, 832 * 480), (1920, 1080, 1280 * 720), (3840, 2160, 1280 * 720), (720, 1280, 480 * 832), (1000, 333, 256 * 256)],
+    [
+        (1280, 720, 832 * 480),
+        (1920, 1080, 1280 * 720),
+        (3840, 2160, 1280 * 720),
+        (720, 1280, 480 * 832),
+        (1000, 333, 256 * 256),
+    ],
 )
 def test_output_size_caps_area_and_keeps_aspect(width: int, height: int, cap: int) -> None:
     """Large inputs are scaled down to about the area cap with their aspect ratio, then floored to 32s."""

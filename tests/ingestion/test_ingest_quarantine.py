@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from kiwi_platform.ingestion.manifest import read_manifest
-from kiwi_platform.lib.quarantine import REASONS
 from kiwi_platform.ingestion.validate import validate_manifest
+from kiwi_platform.lib.quarantine import REASONS
 from tests.ingestion.ingest_media import MIN_FRAMES, Kit
 
 GOOD = ("make the sky purple", "a.mp4", "a_tgt.mp4", "")
@@ -39,7 +39,12 @@ SINGLE_ROW_CASES = [
     ("empty_file", [("p", "empty.mp4", "a_tgt.mp4", "")], "empty_file", "empty.mp4"),
     ("not_media", [("p", "a.mp4", "text.mp4", "")], "not_media", "text.mp4"),
     ("truncated_plain_mp4", [("p", "trunc_plain.mp4", "a_tgt.mp4", "")], "truncated_video", "trunc_plain.mp4"),
-    ("truncated_faststart_mp4", [("p", "trunc_faststart.mp4", "a_tgt.mp4", "")], "truncated_video", "trunc_faststart.mp4"),
+    (
+        "truncated_faststart_mp4",
+        [("p", "trunc_faststart.mp4", "a_tgt.mp4", "")],
+        "truncated_video",
+        "trunc_faststart.mp4",
+    ),
     ("too_few_frames", [("p", "short.mp4", "short_tgt.mp4", "")], "too_few_frames", "short.mp4"),
     ("too_few_frames_target", [("p", "a.mp4", "short_tgt.mp4", "")], "too_few_frames", "short_tgt.mp4"),
     ("empty_prompt", [("", "a.mp4", "a_tgt.mp4", "")], "empty_prompt", ""),
@@ -170,10 +175,22 @@ def test_mixed_manifest_accounts_for_every_row(write_manifest: Callable[..., Pat
     assert sorted(a["row"] for a in result.accepted) == [1, 2, 3]
     by_row = {q.row: q.reason for q in result.quarantined}
     assert [by_row[r] for r in range(4, 19)] == [
-        "missing_file", "empty_file", "not_media", "truncated_video", "too_few_frames", "empty_prompt",
-        "missing_column", "duplicate_row", "duplicate_row", "path_escape", "path_escape", "unreadable_image",
-        "size_mismatch", "frame_count_mismatch", "kind_mismatch",
-    ]  # fmt: skip
+        "missing_file",
+        "empty_file",
+        "not_media",
+        "truncated_video",
+        "too_few_frames",
+        "empty_prompt",
+        "missing_column",
+        "duplicate_row",
+        "duplicate_row",
+        "path_escape",
+        "path_escape",
+        "unreadable_image",
+        "size_mismatch",
+        "frame_count_mismatch",
+        "kind_mismatch",
+    ]
     assert set(Counter(by_row.values())) == set(REASONS)  # every known reason code shows up
     for q in result.quarantined:
         assert_sentence(q.message)

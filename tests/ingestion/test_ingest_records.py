@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kiwi_platform.lib.quarantine import REASONS, QuarantineRecord
 from kiwi_platform.lib.files import atomic_path, sha256_file, write_text_atomic
-from kiwi_platform.lib.quarantine import COLUMNS, read_batch, reason_counts, to_frame
+from kiwi_platform.lib.quarantine import COLUMNS, REASONS, QuarantineRecord, read_batch, reason_counts, to_frame
 
 
 def test_unknown_reason_codes_are_refused() -> None:
@@ -50,9 +49,9 @@ def test_read_batch_combines_stage_tables(tmp_path: Path) -> None:
     to_frame([QuarantineRecord(row=3, reason="missing_file", message="x does not exist")]).to_parquet(
         tmp_path / "raw_edit_pairs" / "quarantine.parquet"
     )
-    to_frame([QuarantineRecord(row=1, reason="truncated_video", message="y breaks off", stage="normalized_clips")]).to_parquet(
-        tmp_path / "normalized_clips" / "quarantine.parquet"
-    )
+    to_frame(
+        [QuarantineRecord(row=1, reason="truncated_video", message="y breaks off", stage="normalized_clips")]
+    ).to_parquet(tmp_path / "normalized_clips" / "quarantine.parquet")
     df = read_batch(tmp_path)
     assert list(df["row"]) == [1, 3] and list(df["reason"]) == ["truncated_video", "missing_file"]
     assert isinstance(df, pd.DataFrame)

@@ -10,12 +10,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from PIL import Image
-
 from kiwi_platform.ingestion.manifest import read_manifest
-from kiwi_platform.lib.quarantine import REASONS
 from kiwi_platform.ingestion.validate import validate_manifest
+from kiwi_platform.lib.quarantine import REASONS
 from tests.ingestion.ingest_media import MIN_FRAMES, Kit
 
 

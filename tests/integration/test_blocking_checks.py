@@ -42,14 +42,18 @@ def _batch_with_thumbnail_pair(small_synth: Path, folder: Path) -> Path:
 
 def _check_metadata(instance: dg.DagsterInstance, asset: str, name: str, run_id: str) -> dict:
     key = dg.AssetCheckKey(dg.AssetKey(asset), name)
-    [record] = [r for r in instance.event_log_storage.get_asset_check_execution_history(key, limit=20) if r.run_id == run_id]
+    [record] = [
+        r for r in instance.event_log_storage.get_asset_check_execution_history(key, limit=20) if r.run_id == run_id
+    ]
     evaluation = record.event.dagster_event.event_specific_data
     return {k: v.value for k, v in evaluation.metadata.items()}
 
 
 def _fails_normalized_clips_valid(outcome: RunOutcome) -> None:
     assert not outcome.ok
-    assert [(c.asset, c.name) for c in outcome.failed_blocking_checks] == [("normalized_clips", "normalized_clips_valid")]
+    assert [(c.asset, c.name) for c in outcome.failed_blocking_checks] == [
+        ("normalized_clips", "normalized_clips_valid")
+    ]
     assert {"raw_edit_pairs", "normalized_clips"} <= set(outcome.materialized)
 
 

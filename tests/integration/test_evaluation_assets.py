@@ -9,8 +9,8 @@ import json
 import dagster as dg
 import pytest
 
-from kiwi_platform.runner import materialize
 from kiwi_platform.lib import mlflow_tags
+from kiwi_platform.runner import materialize
 from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, entered, graph_metadata, latest_metadata, shared_graph
 
 HEADLINE = "offline/preservation_psnr"  # one of promoted_model's default headline metrics (higher is better)
@@ -67,7 +67,7 @@ def test_first_evaluated_model_becomes_champion_with_eval_metrics(graph):
     assert decision["candidate"] == version and decision["champion"] is None and decision["promoted"] is True
     metrics = client.get_run(champion.run_id).data.metrics
     headline = results["summary"]["candidate"]["headline"]  # promotion reads this record, not a side file
-    logged = {k[len("eval/"):]: v for k, v in metrics.items() if k.startswith("eval/")}
+    logged = {k[len("eval/") :]: v for k, v in metrics.items() if k.startswith("eval/")}
     finite = {k: v for k, v in headline.items() if v == v}
     assert HEADLINE in logged and set(logged) == set(finite)
     assert all(logged[k] == pytest.approx(v) for k, v in finite.items())
@@ -89,8 +89,10 @@ def test_worse_candidate_is_refused_and_alias_stays(graph):
     summary = copy.deepcopy(original["summary"].value)
     headline = summary["candidate"]["headline"]
     worse = {**headline, HEADLINE: headline[HEADLINE] - 5.0}
-    summary.update(candidate={"version": candidate, "headline": worse, "results": ""},
-                   champion={"version": champion, "headline": headline, "results": ""})  # fmt: skip
+    summary.update(
+        candidate={"version": candidate, "headline": worse, "results": ""},
+        champion={"version": champion, "headline": headline, "results": ""},
+    )
     _record_results(instance, {**original, "summary": dg.MetadataValue.json(summary)})
     try:
         [outcome] = materialize("promoted_model", defs=g.defs, run_config=FULL_RUN_CONFIG)
@@ -128,8 +130,10 @@ def test_candidate_within_tolerance_is_promoted_over_the_champion(graph):
     summary = copy.deepcopy(original["summary"].value)
     headline = summary["candidate"]["headline"]
     nearly = {**headline, HEADLINE: headline[HEADLINE] - 0.01}  # inside the 0.05 default tolerance
-    summary.update(candidate={"version": candidate, "headline": nearly, "results": ""},
-                   champion={"version": champion, "headline": headline, "results": ""})  # fmt: skip
+    summary.update(
+        candidate={"version": candidate, "headline": nearly, "results": ""},
+        champion={"version": champion, "headline": headline, "results": ""},
+    )
     _record_results(instance, {**original, "summary": dg.MetadataValue.json(summary)})
     try:
         [outcome] = materialize("promoted_model", defs=g.defs, run_config=FULL_RUN_CONFIG)
@@ -165,8 +169,10 @@ def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
     summary = copy.deepcopy(original["summary"].value)
     headline = summary["candidate"]["headline"]
     better = {**headline, HEADLINE: headline[HEADLINE] + 5.0}
-    summary.update(candidate={"version": candidate, "headline": better, "results": ""},
-                   champion={"version": champion, "headline": headline, "results": ""})  # fmt: skip
+    summary.update(
+        candidate={"version": candidate, "headline": better, "results": ""},
+        champion={"version": champion, "headline": headline, "results": ""},
+    )
     try:
         ref.write_bytes(original_ref + b"\0")  # PIL still reads it; its sha256 no longer matches
         [broken] = materialize("quadruplets", [BATCH], defs=g.defs, run_config=FULL_RUN_CONFIG)

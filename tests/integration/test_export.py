@@ -115,7 +115,9 @@ def test_quarantined_row_meta_says_why(exported):
     store_q = {(q["row"], q["reason"]) for q in _quarantine_records(g)}
     for row_dir in out.iterdir():
         meta = json.loads((row_dir / "meta.json").read_text())
-        assert {(meta["row"], q["reason"]) for q in meta["quarantine"]} == {(r, why) for r, why in store_q if r == meta["row"]}
+        assert {(meta["row"], q["reason"]) for q in meta["quarantine"]} == {
+            (r, why) for r, why in store_q if r == meta["row"]
+        }
 
 
 def _quarantine_records(g) -> list[dict]:

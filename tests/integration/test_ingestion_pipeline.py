@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -87,7 +86,11 @@ def test_dvc_pull_restores_batch_in_a_clean_clone(platform, small_synth, tmp_pat
     # the batch's pointer files; `dvc pull` alone would also want the declared synth_demo stage
     repo.dvc("pull", "batches/synth/raw_edit_pairs.dvc", "batches/synth/normalized_clips.dvc", cwd=clone)
     original = repo.root_path / "batches" / "synth"
-    files = sorted(p.relative_to(original) for p in original.rglob("*") if p.is_file() and p.suffix in {".kclip", ".parquet", ".csv", ".mp4", ".png"})
+    files = sorted(
+        p.relative_to(original)
+        for p in original.rglob("*")
+        if p.is_file() and p.suffix in {".kclip", ".parquet", ".csv", ".mp4", ".png"}
+    )
     assert len(files) > 12
     for rel in files:
         assert sha256_file(clone / "batches" / "synth" / rel) == sha256_file(original / rel), rel
@@ -118,6 +121,10 @@ def test_dvc_yaml_is_installed_and_dvc_status_works(platform):
     proc = repo.dvc("status", check=False)
     assert proc.returncode == 0, proc.stderr
     assert "synth_demo" in proc.stdout  # declared stage, not yet reproduced in this fresh repo
-    project = subprocess.run(["git", "status", "--porcelain", "--", "dvc.yaml", ".dvc"], cwd=Path(__file__).parents[2],
-                             capture_output=True, text=True)  # fmt: skip
+    project = subprocess.run(
+        ["git", "status", "--porcelain", "--", "dvc.yaml", ".dvc"],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+    )
     assert project.stdout.strip() == ""

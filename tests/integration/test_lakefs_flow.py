@@ -38,8 +38,9 @@ def test_batch_branch_commits_then_merges_after_checks(lakefs_env, kiwi_home: Pa
     instance = dg.DagsterInstance.get()
     resources["store"].register_batch("lk", small_synth)
     register_batch(instance, "lk")
-    outcomes = materialize("group:ingestion or group:refvie or key:training_manifests", ["lk"], defs=defs,
-                           run_config=SMALL_RUN_CONFIG)  # fmt: skip
+    outcomes = materialize(
+        "group:ingestion or group:refvie or key:training_manifests", ["lk"], defs=defs, run_config=SMALL_RUN_CONFIG
+    )
     assert all(o.ok for o in outcomes), [o.errors for o in outcomes]
     state, repo = lakefs_env.state, resources["lakefs"].repository
     branch = batch_branch_name("lk")

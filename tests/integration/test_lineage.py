@@ -49,7 +49,9 @@ def test_lineage_json_walks_champion_down_to_raw_files(graph):
         assert st["checkpoint_dir"] == str(meta["checkpoint_dir"])
         assert st["manifest_dvc_md5"] == manifests["dvc_md5"] and st["data_repo_rev"]
         # the content-addressed snapshot of the manifest the stage trained on (stageN.parquet gets rebuilt)
-        assert re.search(rf"training/manifests/history/stage{st['stage']}-[0-9a-f]{{16}}\.parquet$", st["manifest"]["path"])
+        assert re.search(
+            rf"training/manifests/history/stage{st['stage']}-[0-9a-f]{{16}}\.parquet$", st["manifest"]["path"]
+        )
         assert st["manifest"]["sha256"] == sha256(Path(st["manifest"]["path"]))
         assert len(st["code_git_sha"]) == 40 and st["params"]["stage"] == str(st["stage"])
     assert data["evaluation"], "the champion's eval metrics are part of its lineage"
@@ -82,7 +84,9 @@ def test_verify_passes_on_intact_data_and_names_a_corrupted_raw_file(graph):
     g, _ = graph
     code, data, err = _lineage(g, "--verify")
     assert code == 0, (data.get("mismatches"), err[-2000:])
-    statuses = [f["status"] for b in data["batches"] for f in b["files"]] + [s["manifest"]["status"] for s in data["stages"]]
+    statuses = [f["status"] for b in data["batches"] for f in b["files"]] + [
+        s["manifest"]["status"] for s in data["stages"]
+    ]
     assert statuses and set(statuses) == {"ok"}
     victim = next(f["path"] for f in data["batches"][0]["files"] if f["role"] == "raw src")
     with open(victim, "rb") as fh:
@@ -107,8 +111,17 @@ def test_lineage_tree_output_for_people(graph):
     proc = kiwi("lineage", CHAMPION, home=g.home)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    for needle in ("models:/kiwi-edit/", "champion", "stage 3:", "stage 2:", "stage 1:", "training manifest", "DVC md5",
-                   f"batch {BATCH}:", "raw src:"):  # fmt: skip
+    for needle in (
+        "models:/kiwi-edit/",
+        "champion",
+        "stage 3:",
+        "stage 2:",
+        "stage 1:",
+        "training manifest",
+        "DVC md5",
+        f"batch {BATCH}:",
+        "raw src:",
+    ):
         assert needle in out, needle
     assert out.index("stage 3:") < out.index("stage 2:") < out.index("stage 1:")
 
@@ -138,7 +151,9 @@ def test_unknown_model_is_a_one_line_error(kiwi_home):
     from kiwi_platform.resources.tracking import MlflowTracking
 
     kiwi_home.mkdir(parents=True, exist_ok=True)  # a tracking store that exists but has no such model
-    MlflowTracking(tracking_uri=f"sqlite:///{kiwi_home / 'mlflow.db'}", artifact_root=str(kiwi_home / "a")).experiment_id()
+    MlflowTracking(
+        tracking_uri=f"sqlite:///{kiwi_home / 'mlflow.db'}", artifact_root=str(kiwi_home / "a")
+    ).experiment_id()
     proc = kiwi("lineage", "models:/kiwi-edit@nope", home=kiwi_home)
     assert proc.returncode == 2, (proc.stdout, proc.stderr[-2000:])
     last = proc.stderr.strip().splitlines()[-1]

@@ -1,6 +1,5 @@
 """The training loop behind Dagster Pipes: the path a Kubernetes pod takes, run as a local subprocess."""
 
-
 import sys
 
 import dagster as dg
@@ -20,8 +19,12 @@ def test_training_stage_runs_through_dagster_pipes(tmp_path, demo_dir):
         return pipes.run(
             context=context,
             command=[sys.executable, "-m", "kiwi_platform.pipes.train_pod"],
-            extras={"train_config": config.model_dump(mode="json"), "manifest": str(fixture.manifest),
-                    "data_root": str(fixture.data_root), "output_dir": str(tmp_path / "out")},  # fmt: skip
+            extras={
+                "train_config": config.model_dump(mode="json"),
+                "manifest": str(fixture.manifest),
+                "data_root": str(fixture.data_root),
+                "output_dir": str(tmp_path / "out"),
+            },
         ).get_materialize_result()
 
     instance = dg.DagsterInstance.ephemeral()

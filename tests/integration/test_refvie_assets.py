@@ -15,9 +15,9 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import numpy as np
@@ -145,7 +145,7 @@ def run_metadata(instance: dg.DagsterInstance, run_id: str, asset: str) -> dict:
     raise AssertionError(f"run {run_id} did not materialize {asset}")
 
 
-def graph_metadata(instance: dg.DagsterInstance, graph: "Graph", asset: str) -> dict:
+def graph_metadata(instance: dg.DagsterInstance, graph: Graph, asset: str) -> dict:
     """Metadata of an unpartitioned asset from the shared graph's own run."""
     return run_metadata(instance, graph.global_outcome.run_id, asset)
 
@@ -164,10 +164,24 @@ def graph(tmp_path_factory, small_synth):
 # Columns the issue documents for the training-ready table: pair id, prompt, source clip, target
 # clip, reference path or none, task type, scores, and the hashes of all inputs.
 DOCUMENTED_COLUMNS = {
-    "pair_id", "prompt", "src_clip", "tgt_clip", "ref_image", "task", "edit_type", "judge_score", "type_confidence",
-    "dup_similarity", "src_clip_sha256", "tgt_clip_sha256", "ref_sha256", "mask_file", "mask_sha256", "src_sha256",
+    "pair_id",
+    "prompt",
+    "src_clip",
+    "tgt_clip",
+    "ref_image",
+    "task",
+    "edit_type",
+    "judge_score",
+    "type_confidence",
+    "dup_similarity",
+    "src_clip_sha256",
+    "tgt_clip_sha256",
+    "ref_sha256",
+    "mask_file",
+    "mask_sha256",
+    "src_sha256",
     "tgt_sha256",
-}  # fmt: skip
+}
 
 
 @pytest.mark.slow
@@ -191,8 +205,12 @@ def test_synth_batch_becomes_quadruplets_with_intact_files_and_passing_checks(gr
     assert (table["ref_image"] != "").any(), "no sample kept a reference"
     checked = 0
     for rec in table.to_dict("records"):
-        for path_col, hash_col in (("src_clip", "src_clip_sha256"), ("tgt_clip", "tgt_clip_sha256"),
-                                   ("ref_image", "ref_sha256"), ("mask_file", "mask_sha256")):  # fmt: skip
+        for path_col, hash_col in (
+            ("src_clip", "src_clip_sha256"),
+            ("tgt_clip", "tgt_clip_sha256"),
+            ("ref_image", "ref_sha256"),
+            ("mask_file", "mask_sha256"),
+        ):
             if rec[path_col]:
                 path = store.root_path / rec[path_col]
                 assert path.is_file(), rec[path_col]
@@ -249,7 +267,9 @@ def test_identical_source_and_target_is_quarantined_as_no_edit(graph):
     assert NO_EDIT_ROW in set(raw["row"])  # ingestion accepted it: only RefVIE can tell there is no edit
     table = store.read_table(BATCH, "quadruplets")
     assert NO_EDIT_ROW not in set(table["row"])
-    assert set(table["row"]) | {r["row"] for r in rows if r["reason"] == "qc_near_duplicate"} | {NO_EDIT_ROW} == set(raw["row"])
+    assert set(table["row"]) | {r["row"] for r in rows if r["reason"] == "qc_near_duplicate"} | {NO_EDIT_ROW} == set(
+        raw["row"]
+    )
     assert latest_metadata(instance, "edit_regions")["quarantine_by_reason"].get("qc_no_edit") == 1
 
 

@@ -39,7 +39,9 @@ def test_dagster_instance_on_postgresql_runs_the_pipeline(kiwi_home: Path, postg
 
     dagster_home = kiwi_home / "dagster"
     dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: \"{postgres_url}\"\ntelemetry:\n  enabled: false\n")
+    (dagster_home / "dagster.yaml").write_text(
+        f'storage:\n  postgres:\n    postgres_url: "{postgres_url}"\ntelemetry:\n  enabled: false\n'
+    )
     settings = prepare_environment()
     assert "postgres" in (dagster_home / "dagster.yaml").read_text()  # the team's config is kept
     from kiwi_platform.definitions import build_definitions
@@ -69,10 +71,25 @@ def _free_port() -> int:
 def mlflow_server(tmp_path):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -95,10 +112,10 @@ def test_stage_model_logs_and_loads_through_an_mlflow_server(mlflow_server, tmp_
     logged with its lineage tags, registered, stored by the server, and loads back as a pyfunc."""
     import mlflow
 
-    from model.build import init_checkpoint
-    from kiwi_platform.resources.tracking import MlflowTracking
     from kiwi_platform.lib import mlflow_tags
+    from kiwi_platform.resources.tracking import MlflowTracking
     from kiwi_platform.training.registration import log_model
+    from model.build import init_checkpoint
 
     url, server_artifacts = mlflow_server
     tracking = MlflowTracking(tracking_uri=url, artifact_root=str(tmp_path / "unused"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kiwi_platform.runner import materialize
 from kiwi_platform.lib import mlflow_tags
+from kiwi_platform.runner import materialize
 from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, STAGE_CONFIG, entered, graph_metadata, shared_graph
 
 STAGES = (1, 2, 3)
@@ -57,7 +57,10 @@ def test_stages_materialize_and_register_models_with_lineage_tags(graph):
         assert tags[mlflow_tags.ASSET_KEY] == f"stage{stage}_checkpoint"
         assert tags[mlflow_tags.MANIFEST_DVC_MD5] == manifests["dvc_md5"]
         # a content-addressed snapshot: stageN.parquet is rebuilt by every training_manifests run
-        assert tags[mlflow_tags.MANIFEST_PATH] == f"training/manifests/history/stage{stage}-{tags[mlflow_tags.MANIFEST_SHA256][:16]}.parquet"
+        assert (
+            tags[mlflow_tags.MANIFEST_PATH]
+            == f"training/manifests/history/stage{stage}-{tags[mlflow_tags.MANIFEST_SHA256][:16]}.parquet"
+        )
         assert _is_commit(tags[mlflow_tags.CODE_GIT_SHA]), tags[mlflow_tags.CODE_GIT_SHA]
         assert tags[mlflow_tags.CODE_DIRTY] in ("true", "false")
         assert Path(tags[mlflow_tags.CHECKPOINT_DIR]).is_dir()
@@ -157,7 +160,7 @@ def test_stage2_without_stage1_checkpoint_fails_with_a_clear_message(graph):
     [error] = outcome.errors
     last = error.splitlines()[-1]
     assert "stage 1 checkpoint folder" in last and str(folder) in last and "stage1_checkpoint" in last, last
-    assert "Traceback" not in error and "File \"" not in error
+    assert "Traceback" not in error and 'File "' not in error
     assert len(client.search_model_versions("name='kiwi-edit'")) == before_versions
     assert len(client.search_runs([exp])) == before_runs
 
@@ -184,7 +187,9 @@ def test_training_a_stage_longer_keeps_the_registered_checkpoint_intact(graph):
     client = g.resources["tracking"].client()
     new = max(client.search_model_versions("name='kiwi-edit'"), key=lambda mv: int(mv.version))
     assert new.version != old.version and new.tags[mlflow_tags.STAGE] == "3"
-    assert _tree_digest(folder) == before, f"registered v{old.version}'s checkpoint {folder} was rewritten by v{new.version}"
+    assert _tree_digest(folder) == before, (
+        f"registered v{old.version}'s checkpoint {folder} was rewritten by v{new.version}"
+    )
     assert new.tags[mlflow_tags.CHECKPOINT_DIR] != old.tags[mlflow_tags.CHECKPOINT_DIR]
 
 
@@ -255,8 +260,11 @@ def test_rematerializing_unchanged_training_reuses_the_registered_versions(graph
     g, instance = graph
     client = g.resources["tracking"].client()
     before = {mv.version for mv in client.search_model_versions("name='kiwi-edit'")}
-    [outcome] = materialize("key:stage1_checkpoint or key:stage2_checkpoint or key:stage3_checkpoint", defs=g.defs,
-                            run_config=FULL_RUN_CONFIG)  # fmt: skip
+    [outcome] = materialize(
+        "key:stage1_checkpoint or key:stage2_checkpoint or key:stage3_checkpoint",
+        defs=g.defs,
+        run_config=FULL_RUN_CONFIG,
+    )
     assert outcome.ok, outcome.errors
     assert {mv.version for mv in client.search_model_versions("name='kiwi-edit'")} == before
     first = _versions(g)

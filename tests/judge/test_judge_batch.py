@@ -8,9 +8,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -24,13 +24,27 @@ FRAME = np.zeros((32, 48, 3), dtype=np.uint8)
 
 def _table(n: int) -> dict[str, dict[str, int]]:
     """Distinct, derivable OpenVE scores per case id, so a mix-up between cases would show."""
-    return {f"case-{i:03d}": {"instruction_compliance": 1 + i % 5, "detail_preservation": 1 + (i + 1) % 5,
-                              "temporal_consistency": 1 + (i + 2) % 5} for i in range(n)}
+    return {
+        f"case-{i:03d}": {
+            "instruction_compliance": 1 + i % 5,
+            "detail_preservation": 1 + (i + 1) % 5,
+            "temporal_consistency": 1 + (i + 2) % 5,
+        }
+        for i in range(n)
+    }
 
 
 def _requests(table: dict[str, dict[str, int]], checkpoint: str = "ckpt-1") -> list[JudgeRequest]:
-    return [JudgeRequest(case, checkpoint, OPENVE, text=f"Case id {case}. Instruction: recolor the car",
-                         images=[("Edited frame", FRAME)]) for case in table]
+    return [
+        JudgeRequest(
+            case,
+            checkpoint,
+            OPENVE,
+            text=f"Case id {case}. Instruction: recolor the car",
+            images=[("Edited frame", FRAME)],
+        )
+        for case in table
+    ]
 
 
 def test_refvie_cap_is_enforced_after_parsing(make_client: Callable[..., JudgeClient], tmp_path: Path) -> None:
@@ -38,8 +52,13 @@ def test_refvie_cap_is_enforced_after_parsing(make_client: Callable[..., JudgeCl
     raw = {"reference_fidelity": 2, "matting_quality": 5, "physical_harmony": 4}
     with run_fake_openai(answer(raw, reason="wrong subject, clean matting")) as fake:
         judge = Judge(make_client(fake), JudgeCache(tmp_path / "c.sqlite"))
-        score = judge.score("ref-1", "ckpt", REFVIE, text="swap the dog for the reference cat",
-                            images=[("Reference", FRAME), ("Edited video", np.stack([FRAME] * 5))])
+        score = judge.score(
+            "ref-1",
+            "ckpt",
+            REFVIE,
+            text="swap the dog for the reference cat",
+            images=[("Reference", FRAME), ("Edited video", np.stack([FRAME] * 5))],
+        )
         again = judge.score("ref-1", "ckpt", REFVIE, text="swap the dog for the reference cat")
     assert score.scores == {"reference_fidelity": 2, "matting_quality": 2, "physical_harmony": 2}
     assert score.capped is True and score.raw_scores == raw and score.mean == 2
@@ -47,8 +66,9 @@ def test_refvie_cap_is_enforced_after_parsing(make_client: Callable[..., JudgeCl
     assert fake.calls == 1
 
 
-def test_second_evaluation_of_a_checkpoint_makes_zero_calls(make_client: Callable[..., JudgeClient],
-                                                             tmp_path: Path) -> None:
+def test_second_evaluation_of_a_checkpoint_makes_zero_calls(
+    make_client: Callable[..., JudgeClient], tmp_path: Path
+) -> None:
     """Re-scoring the same cases for the same checkpoint, model and rubric is served from the sqlite cache,
     even through a new cache object; a new checkpoint or a new judge model is scored again."""
     table = _table(6)
@@ -80,20 +100,24 @@ def test_concurrency_is_bounded_by_max_concurrency(make_client: Callable[..., Ju
         client = make_client(fake, max_concurrency=3)
         judge = Judge(client)
         results: list[list] = []
-        threads = [threading.Thread(target=lambda part=part: results.append(judge.score_many(part)))
-                   for part in (_requests(table)[:5], _requests(table)[5:])]
+        threads = [
+            threading.Thread(target=lambda part=part: results.append(judge.score_many(part)))
+            for part in (_requests(table)[:5], _requests(table)[5:])
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     assert fake.calls == 10
     assert 1 < fake.max_in_flight <= 3
-    assert sorted(s.scores["instruction_compliance"] for batch in results for s in batch) == \
-        sorted(v["instruction_compliance"] for v in table.values())
+    assert sorted(s.scores["instruction_compliance"] for batch in results for s in batch) == sorted(
+        v["instruction_compliance"] for v in table.values()
+    )
 
 
-def test_a_batch_returns_a_result_or_a_reason_for_every_request(make_client: Callable[..., JudgeClient],
-                                                                 tmp_path: Path) -> None:
+def test_a_batch_returns_a_result_or_a_reason_for_every_request(
+    make_client: Callable[..., JudgeClient], tmp_path: Path
+) -> None:
     """Good cases score; an unanswerable case, a malformed-answer case and a missing image come back as
     JudgeError values naming their case, in input order; duplicates are judged once; errors are not cached."""
     table = _table(4)
@@ -104,8 +128,9 @@ def test_a_batch_returns_a_result_or_a_reason_for_every_request(make_client: Cal
     reqs = _requests(table)
     reqs.insert(1, JudgeRequest("case-unknown", "ckpt-1", OPENVE, text="Case id case-unknown"))
     reqs.insert(3, JudgeRequest("case-garbled", "ckpt-1", OPENVE, text="Case id case-garbled"))
-    reqs.append(JudgeRequest("case-noimage", "ckpt-1", OPENVE, text="Case id case-000",
-                             images=[tmp_path / "missing.jpg"]))
+    reqs.append(
+        JudgeRequest("case-noimage", "ckpt-1", OPENVE, text="Case id case-000", images=[tmp_path / "missing.jpg"])
+    )
     reqs.append(reqs[0])  # same key twice in one batch
     cache = JudgeCache(tmp_path / "c.sqlite")
     with run_fake_openai(behave) as fake:
@@ -114,8 +139,16 @@ def test_a_batch_returns_a_result_or_a_reason_for_every_request(make_client: Cal
         again = Judge(make_client(fake, max_malformed_retries=1), cache).score_many(reqs)
     assert len(out) == len(reqs)
     kinds = [type(r).__name__ for r in out]
-    assert kinds == ["JudgeScore", "JudgeError", "JudgeScore", "JudgeError", "JudgeScore", "JudgeScore",
-                     "JudgeError", "JudgeScore"]
+    assert kinds == [
+        "JudgeScore",
+        "JudgeError",
+        "JudgeScore",
+        "JudgeError",
+        "JudgeScore",
+        "JudgeScore",
+        "JudgeError",
+        "JudgeScore",
+    ]
     errors = {r.case_id: r for r in out if isinstance(r, JudgeError)}
     assert errors["case-unknown"].code == "bad_request" and errors["case-unknown"].status == 400
     assert errors["case-garbled"].code == "malformed"
@@ -145,9 +178,16 @@ def test_cache_is_shared_by_concurrent_processes(make_client: Callable[..., Judg
     """)
     cases = list(table)
     with run_fake_openai(score_table(table)) as fake:
-        procs = [subprocess.Popen([sys.executable, "-c", script, fake.base_url, fake.api_key, str(path), *part],
-                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for part in (cases[:4], cases[4:])]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, fake.base_url, fake.api_key, str(path), *part],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for part in (cases[:4], cases[4:])
+        ]
         outputs = [p.communicate(timeout=60) for p in procs]
         assert all(p.returncode == 0 for p in procs), outputs
         assert fake.calls == 8
@@ -169,8 +209,13 @@ def test_dagster_resource_builds_the_judge_from_env(tmp_path: Path, monkeypatch:
     assert info.value.code == "config"
     table = _table(2)
     with run_fake_openai(score_table(table), api_key="env-key") as fake:
-        env = {"KIWI_HOME": str(tmp_path), "KIWI_JUDGE_BASE_URL": fake.base_url, "KIWI_JUDGE_MODEL": "m",
-               "KIWI_JUDGE_MAX_CONCURRENCY": "2", "KIWI_JUDGE_API_KEY": "env-key"}
+        env = {
+            "KIWI_HOME": str(tmp_path),
+            "KIWI_JUDGE_BASE_URL": fake.base_url,
+            "KIWI_JUDGE_MODEL": "m",
+            "KIWI_JUDGE_MAX_CONCURRENCY": "2",
+            "KIWI_JUDGE_API_KEY": "env-key",
+        }
         monkeypatch.setenv("KIWI_JUDGE_API_KEY", "env-key")
         resource = JudgeResource.from_env(env)
         assert resource.enabled and resource.max_concurrency == 2 and resource.api_key == ""

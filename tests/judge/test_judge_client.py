@@ -6,7 +6,7 @@ import base64
 import io
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,7 +14,15 @@ from PIL import Image
 
 from kiwi_platform.judge import OPENVE, REFERENCE_MATCH, Judge, JudgeClient, JudgeError, parse_answer
 from tests.fakes.openai_server import (
-    Reply, answer, error, fenced, malformed, rate_limited, run_fake_openai, server_error, slow,
+    Reply,
+    answer,
+    error,
+    fenced,
+    malformed,
+    rate_limited,
+    run_fake_openai,
+    server_error,
+    slow,
 )
 
 JUDGE_MODEL = "fake-vlm-judge"  # what the make_client fixture configures
@@ -34,8 +42,13 @@ def test_happy_path_speaks_the_openai_protocol(make_client: Callable[..., JudgeC
     video = rng.integers(0, 255, size=(9, 64, 96, 3), dtype=np.uint8)
     with run_fake_openai(answer(OPEN, reason="clean edit")) as fake:
         judge = Judge(make_client(fake, max_side=256, video_frames=3))
-        score = judge.score("case-1", "ckpt-a", OPENVE, text="Instruction: make the sky pink",
-                            images=[("Source frame", frame), ("Edited video", video)])
+        score = judge.score(
+            "case-1",
+            "ckpt-a",
+            OPENVE,
+            text="Instruction: make the sky pink",
+            images=[("Source frame", frame), ("Edited video", video)],
+        )
     assert score.scores == OPEN and score.reason == "clean edit"
     assert score.capped is False and score.cached is False
     assert fake.calls == 1
@@ -53,8 +66,7 @@ def test_happy_path_speaks_the_openai_protocol(make_client: Callable[..., JudgeC
     assert all(_decode(u).format == "JPEG" for u in req.image_urls)
 
 
-def test_images_from_files_are_sent_as_data_urls(make_client: Callable[..., JudgeClient], demo_dir,
-                                                 tmp_path) -> None:
+def test_images_from_files_are_sent_as_data_urls(make_client: Callable[..., JudgeClient], demo_dir, tmp_path) -> None:
     """A reference JPEG path, a PNG path and a real H.264 demo clip (sampled frames) all arrive as images."""
     png = tmp_path / "ref.png"
     Image.fromarray(np.full((40, 30, 4), 200, dtype=np.uint8)).save(png)

@@ -15,8 +15,12 @@ GOOD = {"instruction_compliance": 4, "detail_preservation": 3, "temporal_consist
 def test_bare_fenced_and_prose_answers_parse_to_the_same_scores() -> None:
     """A judge that wraps its JSON in a ```json fence or in prose is still understood."""
     obj = json.dumps({"scores": GOOD, "reason": "mostly right"})
-    answers = [obj, f"```json\n{obj}\n```", f"Sure! Here you go:\n```\n{obj}\n```\nThanks.",
-               f"My verdict is {obj} and that is final."]
+    answers = [
+        obj,
+        f"```json\n{obj}\n```",
+        f"Sure! Here you go:\n```\n{obj}\n```\nThanks.",
+        f"My verdict is {obj} and that is final.",
+    ]
     for text in answers:
         parsed = parse_answer(text, OPENVE)
         assert parsed.scores == GOOD
@@ -25,8 +29,9 @@ def test_bare_fenced_and_prose_answers_parse_to_the_same_scores() -> None:
 
 def test_keys_are_matched_loosely_and_integral_floats_accepted() -> None:
     """'Instruction Compliance' and 4.0 are read as instruction_compliance = 4; extra keys are ignored."""
-    text = json.dumps({"scores": {"Instruction Compliance": 4.0, "detail-preservation": 2,
-                                  "temporal_consistency": 1, "overall": 3}})
+    text = json.dumps(
+        {"scores": {"Instruction Compliance": 4.0, "detail-preservation": 2, "temporal_consistency": 1, "overall": 3}}
+    )
     parsed = parse_answer(text, OPENVE)
     assert parsed.scores == {"instruction_compliance": 4, "detail_preservation": 2, "temporal_consistency": 1}
     assert all(type(v) is int for v in parsed.scores.values())
@@ -71,11 +76,23 @@ def test_refvie_cap_clamps_quality_and_harmony_to_fidelity() -> None:
 def test_rubric_hash_is_stable_and_changes_with_the_text() -> None:
     """Cached scores are tied to the exact rubric text: same text, same hash; edited text, new hash."""
     assert len({REFERENCE_MATCH.rubric_hash, OPENVE.rubric_hash, REFVIE.rubric_hash}) == 3
-    same = Rubric(name=REFVIE.name, system=REFVIE.system, task=REFVIE.task, dimension_help=REFVIE.dimension_help,
-                  cap_by=REFVIE.cap_by, capped=REFVIE.capped)
+    same = Rubric(
+        name=REFVIE.name,
+        system=REFVIE.system,
+        task=REFVIE.task,
+        dimension_help=REFVIE.dimension_help,
+        cap_by=REFVIE.cap_by,
+        capped=REFVIE.capped,
+    )
     assert same.rubric_hash == REFVIE.rubric_hash
-    edited = Rubric(name=REFVIE.name, system=REFVIE.system, task=REFVIE.task + " Be harsh.",
-                    dimension_help=REFVIE.dimension_help, cap_by=REFVIE.cap_by, capped=REFVIE.capped)
+    edited = Rubric(
+        name=REFVIE.name,
+        system=REFVIE.system,
+        task=REFVIE.task + " Be harsh.",
+        dimension_help=REFVIE.dimension_help,
+        cap_by=REFVIE.cap_by,
+        capped=REFVIE.capped,
+    )
     assert edited.rubric_hash != REFVIE.rubric_hash
     assert len(REFVIE.rubric_hash) == 64
 

@@ -22,7 +22,7 @@ def randomize_zero_init(pipe, seed: int = 1, std: float = 0.05) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in (pipe.mllm_encoder, pipe.source_embedder, pipe.ref_embedder):
-            for name, p in module.named_parameters():
+            for _name, p in module.named_parameters():
                 if torch.count_nonzero(p) == 0:
                     p.copy_(torch.randn(p.shape, generator=g) * std)
 

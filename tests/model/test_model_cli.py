@@ -15,8 +15,16 @@ def test_model_init_writes_released_layout(tmp_path):
     code, out = run_cli("model", "init", "--config", "tiny", "--out", str(tmp_path / "ck"))
     assert code == 0, out
     names = {p.name for p in (tmp_path / "ck").iterdir()}
-    assert {"transformer", "vae", "mllm_encoder", "source_embedder", "ref_embedder", "processor", "scheduler",
-            "model_index.json"} <= names
+    assert {
+        "transformer",
+        "vae",
+        "mllm_encoder",
+        "source_embedder",
+        "ref_embedder",
+        "processor",
+        "scheduler",
+        "model_index.json",
+    } <= names
     code, out = run_cli("model", "init", "--config", "tiny", "--out", str(tmp_path / "ck"))
     assert code == 2 and "not empty" in out
     code, out = run_cli("model", "init", "--config", "huge", "--out", str(tmp_path / "x"))
@@ -27,9 +35,26 @@ def test_edit_real_demo_video_writes_decodable_mp4(tiny_ckpt, demo_video, demo_r
     """Editing the real demo clip with a reference writes an mp4 with the requested frames and size at 15 fps."""
     out = tmp_path / "edited.mp4"
     code, text = run_cli(
-        "edit", "--checkpoint", str(tiny_ckpt), "--video", str(demo_video), "--prompt", "Replace the towel",
-        "--ref", str(demo_ref), "--out", str(out), "--steps", "2", "--height", "64", "--width", "96", "--frames", "5",
-    )  # fmt: skip
+        "edit",
+        "--checkpoint",
+        str(tiny_ckpt),
+        "--video",
+        str(demo_video),
+        "--prompt",
+        "Replace the towel",
+        "--ref",
+        str(demo_ref),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--height",
+        "64",
+        "--width",
+        "96",
+        "--frames",
+        "5",
+    )
     assert code == 0, text
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
@@ -61,8 +86,25 @@ def test_edit_user_errors_are_one_line(case, tiny_ckpt, demo_video, tmp_path):
         ref = tmp_path / "ref.jpg"
         ref.write_text("not an image")
         expected = "is not a readable image"
-    args = ["edit", "--checkpoint", str(ckpt), "--video", str(video), "--prompt", "x", "--out", str(tmp_path / "o.mp4"),
-            "--steps", "1", "--height", "32", "--width", "32", "--frames", "1"]  # fmt: skip
+    args = [
+        "edit",
+        "--checkpoint",
+        str(ckpt),
+        "--video",
+        str(video),
+        "--prompt",
+        "x",
+        "--out",
+        str(tmp_path / "o.mp4"),
+        "--steps",
+        "1",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--frames",
+        "1",
+    ]
     if ref is not None:
         args += ["--ref", str(ref)]
     code, text = run_cli(*args)

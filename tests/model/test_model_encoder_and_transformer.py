@@ -64,7 +64,9 @@ def test_transformer_shapes_and_reference_frame_dropped(tiny_pipe):
         hook = dit.blocks[0].register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[1]))
         with torch.no_grad():
             plain = dit(x, t, ctx).sample
-            with_ref = dit(x, t, ctx, source_embeds=tiny_pipe.source_embedder(src), ref_embeds=tiny_pipe.ref_embedder(ref)).sample
+            with_ref = dit(
+                x, t, ctx, source_embeds=tiny_pipe.source_embedder(src), ref_embeds=tiny_pipe.ref_embedder(ref)
+            ).sample
         hook.remove()
         assert plain.shape == with_ref.shape == x.shape
         assert seen == [frames * 2 * 3, (frames + 1) * 2 * 3]
@@ -89,10 +91,12 @@ def test_zero_init_contract_and_after_one_step(tiny_pipe):
         ctx_a = enc("make it red", frames, processor=proc).context
         ctx_b = enc("remove the car", frames, processor=proc).context
         return (
-            dit(x, t, ctx_a).sample, dit(x, t, ctx_a, source_embeds=src_emb(src)).sample,
-            dit(x, t, ctx_a, ref_embeds=ref_emb(ref_a)).sample, dit(x, t, ctx_a, ref_embeds=ref_emb(ref_b)).sample,
+            dit(x, t, ctx_a).sample,
+            dit(x, t, ctx_a, source_embeds=src_emb(src)).sample,
+            dit(x, t, ctx_a, ref_embeds=ref_emb(ref_a)).sample,
+            dit(x, t, ctx_a, ref_embeds=ref_emb(ref_b)).sample,
             dit(x, t, ctx_b).sample,
-        )  # fmt: skip
+        )
 
     with torch.no_grad():
         base, with_src, ref1, ref2, other_prompt = outputs()

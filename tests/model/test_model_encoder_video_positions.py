@@ -36,6 +36,8 @@ def test_released_vae_layout_is_recognised_and_a_missing_weight_file_is_named(tm
 
     from model.pipeline import CheckpointError, load_vae
 
-    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "VAE", "dim": 160, "z_dim": 48, "vae_pth": "Wan2.2_VAE.pth"}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"_class_name": "VAE", "dim": 160, "z_dim": 48, "vae_pth": "Wan2.2_VAE.pth"})
+    )
     with pytest.raises(CheckpointError, match="Wan2.2_VAE.pth"):
         load_vae(tmp_path)

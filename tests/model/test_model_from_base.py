@@ -11,8 +11,7 @@ from model.build import qwen_config_for_tokenizer
 from model.configs import TINY
 from model.pipeline import KiwiEditPipeline
 from model.processor import build_tiny_processor
-from tests.model.helpers import random_frames
-from tests.model.helpers import run_cli
+from tests.model.helpers import random_frames, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,9 @@ def base_models(tmp_path_factory):
     wan_dit.save_pretrained(root / "wan" / "transformer")
     AutoencoderKLWan(**TINY.vae).save_pretrained(root / "wan" / "vae")
     processor = build_tiny_processor()
-    qwen = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(**qwen_config_for_tokenizer(TINY.qwen, processor.tokenizer)))
+    qwen = Qwen2_5_VLForConditionalGeneration(
+        Qwen2_5_VLConfig(**qwen_config_for_tokenizer(TINY.qwen, processor.tokenizer))
+    )
     qwen.save_pretrained(root / "qwen")
     processor.save_pretrained(root / "qwen")
     return root / "wan", root / "qwen", wan_dit, qwen
@@ -35,18 +36,24 @@ def test_from_base_copies_base_weights_and_zero_inits_new_parts(base_models, tmp
     the assembled checkpoint loads and edits."""
     wan, qwen, wan_dit, qwen_model = base_models
     out = tmp_path / "kiwi"
-    code, text = run_cli("model", "init", "--from-base", "--wan", str(wan), "--qwen", str(qwen), "--out", str(out),
-                         "--config", "tiny")  # fmt: skip
+    code, text = run_cli(
+        "model", "init", "--from-base", "--wan", str(wan), "--qwen", str(qwen), "--out", str(out), "--config", "tiny"
+    )
     assert code == 0, text
     pipe = KiwiEditPipeline.from_pretrained(out)
     assert torch.equal(pipe.transformer.blocks[1].attn1.to_q.weight, wan_dit.blocks[1].attn1.to_q.weight)
     q_proj = pipe.mllm_encoder.qwen_model.language_model.layers[0].self_attn.q_proj
     assert torch.equal(q_proj.base_layer.weight, qwen_model.model.language_model.layers[0].self_attn.q_proj.weight)
-    assert torch.equal(pipe.mllm_encoder.qwen_model.visual.blocks[0].attn.qkv.weight,
-                       qwen_model.model.visual.blocks[0].attn.qkv.weight)
+    assert torch.equal(
+        pipe.mllm_encoder.qwen_model.visual.blocks[0].attn.qkv.weight, qwen_model.model.visual.blocks[0].attn.qkv.weight
+    )
     assert torch.count_nonzero(q_proj.lora_B["default"].weight) == 0
-    for p in (pipe.mllm_encoder.connector[2].weight, pipe.mllm_encoder.ref_connector[2].weight,
-              pipe.source_embedder.patch_embedding.weight, pipe.ref_embedder.patch_embedding.weight):
+    for p in (
+        pipe.mllm_encoder.connector[2].weight,
+        pipe.mllm_encoder.ref_connector[2].weight,
+        pipe.source_embedder.patch_embedding.weight,
+        pipe.ref_embedder.patch_embedding.weight,
+    ):
         assert torch.count_nonzero(p) == 0
     assert 0.015 < float(pipe.mllm_encoder.image_queries.detach().std()) < 0.025
     pipe.set_progress_bar_config(disable=True)
@@ -59,8 +66,9 @@ def test_from_base_needs_both_paths(base_models, tmp_path):
     wan, qwen, *_ = base_models
     code, text = run_cli("model", "init", "--from-base", "--wan", str(wan), "--out", str(tmp_path / "a"))
     assert code == 2 and "--qwen" in text
-    code, text = run_cli("model", "init", "--from-base", "--wan", str(tmp_path), "--qwen", str(qwen),
-                         "--out", str(tmp_path / "b"))  # fmt: skip
+    code, text = run_cli(
+        "model", "init", "--from-base", "--wan", str(tmp_path), "--qwen", str(qwen), "--out", str(tmp_path / "b")
+    )
     assert code == 2 and "not a diffusers model folder" in text
 
 
@@ -87,20 +95,34 @@ def test_pipeline_loads_released_encoder_folder(tiny_pipe, tmp_path):
     shutil.rmtree(folder)
     folder.mkdir()
     qwen = Qwen2_5_VLForConditionalGeneration(enc.qwen_model.config)
-    qwen.model.load_state_dict({k.replace(".base_layer.", "."): v for k, v in enc.qwen_model.state_dict().items()
-                                if ".lora_" not in k})  # fmt: skip
+    qwen.model.load_state_dict(
+        {k.replace(".base_layer.", "."): v for k, v in enc.qwen_model.state_dict().items() if ".lora_" not in k}
+    )
     qwen.save_pretrained(folder)
     (folder / "config.json").unlink()  # the diffusers config takes that name; Qwen's goes to qwen_config.json
     enc.qwen_model.config.to_json_file(str(folder / "qwen_config.json"))
     c = enc.config
-    (folder / "config.json").write_text(json.dumps({
-        "_class_name": "MLLMEncoder", "mllm_model_path": ".", "dit_dim": c.dit_dim, "hidden_size": 64,
-        "num_image_queries": c.num_image_queries, "num_video_queries": c.num_video_queries,
-        "num_ref_queries": c.num_ref_queries, "max_object_token": c.max_ref_pixels // (28 * 28),
-        "max_frames": c.max_frames, "max_pixels_per_frame": c.max_pixels_per_frame,
-    }))  # fmt: skip
-    own = {k.replace("connector.", "connetor."): v.contiguous() for k, v in enc.state_dict().items()
-           if not k.startswith("qwen_model.")}  # fmt: skip
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "MLLMEncoder",
+                "mllm_model_path": ".",
+                "dit_dim": c.dit_dim,
+                "hidden_size": 64,
+                "num_image_queries": c.num_image_queries,
+                "num_video_queries": c.num_video_queries,
+                "num_ref_queries": c.num_ref_queries,
+                "max_object_token": c.max_ref_pixels // (28 * 28),
+                "max_frames": c.max_frames,
+                "max_pixels_per_frame": c.max_pixels_per_frame,
+            }
+        )
+    )
+    own = {
+        k.replace("connector.", "connetor."): v.contiguous()
+        for k, v in enc.state_dict().items()
+        if not k.startswith("qwen_model.")
+    }
     save_file(own, str(folder / "diffusion_pytorch_model.safetensors"))
 
     loaded = KiwiEditPipeline.from_pretrained(root)

@@ -32,9 +32,10 @@ def test_stage1_freezing_gradient_flow(tiny_pipe):
     )
     assert any(".lora_A." in n for n in trainable) and any(".lora_B." in n for n in trainable)
     params = dict(
-        (f"{c}.{n}", p) for c in ("transformer", "mllm_encoder", "source_embedder", "ref_embedder", "vae")
+        (f"{c}.{n}", p)
+        for c in ("transformer", "mllm_encoder", "source_embedder", "ref_embedder", "vae")
         for n, p in getattr(tiny_pipe, c).named_parameters()
-    )  # fmt: skip
+    )
     opt = torch.optim.AdamW([params[n] for n in trainable], lr=5e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):  # zero-init B / connector block gradients on the very first step
@@ -57,7 +58,11 @@ def test_stage_sets_grow():
     assert s1 < s2 < s3
     assert {"mllm_encoder.video_queries", "source_embedder.patch_embedding.weight"} <= s2 - s1
     assert any(n.startswith("transformer.blocks.") for n in s2 - s1)
-    assert s3 - s2 >= {"mllm_encoder.ref_queries", "ref_embedder.patch_embedding.weight", "mllm_encoder.ref_connector.2.weight"}
+    assert s3 - s2 >= {
+        "mllm_encoder.ref_queries",
+        "ref_embedder.patch_embedding.weight",
+        "mllm_encoder.ref_connector.2.weight",
+    }
     assert not any(n.startswith(("vae.", "mllm_encoder.qwen_model.visual.")) for n in s3)
 
 
@@ -68,8 +73,12 @@ def test_reference_sample_loss_reaches_stage3_parts(tiny_pipe):
     loss, info = compute_loss(tiny_pipe, _batch(frames=5, ref=True), return_details=True)
     loss.backward()
     assert info["mode"] == "reference" and torch.isfinite(loss)
-    for p in (tiny_pipe.mllm_encoder.ref_queries, tiny_pipe.mllm_encoder.ref_connector[0].weight,
-              tiny_pipe.ref_embedder.patch_embedding.weight, tiny_pipe.source_embedder.patch_embedding.weight):
+    for p in (
+        tiny_pipe.mllm_encoder.ref_queries,
+        tiny_pipe.mllm_encoder.ref_connector[0].weight,
+        tiny_pipe.ref_embedder.patch_embedding.weight,
+        tiny_pipe.source_embedder.patch_embedding.weight,
+    ):
         assert p.grad is not None and torch.count_nonzero(p.grad) > 0
 
 
@@ -94,7 +103,9 @@ def test_save_load_roundtrip_is_bit_exact(tiny_pipe, tmp_path):
 def test_pipeline_image_and_video_outputs(tiny_pipe):
     """An image edit returns one frame and a video edit the requested 4k+1 frames at the requested size."""
     img = tiny_pipe("golden hour", random_frames(1, 80, 70), height=64, width=64, num_inference_steps=2, seed=0)
-    vid = tiny_pipe("golden hour", random_frames(9, 80, 70), height=32, width=96, num_frames=9, num_inference_steps=2, seed=0)
+    vid = tiny_pipe(
+        "golden hour", random_frames(9, 80, 70), height=32, width=96, num_frames=9, num_inference_steps=2, seed=0
+    )
     assert len(img.frames) == 1 and img.frames[0].size == (64, 64)
     assert len(vid.frames) == 9 and vid.frames[0].size == (96, 32)
 
@@ -106,8 +117,12 @@ def test_tiny_training_reduces_loss_on_one_sample(tiny_pipe):
     import time
 
     apply_stage_freezing(tiny_pipe, 2)
-    params = [p for m in (tiny_pipe.transformer, tiny_pipe.mllm_encoder, tiny_pipe.source_embedder)
-              for p in m.parameters() if p.requires_grad]  # fmt: skip
+    params = [
+        p
+        for m in (tiny_pipe.transformer, tiny_pipe.mllm_encoder, tiny_pipe.source_embedder)
+        for p in m.parameters()
+        if p.requires_grad
+    ]
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
     batch = _batch(frames=5)
 

@@ -24,7 +24,9 @@ def test_kiwi_5b_parameter_counts_match_paper_scale():
     assert 4.9e9 < dit_params < 5.1e9, dit_params
     assert 3.70e9 < qwen_params < 3.80e9, qwen_params
     # the added parts: 256+512+768 queries x 2048 and two 2048->3072->3072 connectors
-    assert _count(enc, lambda n: not n.startswith("qwen_model")) == 1536 * 2048 + 2 * (2048 * 3072 + 3072 + 3072 * 3072 + 3072)
+    assert _count(enc, lambda n: not n.startswith("qwen_model")) == 1536 * 2048 + 2 * (
+        2048 * 3072 + 3072 + 3072 * 3072 + 3072
+    )
 
 
 def test_kiwi_5b_token_counts_at_81x704x1280():

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from kiwi_platform.media.normalize import normalize_media
 from kiwi_platform.media.clips import read_clip
+from kiwi_platform.media.normalize import normalize_media
 from kiwi_platform.synth import generate, load_ground_truth
 
 #: 12 pairs = two of each edit type; 96x160 keeps objects >= 20 px so references pass the size filter.
@@ -47,8 +47,12 @@ def pairs(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> list[Pair
             dst = out / "norm" / f"{r['pair']}_{key}.kclip"
             normalize_media(out / r[key], dst, num_frames=r["frames"], max_area=HEIGHT * WIDTH, fps=16)
             clips.append(read_clip(dst))
-        masks = np.stack([cv2.imread(str(out / r["mask_dir"] / f"{i:04d}.png"), cv2.IMREAD_GRAYSCALE) > 127
-                          for i in range(r["frames"])])
+        masks = np.stack(
+            [
+                cv2.imread(str(out / r["mask_dir"] / f"{i:04d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+                for i in range(r["frames"])
+            ]
+        )
         ref = cv2.cvtColor(cv2.imread(str(Path(out) / r["reference"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         result.append(Pair(r, clips[0], clips[1], masks, ref))
     return result

@@ -19,8 +19,11 @@ from kiwi_platform.refvie.types import EditRegion, ImageEmbedder, ReferenceJudge
 
 @pytest.fixture(scope="module")
 def references(analysed) -> list[np.ndarray]:
-    return [pipeline.synthesize_reference(p.target, p.source, r, min_side=8) for p, r in analysed
-            if isinstance(r, EditRegion)]
+    return [
+        pipeline.synthesize_reference(p.target, p.source, r, min_side=8)
+        for p, r in analysed
+        if isinstance(r, EditRegion)
+    ]
 
 
 def _copies(image: np.ndarray) -> list[np.ndarray]:
@@ -110,10 +113,19 @@ def test_batch_dedup_drops_later_copies_and_records_them(references):
 
     copy = _copies(references[0])[0]
     samples = [
-        {"row": i + 1, "pair_id": f"p{i}", "ref_image": f"r{i}.png", "tgt_clip": f"t{i}", "_embed": img, "dup_similarity": 0.0}
+        {
+            "row": i + 1,
+            "pair_id": f"p{i}",
+            "ref_image": f"r{i}.png",
+            "tgt_clip": f"t{i}",
+            "_embed": img,
+            "dup_similarity": 0.0,
+        }
         for i, img in enumerate(references[:4] + [copy])
     ]
-    samples.append({"row": 9, "pair_id": "no-ref", "ref_image": "", "tgt_clip": "t9", "_embed": copy, "dup_similarity": 0.0})
+    samples.append(
+        {"row": 9, "pair_id": "no-ref", "ref_image": "", "tgt_clip": "t9", "_embed": copy, "dup_similarity": 0.0}
+    )
     rejected = []
     kept = drop_duplicates(samples, PerceptualHashEmbedder(), pipeline.DEFAULT_DUPLICATE_THRESHOLD, rejected)
     assert [s["pair_id"] for s in kept] == ["p0", "p1", "p2", "p3", "no-ref"]

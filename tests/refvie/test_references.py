@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kiwi_platform.refvie import pipeline
 from kiwi_platform.lib.image_metrics import cosine, ssim
+from kiwi_platform.refvie import pipeline
 from kiwi_platform.refvie.quality import PerceptualHashEmbedder
 from kiwi_platform.refvie.references import OpenCVInpainter, make_reference
 from kiwi_platform.refvie.types import LOCAL_TYPES, EditRegion, SampleRejected
@@ -26,12 +26,13 @@ def _hue(image: np.ndarray, mask: np.ndarray) -> float:
 
 def test_local_references_sit_on_white_with_margin(analysed):
     """Object references have a white border at least 4 px wide on every side and non-white content inside."""
-    for p, r, ref in _references(analysed):
+    for p, _r, ref in _references(analysed):
         if p.edit_type not in LOCAL_TYPES:
             continue
         m = 4
-        border = np.concatenate([ref[:m].reshape(-1, 3), ref[-m:].reshape(-1, 3),
-                                 ref[:, :m].reshape(-1, 3), ref[:, -m:].reshape(-1, 3)])
+        border = np.concatenate(
+            [ref[:m].reshape(-1, 3), ref[-m:].reshape(-1, 3), ref[:, :m].reshape(-1, 3), ref[:, -m:].reshape(-1, 3)]
+        )
         assert (border == 255).all(), p.record["pair"]
         assert (ref.min(axis=-1) < 200).mean() > 0.2, p.record["pair"]  # the object is there
 
@@ -39,7 +40,7 @@ def test_local_references_sit_on_white_with_margin(analysed):
 def test_local_references_show_the_true_object(analysed):
     """The reference shows the edited object: same hue as the true reference and similar overall."""
     emb = PerceptualHashEmbedder()
-    for p, r, ref in _references(analysed):
+    for p, _r, ref in _references(analysed):
         if p.edit_type not in LOCAL_TYPES:
             continue
         ours = ref.min(axis=-1) < 245
@@ -54,15 +55,16 @@ def test_removed_object_reference_comes_from_the_source(analysed):
     """For local_remove the reference is the removed object (cut from the source), not the clean target."""
     p, r = next((p, r) for p, r in analysed if p.edit_type == "local_remove")
     ref = pipeline.synthesize_reference(p.target, p.source, r, min_side=8)
-    from_target = make_reference(p.target, EditRegion(r.masks, r.box, r.frame_boxes, "local_add", 1.0),
-                                 OpenCVInpainter(), min_side=8)
+    from_target = make_reference(
+        p.target, EditRegion(r.masks, r.box, r.frame_boxes, "local_add", 1.0), OpenCVInpainter(), min_side=8
+    )
     emb = PerceptualHashEmbedder().embed([ref, p.gt_reference, from_target])
     assert cosine(emb[0], emb[1]) > cosine(emb[2], emb[1])
 
 
 def test_background_reference_is_the_clean_new_background(analysed):
     """A background swap's reference resembles the true new background (SSIM >= 0.6) at frame size."""
-    for p, r, ref in _references(analysed):
+    for p, _r, ref in _references(analysed):
         if p.edit_type == "background_change":
             assert ref.shape == p.target.shape[1:]
             assert ssim(p.gt_reference, ref) >= 0.6, p.record["pair"]
@@ -70,14 +72,15 @@ def test_background_reference_is_the_clean_new_background(analysed):
 
 def test_style_reference_is_the_stylized_frame(analysed):
     """A global style's reference is the first stylized target frame."""
-    for p, r, ref in _references(analysed):
+    for p, _r, ref in _references(analysed):
         if p.edit_type == "global_style":
             assert np.array_equal(ref, p.target[0])
 
 
 def _region(masks: np.ndarray, edit_type: str = "local_add") -> EditRegion:
-    return EditRegion(masks=masks, box=(0, 0, 1, 1), frame_boxes=[None] * len(masks), edit_type=edit_type,
-                      type_confidence=1.0)
+    return EditRegion(
+        masks=masks, box=(0, 0, 1, 1), frame_boxes=[None] * len(masks), edit_type=edit_type, type_confidence=1.0
+    )
 
 
 def test_white_object_gives_blank_reference():

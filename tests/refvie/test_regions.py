@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kiwi_platform.lib.image_metrics import clip_mask_iou
 from kiwi_platform.refvie import pipeline
 from kiwi_platform.refvie.backends.diff import DiffGrounder
 from kiwi_platform.refvie.edit_types import prompt_edit_type
-from kiwi_platform.lib.image_metrics import clip_mask_iou
 from kiwi_platform.refvie.regions import find_edit_region
 from kiwi_platform.refvie.types import EDIT_TYPES, LOCAL_TYPES, EditRegion, SampleRejected
 
@@ -59,16 +59,19 @@ def test_boxes_enclose_masks(analysed):
         assert r.masks.dtype == bool and 0.0 <= r.type_confidence <= 1.0
 
 
-@pytest.mark.parametrize("prompt, expected", [
-    ("Add a red ball moving from left to right.", "local_add"),
-    ("Remove the blue star from the video.", "local_remove"),
-    ("Replace the green square with a pink hexagon.", "local_replace"),
-    ("Change the color of the yellow triangle to purple.", "recolor"),
-    ("Replace the background behind the cat with a beach.", "background_change"),
-    ("Turn the video into a flat cartoon with bold black outlines.", "global_style"),
-    ("Make the image look like an old sepia-toned photograph.", "global_style"),
-    ("Do something nice.", None),
-])
+@pytest.mark.parametrize(
+    "prompt, expected",
+    [
+        ("Add a red ball moving from left to right.", "local_add"),
+        ("Remove the blue star from the video.", "local_remove"),
+        ("Replace the green square with a pink hexagon.", "local_replace"),
+        ("Change the color of the yellow triangle to purple.", "recolor"),
+        ("Replace the background behind the cat with a beach.", "background_change"),
+        ("Turn the video into a flat cartoon with bold black outlines.", "global_style"),
+        ("Make the image look like an old sepia-toned photograph.", "global_style"),
+        ("Do something nice.", None),
+    ],
+)
 def test_prompt_keywords(prompt, expected):
     """Instruction wording maps to the edit type it names; background/style phrasing wins over local verbs."""
     assert prompt_edit_type(prompt) == expected
@@ -154,6 +157,7 @@ def test_background_swap_without_kept_foreground_is_full_mask(pairs):
 
 def test_backend_crash_is_quarantined(pairs):
     """A backend that raises becomes qc_backend_error instead of stopping the batch."""
+
     class Broken:
         name = "broken"
 
@@ -180,8 +184,12 @@ def test_regions_are_deterministic(pairs):
         a = pipeline.analyse_pair(p.source, p.target, p.prompt)
         b = pipeline.analyse_pair(p.source, p.target, p.prompt)
         assert np.array_equal(a.masks, b.masks)
-        assert (a.frame_boxes, a.edit_type, a.type_confidence, a.scores) == (b.frame_boxes, b.edit_type,
-                                                                               b.type_confidence, b.scores)
+        assert (a.frame_boxes, a.edit_type, a.type_confidence, a.scores) == (
+            b.frame_boxes,
+            b.edit_type,
+            b.type_confidence,
+            b.scores,
+        )
 
 
 def test_shape_completion_restores_partly_missed_frames():
@@ -191,9 +199,9 @@ def test_shape_completion_restores_partly_missed_frames():
 
     masks = np.zeros((6, 48, 80), bool)
     for t in range(6):
-        masks[t, 10:30, 5 + 6 * t:25 + 6 * t] = True
+        masks[t, 10:30, 5 + 6 * t : 25 + 6 * t] = True
     truth = masks.copy()
-    masks[3, 10:30, 5 + 18:15 + 18] = False  # the left half of frame 3 was missed
+    masks[3, 10:30, 5 + 18 : 15 + 18] = False  # the left half of frame 3 was missed
     masks[4, 20:30] = False  # the bottom half of frame 4 too
     done = complete_shapes(masks)
     assert np.array_equal(done, truth)

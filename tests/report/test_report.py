@@ -28,7 +28,9 @@ def _table(html: str, name: str) -> str:
     return match.group(0)
 
 
-def test_champion_report_is_self_contained_with_scores_pictures_promotion_and_lineage(report_store: Store, tmp_path: Path) -> None:
+def test_champion_report_is_self_contained_with_scores_pictures_promotion_and_lineage(
+    report_store: Store, tmp_path: Path
+) -> None:
     """The champion's report is one offline file (no scripts, no remote links, pictures as PNG data URIs)
     showing the evaluation's table values, charts, grids, stage curves, the promotion and a lineage graph."""
     out = build_report(report_store.tracking, "models:/kiwi-edit@champion", tmp_path / "r" / "report.html")
@@ -89,12 +91,18 @@ def test_run_id_resolves_and_results_fall_back_to_the_mlflow_copy(report_store: 
         shutil.move(str(moved), report_store.result.out_dir)
     assert "kiwi-edit <span class=sub>v3</span>" in html
     assert "Not evaluated yet" not in html
-    assert f">{report_store.result.tables['refvie_judge'].loc['overall', 'score']:.2f}</span>" in _table(html, "refvie_judge")
+    assert f">{report_store.result.tables['refvie_judge'].loc['overall', 'score']:.2f}</span>" in _table(
+        html, "refvie_judge"
+    )
     assert len(_images(html)) == len([k for k in report_store.result.images if k.startswith("grid/")]) + 4 + 6
 
 
-@pytest.mark.parametrize("ref", ["models:/kiwi-edit@nobody", "models:/kiwi-edit/99", "0123456789abcdef0123456789abcdef"])
-def test_unknown_model_is_a_one_line_user_error_and_writes_nothing(report_store: Store, tmp_path: Path, ref: str) -> None:
+@pytest.mark.parametrize(
+    "ref", ["models:/kiwi-edit@nobody", "models:/kiwi-edit/99", "0123456789abcdef0123456789abcdef"]
+)
+def test_unknown_model_is_a_one_line_user_error_and_writes_nothing(
+    report_store: Store, tmp_path: Path, ref: str
+) -> None:
     """An alias, version or run id that does not exist raises KiwiUserError (one line) and leaves no file."""
     with pytest.raises(KiwiUserError) as info:
         build_report(report_store.tracking, ref, tmp_path / "nope.html")
@@ -102,7 +110,9 @@ def test_unknown_model_is_a_one_line_user_error_and_writes_nothing(report_store:
     assert not (tmp_path / "nope.html").exists()
 
 
-def test_cli_writes_the_report_and_reports_errors(report_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_writes_the_report_and_reports_errors(
+    report_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`kiwi report MODEL --out FILE` writes the page from the configured MLflow store; a bad ref fails."""
     from kiwi_platform.cli import report_cmd
 

@@ -39,13 +39,16 @@ def test_synth_prints_counts_and_paths(app: typer.Typer, tmp_path: Path) -> None
     assert (out / "manifest.csv").read_text().splitlines()[0] == "prompt,src_video,tgt_video,ref_image"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--height", "72"], "multiple of 16"),
-    (["--width", "100"], "multiple of 16"),
-    (["--image-share", "1.5"], "between 0 and 1"),
-    (["--n", "0"], "at least 1"),
-    (["--demo-dir", "/nonexistent/demo"], "demo folder not found"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--height", "72"], "multiple of 16"),
+        (["--width", "100"], "multiple of 16"),
+        (["--image-share", "1.5"], "between 0 and 1"),
+        (["--n", "0"], "at least 1"),
+        (["--demo-dir", "/nonexistent/demo"], "demo folder not found"),
+    ],
+)
 def test_synth_rejects_bad_arguments(app: typer.Typer, tmp_path: Path, args: list[str], message: str) -> None:
     """Bad sizes, shares, counts or a missing demo folder raise a one-line KiwiUserError before writing anything."""
     out = tmp_path / "set"

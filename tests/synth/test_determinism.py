@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiwi_platform.synth import generate, load_mask
 from kiwi_platform.lib.files import atomic_path
+from kiwi_platform.synth import generate, load_mask
 
 TINY = dict(frames=3, height=64, width=96, image_share=0.34)
 
 
 def _digests(out: Path) -> dict[str, str]:
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
@@ -46,10 +49,12 @@ def test_rerun_into_same_folder_is_idempotent(tmp_path: Path) -> None:
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
 
 
-def test_interrupted_run_leaves_no_manifest_and_no_partial_files(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_run_leaves_no_manifest_and_no_partial_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """If encoding fails mid-run, no manifest is written and no half-written media or temp file remains."""
     import kiwi_platform.synth.writer as gen
+
     real = gen.write_mp4
     calls = {"n": 0}
 

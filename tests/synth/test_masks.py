@@ -49,8 +49,11 @@ def test_video_pairs_change_inside_the_mask_and_not_outside(synth_set: Path) -> 
 
 def test_masks_follow_the_moving_object(synth_set: Path) -> None:
     """Local-edit masks move with the object: the per-frame boxes change over time and bound each mask."""
-    moving = [r for r in load_ground_truth(synth_set)
-              if r["media"] == "video" and r["edit_type"] in {"local_add", "local_remove", "recolor"}]
+    moving = [
+        r
+        for r in load_ground_truth(synth_set)
+        if r["media"] == "video" and r["edit_type"] in {"local_add", "local_remove", "recolor"}
+    ]
     assert moving
     for r in moving:
         boxes = r["object_boxes"]
@@ -62,8 +65,11 @@ def test_masks_follow_the_moving_object(synth_set: Path) -> None:
 
 def test_local_masks_are_aligned_with_the_change(synth_set: Path) -> None:
     """For local edits the mask overlaps the changed pixels better than the same mask moved by 3 px."""
-    local = [r for r in load_ground_truth(synth_set)
-             if r["media"] == "video" and r["edit_type"] in {"local_add", "local_replace", "local_remove", "recolor"}]
+    local = [
+        r
+        for r in load_ground_truth(synth_set)
+        if r["media"] == "video" and r["edit_type"] in {"local_add", "local_replace", "local_remove", "recolor"}
+    ]
     assert local
     for r in local:
         src = read_frames(synth_set / r["src"]).astype(np.int16)

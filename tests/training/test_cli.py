@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiwi_platform.training", *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "kiwi_platform.training", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def test_cli_trains_and_prints_json_lines(training_data: TrainingFixture, tmp_path: Path) -> None:

@@ -27,16 +27,23 @@ def test_custom_mix_ratios_interleave() -> None:
 
 def test_resolution_schedule_switches_after_until_step() -> None:
     """Stage 2's schedule: one size up to until_step, the next size after it."""
-    cfg = TrainConfig(stage=2, resolutions=[{"until_step": 10, "height": 576, "width": 576},
-                                            {"height": 704, "width": 1280}])
+    cfg = TrainConfig(
+        stage=2, resolutions=[{"until_step": 10, "height": 576, "width": 576}, {"height": 704, "width": 1280}]
+    )
     assert (cfg.resolution_at(10).height, cfg.resolution_at(11).width) == (576, 1280)
 
 
-@pytest.mark.parametrize("bad", [
-    {"frames": 8}, {"mix": {"audio": 1}}, {"mix": {"image": 0}},
-    {"resolutions": [{"until_step": 5, "height": 64, "width": 64}]},
-    {"resolutions": [{"height": 60, "width": 64}]}, {"distributed": "horovod"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"frames": 8},
+        {"mix": {"audio": 1}},
+        {"mix": {"image": 0}},
+        {"resolutions": [{"until_step": 5, "height": 64, "width": 64}]},
+        {"resolutions": [{"height": 60, "width": 64}]},
+        {"distributed": "horovod"},
+    ],
+)
 def test_bad_settings_are_rejected(bad: dict) -> None:
     """Invalid frames (not 4k+1), unknown tasks, empty mixes, open schedules and odd sizes fail early."""
     with pytest.raises(ValidationError):

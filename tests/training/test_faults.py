@@ -49,16 +49,18 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(
     assert not (tmp_path / "final").exists()
 
 
-def test_inf_loss_before_any_checkpoint_says_so(training_data: TrainingFixture, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inf_loss_before_any_checkpoint_says_so(
+    training_data: TrainingFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An inf on the first step is reported as divergence with 'no checkpoint was written yet'."""
     _fail_after(monkeypatch, 0, lambda loss: loss + float("inf"))
     with pytest.raises(TrainingDiverged, match="step 1.*no checkpoint was written yet"):
         train(fast_config(max_steps=2), training_data.manifest, training_data.data_root, tmp_path)
 
 
-def test_out_of_memory_names_the_knobs(training_data: TrainingFixture, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_memory_names_the_knobs(
+    training_data: TrainingFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A CUDA OOM becomes one line naming resolution, frames, checkpointing, offload and precision."""
 
     def oom(loss):
@@ -77,13 +79,21 @@ def test_missing_previous_stage_checkpoint_is_a_clear_error(training_data: Train
     """Stage 2 pointed at a stage-1 folder that is absent or incomplete fails before training, naming it."""
     absent = tmp_path / "stage1" / "final"
     with pytest.raises(MissingCheckpointError, match="stage 1 checkpoint.*does not exist"):
-        train(fast_config(stage=2, init_checkpoint=str(absent)), training_data.manifest, training_data.data_root,
-              tmp_path / "out")
+        train(
+            fast_config(stage=2, init_checkpoint=str(absent)),
+            training_data.manifest,
+            training_data.data_root,
+            tmp_path / "out",
+        )
     absent.mkdir(parents=True)
     (absent / "transformer").mkdir()
     with pytest.raises(MissingCheckpointError, match="incomplete.*vae"):
-        train(fast_config(stage=2, init_checkpoint=str(absent)), training_data.manifest, training_data.data_root,
-              tmp_path / "out")
+        train(
+            fast_config(stage=2, init_checkpoint=str(absent)),
+            training_data.manifest,
+            training_data.data_root,
+            tmp_path / "out",
+        )
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 

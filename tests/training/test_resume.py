@@ -106,17 +106,28 @@ print("FINISHED", flush=True)
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_step_saves_and_resumes_exactly(straight, training_data: TrainingFixture,
-                                                            tmp_path: Path) -> None:
+def test_sigterm_finishes_the_step_saves_and_resumes_exactly(
+    straight, training_data: TrainingFixture, tmp_path: Path
+) -> None:
     """SIGTERM mid-run: the child checkpoints the step it was on and exits 0; resuming matches the straight run."""
     cfg = fast_config(max_steps=STEPS, checkpoint_every=100)  # only the signal triggers a mid-run checkpoint
     out = tmp_path / "run"
     out.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, json.dumps(cfg.model_dump(mode="json")), str(training_data.manifest),
-         str(training_data.data_root), str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            json.dumps(cfg.model_dump(mode="json")),
+            str(training_data.manifest),
+            str(training_data.data_root),
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     deadline = time.time() + 120
     while not (out / "step2.done").exists():
         assert proc.poll() is None, proc.communicate()[1][-2000:]

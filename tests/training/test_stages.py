@@ -31,8 +31,9 @@ def _state(pipeline) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])
-def test_one_step_moves_exactly_the_stage_parameters(stage: int, training_data: TrainingFixture,
-                                                     tmp_path: Path) -> None:
+def test_one_step_moves_exactly_the_stage_parameters(
+    stage: int, training_data: TrainingFixture, tmp_path: Path
+) -> None:
     """After two optimizer steps only the stage's parameters differ from the start; each of its groups moved.
 
     Two steps, because zero-initialised output layers (connectors, LoRA B) block every other gradient
@@ -92,12 +93,24 @@ def test_gradients_reach_only_trainable_parameters(stage: int, training_data: Tr
 
 def test_next_stage_starts_from_the_previous_stage_weights(training_data: TrainingFixture, tmp_path: Path) -> None:
     """Stage 2 initialised from stage 1's final folder starts at stage 1's final validation loss exactly."""
-    s1 = train(fast_config(stage=1, max_steps=2, eval_every=2, lr=1e-2), training_data.manifest,
-               training_data.data_root, tmp_path / "s1")
-    s2 = train(fast_config(stage=2, max_steps=1, eval_every=1, init_checkpoint=str(s1.final_dir)),
-               training_data.manifest, training_data.data_root, tmp_path / "s2")
-    fresh = train(fast_config(stage=2, max_steps=1, eval_every=1), training_data.manifest,
-                  training_data.data_root, tmp_path / "fresh")
+    s1 = train(
+        fast_config(stage=1, max_steps=2, eval_every=2, lr=1e-2),
+        training_data.manifest,
+        training_data.data_root,
+        tmp_path / "s1",
+    )
+    s2 = train(
+        fast_config(stage=2, max_steps=1, eval_every=1, init_checkpoint=str(s1.final_dir)),
+        training_data.manifest,
+        training_data.data_root,
+        tmp_path / "s2",
+    )
+    fresh = train(
+        fast_config(stage=2, max_steps=1, eval_every=1),
+        training_data.manifest,
+        training_data.data_root,
+        tmp_path / "fresh",
+    )
     assert s2.val_losses[0] == (0, pytest.approx(s1.val_losses[-1][1], rel=1e-6))
     assert s1.val_losses[0][1] == pytest.approx(fresh.val_losses[0][1], rel=1e-6)
     assert s1.val_losses[-1][1] != pytest.approx(s1.val_losses[0][1], rel=1e-4)  # stage 1 changed something

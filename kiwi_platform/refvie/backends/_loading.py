@@ -10,8 +10,9 @@ weights are read once per (kind, folder, device, dtype) and shared.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.refvie.types import SampleRejected
@@ -27,20 +28,25 @@ _cache: dict[tuple[str, ...], Any] = {}
 _lock = threading.Lock()
 
 
-def check_model_folder(path: str | Path | None, backend: str, required: dict[str, tuple[str, ...]],
-                       expected: str) -> Path:
+def check_model_folder(
+    path: str | Path | None, backend: str, required: dict[str, tuple[str, ...]], expected: str
+) -> Path:
     """The folder as a Path if it holds one of each `required` file group, else a one-line KiwiUserError."""
     if path is None or str(path).strip() == "":
-        raise KiwiUserError(f"{backend}: model_path is not set (expected a local {expected} folder)",
-                            code="backend_config")
+        raise KiwiUserError(
+            f"{backend}: model_path is not set (expected a local {expected} folder)", code="backend_config"
+        )
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise KiwiUserError(f"{backend}: model folder {folder} does not exist (expected a local {expected} folder)",
-                            code="backend_model_missing")
+        raise KiwiUserError(
+            f"{backend}: model folder {folder} does not exist (expected a local {expected} folder)",
+            code="backend_model_missing",
+        )
     for what, names in required.items():
         if not any((folder / name).exists() for name in names):
-            raise KiwiUserError(f"{backend}: model folder {folder} lacks {what} ({' or '.join(names)})",
-                                code="backend_model_missing")
+            raise KiwiUserError(
+                f"{backend}: model folder {folder} lacks {what} ({' or '.join(names)})", code="backend_model_missing"
+            )
     return folder
 
 
@@ -78,8 +84,9 @@ def model_cache(key: tuple[str, ...], loader: Callable[[], T], backend: str, fol
             raise
         except Exception as exc:  # noqa: BLE001 - any library failure here means the folder is unusable
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise KiwiUserError(f"{backend}: cannot load model from {folder}: {first}",
-                                code="backend_model_unreadable") from None
+            raise KiwiUserError(
+                f"{backend}: cannot load model from {folder}: {first}", code="backend_model_unreadable"
+            ) from None
         _cache[key] = value
         return value
 

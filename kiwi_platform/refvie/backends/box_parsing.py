@@ -66,7 +66,9 @@ def parse_box(answer: str) -> RawBox | None:
     return None
 
 
-def to_frame_box(raw: RawBox, scale_x: float, scale_y: float, width: int, height: int) -> tuple[int, int, int, int] | None:
+def to_frame_box(
+    raw: RawBox, scale_x: float, scale_y: float, width: int, height: int
+) -> tuple[int, int, int, int] | None:
     """Scale model coordinates to frame pixels, order the corners, clamp; None if nothing is left.
 
     The result follows `types.Box`: (x0, y0, x1, y1) with x1/y1 exclusive, so it is rounded outward.

@@ -39,21 +39,26 @@ class ClipImageEmbedder:
 
     name = "clip"
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", batch_size: int = 32,
-                 dtype: str | None = None) -> None:
+    def __init__(
+        self, model_path: str | Path, device: str = "cpu", batch_size: int = 32, dtype: str | None = None
+    ) -> None:
         self.folder = check_model_folder(
-            model_path, BACKEND,
+            model_path,
+            BACKEND,
             {"config.json": ("config.json",), "model weights": WEIGHTS, "a preprocessor config": PREPROCESSOR},
             "transformers CLIP",
         )
         try:
             self.model_type = json.loads((self.folder / "config.json").read_text()).get("model_type")
         except (OSError, ValueError) as exc:
-            raise KiwiUserError(f"{BACKEND}: unreadable {self.folder / 'config.json'}: {exc}",
-                                code="backend_model_unreadable") from None
+            raise KiwiUserError(
+                f"{BACKEND}: unreadable {self.folder / 'config.json'}: {exc}", code="backend_model_unreadable"
+            ) from None
         if self.model_type not in MODEL_TYPES:
-            raise KiwiUserError(f"{BACKEND}: {self.folder} holds a {self.model_type!r} model, expected one of "
-                                f"{', '.join(MODEL_TYPES)}", code="backend_model_unreadable")
+            raise KiwiUserError(
+                f"{BACKEND}: {self.folder} holds a {self.model_type!r} model, expected one of {', '.join(MODEL_TYPES)}",
+                code="backend_model_unreadable",
+            )
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = max(1, batch_size)

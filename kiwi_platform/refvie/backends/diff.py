@@ -54,12 +54,18 @@ class DiffGrounder:
         boxes = [mask_box(m) for m in coarse]
         areas = coarse.reshape(len(coarse), -1).sum(axis=1)
         index = int(np.argmax(areas > 0)) if areas.any() else 0
-        scores = {"noise_median": floor.median, "noise_sigma": floor.sigma, "threshold_low": floor.low,
-                  "threshold_high": floor.high, "global_change": float(floor.global_change),
-                  "changed_share": float(coarse.mean()),
-                  "strong_share": float((diff > floor.high).mean())}
-        grounding = Grounding(box=boxes[index], frame_boxes=boxes, frame_index=index, coarse_masks=coarse,
-                              scores=scores)
+        scores = {
+            "noise_median": floor.median,
+            "noise_sigma": floor.sigma,
+            "threshold_low": floor.low,
+            "threshold_high": floor.high,
+            "global_change": float(floor.global_change),
+            "changed_share": float(coarse.mean()),
+            "strong_share": float((diff > floor.high).mean()),
+        }
+        grounding = Grounding(
+            box=boxes[index], frame_boxes=boxes, frame_index=index, coarse_masks=coarse, scores=scores
+        )
         grounding.diff = (diff, delta_l)  # type: ignore[attr-defined]  # reused by DiffSegmenter
         return grounding
 
@@ -134,5 +140,5 @@ def _box_masks(grounding: Grounding, t: int, h: int, w: int, grow: int) -> np.nd
         if box is None:
             continue
         x0, y0, x1, y1 = box
-        out[i, max(0, y0 - grow):min(h, y1 + grow), max(0, x0 - grow):min(w, x1 + grow)] = True
+        out[i, max(0, y0 - grow) : min(h, y1 + grow), max(0, x0 - grow) : min(w, x1 + grow)] = True
     return out

@@ -50,16 +50,29 @@ class QwenVLGrounder:
 
     name = "qwen"
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", dtype: str | None = None,
-                 max_new_tokens: int = 64, frame_index: int = 0, show_source: bool = True,
-                 coords: str = "absolute") -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str = "cpu",
+        dtype: str | None = None,
+        max_new_tokens: int = 64,
+        frame_index: int = 0,
+        show_source: bool = True,
+        coords: str = "absolute",
+    ) -> None:
         if coords not in ("absolute", "norm1000"):
-            raise KiwiUserError(f"{BACKEND}: coords must be 'absolute' or 'norm1000', got {coords!r}",
-                                code="backend_config")
+            raise KiwiUserError(
+                f"{BACKEND}: coords must be 'absolute' or 'norm1000', got {coords!r}", code="backend_config"
+            )
         self.folder = check_model_folder(
-            model_path, BACKEND,
-            {"config.json": ("config.json",), "model weights": WEIGHTS, "a tokenizer": TOKENIZER,
-             "a processor config": PREPROCESSOR},
+            model_path,
+            BACKEND,
+            {
+                "config.json": ("config.json",),
+                "model weights": WEIGHTS,
+                "a tokenizer": TOKENIZER,
+                "a processor config": PREPROCESSOR,
+            },
             "transformers Qwen2.5-VL",
         )
         self.device = resolve_device(device)
@@ -74,7 +87,8 @@ class QwenVLGrounder:
             from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                str(self.folder), local_files_only=True, dtype=self.dtype)
+                str(self.folder), local_files_only=True, dtype=self.dtype
+            )
             processor = AutoProcessor.from_pretrained(str(self.folder), local_files_only=True)
             return model.to(self.device).eval(), processor
 
@@ -94,14 +108,15 @@ class QwenVLGrounder:
             template = PROMPT
         content = [{"type": "image"} for _ in images]
         content.append({"type": "text", "text": template.format(instruction=prompt.strip().rstrip("."))})
-        text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                             tokenize=False)
+        text = processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
         inputs = processor(text=[text], images=images, return_tensors="pt").to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         with torch.inference_mode():
             out = self.generate(model, inputs)
-        answer = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=False)[0]
+        answer = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=False)[0]
         _, grid_h, grid_w = (int(v) for v in inputs["image_grid_thw"][-1])
         patch = int(getattr(processor.image_processor, "patch_size", 14))
         return answer, (grid_h * patch, grid_w * patch)
@@ -121,7 +136,9 @@ class QwenVLGrounder:
             raise backend_error(BACKEND, exc) from exc
         raw = parse_box(answer)
         if raw is None:
-            raise SampleRejected("qc_backend_error", f"{BACKEND}: could not parse a box from the answer {answer[:80]!r}")
+            raise SampleRejected(
+                "qc_backend_error", f"{BACKEND}: could not parse a box from the answer {answer[:80]!r}"
+            )
         if self.coords == "norm1000":
             sx, sy = width / 1000.0, height / 1000.0
         else:
@@ -130,5 +147,6 @@ class QwenVLGrounder:
         if box is None:
             raise SampleRejected("qc_backend_error", f"{BACKEND}: the answer's box {raw} is empty inside the frame")
         area = (box[2] - box[0]) * (box[3] - box[1]) / float(width * height)
-        return Grounding(box=box, frame_boxes=[box] * frames, frame_index=index,
-                         scores={"grounding_box_area": round(area, 6)})
+        return Grounding(
+            box=box, frame_boxes=[box] * frames, frame_index=index, scores={"grounding_box_area": round(area, 6)}
+        )

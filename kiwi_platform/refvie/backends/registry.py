@@ -64,14 +64,20 @@ def build(kind: str, name: str | None = None, **options: Any) -> Any:
         accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = sorted(set(options) - set(accepted))
         if unknown:
-            raise KiwiUserError(f"{kind} backend {name!r} does not accept option(s) "
-                                f"{', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}",
-                                code="bad_backend_option")
-        missing = [n for n, p in params.items()
-                   if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in options]
+            raise KiwiUserError(
+                f"{kind} backend {name!r} does not accept option(s) "
+                f"{', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}",
+                code="bad_backend_option",
+            )
+        missing = [
+            n
+            for n, p in params.items()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in options
+        ]
         if missing:
-            raise KiwiUserError(f"{kind} backend {name!r} needs option(s) {', '.join(missing)}",
-                                code="bad_backend_option")
+            raise KiwiUserError(
+                f"{kind} backend {name!r} needs option(s) {', '.join(missing)}", code="bad_backend_option"
+            )
     return cls(**options)
 
 

@@ -43,12 +43,19 @@ class SamSegmenter:
 
     name = "sam"
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", frame_stride: int = 1, batch_size: int = 4,
-                 dtype: str | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str = "cpu",
+        frame_stride: int = 1,
+        batch_size: int = 4,
+        dtype: str | None = None,
+    ) -> None:
         if frame_stride < 1 or batch_size < 1:
             raise KiwiUserError(f"{BACKEND}: frame_stride and batch_size must be >= 1", code="backend_config")
         self.folder = check_model_folder(
-            model_path, BACKEND,
+            model_path,
+            BACKEND,
             {"config.json": ("config.json",), "model weights": WEIGHTS, "a processor config": PREPROCESSOR},
             "transformers SAM",
         )
@@ -80,10 +87,14 @@ class SamSegmenter:
         model, processor = self._load()
         inputs = processor(images=images, input_boxes=[[list(map(float, b))] for b in boxes], return_tensors="pt")
         with torch.inference_mode():
-            out = model(pixel_values=inputs["pixel_values"].to(self.device, self.dtype),
-                        input_boxes=inputs["input_boxes"].to(self.device, self.dtype), multimask_output=True)
+            out = model(
+                pixel_values=inputs["pixel_values"].to(self.device, self.dtype),
+                input_boxes=inputs["input_boxes"].to(self.device, self.dtype),
+                multimask_output=True,
+            )
         masks = processor.image_processor.post_process_masks(
-            out.pred_masks.float().cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"])
+            out.pred_masks.float().cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"]
+        )
         best = out.iou_scores.float().cpu()[:, 0, :].argmax(dim=-1)
         return np.stack([m[0, int(b)].numpy().astype(bool) for m, b in zip(masks, best)])
 

@@ -43,9 +43,16 @@ class VlmReferenceJudge:
 
     name = "vlm"
 
-    def __init__(self, judge: Any = None, *, base_url: str | None = None, model: str | None = None,
-                 api_key: str | None = None, cache_path: str | Path | None = None,
-                 client_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        judge: Any = None,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        cache_path: str | Path | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         self._judge = judge
         self._client_args = dict(base_url=base_url, model=model, api_key=api_key, **(client_options or {}))
         self._cache_path = cache_path
@@ -66,9 +73,13 @@ class VlmReferenceJudge:
         rubric = rubrics.REFERENCE_MATCH
         text = f"Instruction: {prompt.strip()}\nEdit type: {edit_type}"
         try:
-            result = self.judge.score(case_id(reference, target_region, prompt, edit_type), CHECKPOINT_ID, rubric,
-                                      text=text, images=[("Edited target region", target_region),
-                                                         ("Reference", reference)])
+            result = self.judge.score(
+                case_id(reference, target_region, prompt, edit_type),
+                CHECKPOINT_ID,
+                rubric,
+                text=text,
+                images=[("Edited target region", target_region), ("Reference", reference)],
+            )
         except JudgeError as exc:
             if exc.code in FATAL_CODES:
                 raise

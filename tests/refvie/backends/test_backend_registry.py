@@ -17,8 +17,9 @@ from kiwi_platform.refvie.backends.vlm_judge import VlmReferenceJudge
 from kiwi_platform.refvie.types import Grounder, ImageEmbedder, Inpainter, ReferenceJudge, Segmenter
 
 
-def test_real_backends_are_built_by_name_with_options(qwen_dir: Path, sam_dir: Path, clip_dir: Path,
-                                                      sd_dir: Path) -> None:
+def test_real_backends_are_built_by_name_with_options(
+    qwen_dir: Path, sam_dir: Path, clip_dir: Path, sd_dir: Path
+) -> None:
     """'qwen', 'sam', 'diffusers', 'clip', 'vlm' build the real backends, options passed through."""
     grounder = registry.build_grounder("qwen", model_path=qwen_dir, max_new_tokens=7)
     assert isinstance(grounder, QwenVLGrounder) and isinstance(grounder, Grounder) and grounder.max_new_tokens == 7
@@ -58,7 +59,9 @@ def test_unknown_name_lists_valid_ones() -> None:
 
 def test_bad_or_missing_options_are_one_line_errors(sam_dir: Path) -> None:
     """An option the backend does not take, or a required one left out, is named in the error."""
-    with pytest.raises(KiwiUserError, match=r"does not accept option\(s\) stride; accepted: model_path, device") as info:
+    with pytest.raises(
+        KiwiUserError, match=r"does not accept option\(s\) stride; accepted: model_path, device"
+    ) as info:
         registry.build_segmenter("sam", model_path=sam_dir, stride=2)
     assert "\n" not in str(info.value)
     with pytest.raises(KiwiUserError, match=r"grounder backend 'qwen' needs option\(s\) model_path"):

@@ -13,8 +13,10 @@ from kiwi_platform.refvie.backends.box_parsing import parse_box, to_frame_box
         ('```json\n[\n\t{"bbox_2d": [135, 114, 286, 338], "label": "red car"}\n]\n```', (135, 114, 286, 338)),
         ('{"bbox_2d": [10.5, 20, 30, 40]}', (10.5, 20, 30, 40)),
         ('The edited region is [{"bbox": [1, 2, 3, 4], "label": "x"}].', (1, 2, 3, 4)),
-        ("<|object_ref_start|>the car<|object_ref_end|><|box_start|>(120,340),(560,880)<|box_end|><|im_end|>",
-         (120, 340, 560, 880)),
+        (
+            "<|object_ref_start|>the car<|object_ref_end|><|box_start|>(120,340),(560,880)<|box_end|><|im_end|>",
+            (120, 340, 560, 880),
+        ),
         ("The box is [12, 30, 80, 95].", (12, 30, 80, 95)),
         ("12 30 80 95", (12, 30, 80, 95)),
         ("I cannot find any change in this image.", None),

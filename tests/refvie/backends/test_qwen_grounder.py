@@ -34,8 +34,9 @@ def test_answer_box_is_mapped_from_resized_image_to_frame(qwen_dir: Path, frame_
     def fake_generate(model, inputs):
         seen["prompt"] = processor.batch_decode(inputs["input_ids"])[0]
         seen["images"] = str(int(inputs["image_grid_thw"].shape[0]))
-        answer = processor.tokenizer('[{"bbox_2d": [35, 14, 56, 35], "label": "square"}]<|im_end|>',
-                                     return_tensors="pt")["input_ids"]
+        answer = processor.tokenizer(
+            '[{"bbox_2d": [35, 14, 56, 35], "label": "square"}]<|im_end|>', return_tensors="pt"
+        )["input_ids"]
         return torch.cat([inputs["input_ids"], answer], dim=1)
 
     monkeypatch.setattr(grounder, "generate", fake_generate)

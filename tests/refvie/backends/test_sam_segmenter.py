@@ -45,7 +45,9 @@ def test_frame_stride_reuses_the_nearest_processed_mask(sam_dir: Path, frame_pai
     source, target = (np.concatenate([a, a[:2]]) for a in frame_pair)
     boxes = [(40, 16, 64, 40), (0, 0, 30, 30), (40, 16, 64, 40), (0, 0, 30, 30), (10, 10, 50, 50)]
     every = SamSegmenter(sam_dir).segment(source, target, Grounding(box=boxes[0], frame_boxes=boxes), "x")
-    strided = SamSegmenter(sam_dir, frame_stride=2).segment(source, target, Grounding(box=boxes[0], frame_boxes=boxes), "x")
+    strided = SamSegmenter(sam_dir, frame_stride=2).segment(
+        source, target, Grounding(box=boxes[0], frame_boxes=boxes), "x"
+    )
     assert processed_frames(5, 2) == [0, 2, 4] and processed_frames(4, 3) == [0, 3]
     for i in (0, 2, 4):
         assert np.array_equal(strided[i], every[i])

@@ -36,8 +36,9 @@ def test_cached_answers_are_reused_across_runs(frame_pair, tmp_path: Path) -> No
     reference, region = _images(frame_pair)
     with run_fake_openai(answer({"reference_match": 2})) as fake:
         for _ in range(2):
-            judge = VlmReferenceJudge(base_url=fake.base_url, model="judge", api_key=fake.api_key,
-                                      cache_path=tmp_path / "judge.sqlite")
+            judge = VlmReferenceJudge(
+                base_url=fake.base_url, model="judge", api_key=fake.api_key, cache_path=tmp_path / "judge.sqlite"
+            )
             assert judge.score(reference, region, "Add a red square", "local_add") == pytest.approx(0.25)
         other = judge.score(reference, region, "Add a blue square", "local_add")
         assert other == pytest.approx(0.25) and fake.calls == 2
@@ -47,8 +48,9 @@ def test_unusable_answer_quarantines_the_sample(frame_pair) -> None:
     """A judge that keeps answering without valid scores rejects the sample as qc_backend_error."""
     reference, region = _images(frame_pair)
     with run_fake_openai(Reply(content="I think it looks fine.")) as fake:
-        judge = VlmReferenceJudge(base_url=fake.base_url, model="judge", api_key=fake.api_key,
-                                  client_options={"max_malformed_retries": 0})
+        judge = VlmReferenceJudge(
+            base_url=fake.base_url, model="judge", api_key=fake.api_key, client_options={"max_malformed_retries": 0}
+        )
         with pytest.raises(SampleRejected) as info:
             judge.score(reference, region, "Add a red square", "local_add")
     assert info.value.reason == "qc_backend_error"
