@@ -40,6 +40,9 @@ def edit(
         raise KiwiUserError(f"source video {video} does not exist")
     if ref is not None and not ref.is_file():
         raise KiwiUserError(f"reference image {ref} does not exist")
+    from kiwi_platform.lib.checkpoint_manifest import require_intact_checkpoint
+
+    require_intact_checkpoint(checkpoint)
     try:
         pipe = KiwiEditPipeline.from_pretrained(checkpoint)
     except CheckpointError as exc:

@@ -86,8 +86,10 @@ class _LazyPipeline:
         if self._pipe is None:
             import torch
 
+            from kiwi_platform.lib.checkpoint_manifest import require_intact_checkpoint
             from model import KiwiEditPipeline
 
+            require_intact_checkpoint(self.checkpoint_dir)
             dtype = getattr(torch, self.settings.dtype)
             pipe = KiwiEditPipeline.from_pretrained(self.checkpoint_dir, torch_dtype=dtype)
             pipe.set_progress_bar_config(disable=True)

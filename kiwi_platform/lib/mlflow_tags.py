@@ -19,4 +19,5 @@ LAKEFS_COMMIT = "kiwi.lakefs_commit"
 PARENT_MODEL_URI = "kiwi.parent_model_uri"
 PARENT_RUN_ID = "kiwi.parent_run_id"
 CHECKPOINT_DIR = "kiwi.checkpoint_dir"
+CHECKPOINT_MANIFEST_SHA256 = "kiwi.checkpoint_manifest_sha256"  # sha256 of kiwi-checkpoint.json in CHECKPOINT_DIR
 RUN_ID = "kiwi.mlflow_run_id"

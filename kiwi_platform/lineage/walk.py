@@ -7,6 +7,7 @@ batch tables), so `verify=True` can re-hash every reachable file and name any mi
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import yaml
 
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.lib import mlflow_tags
+from kiwi_platform.lib.checkpoint_manifest import MANIFEST_NAME as CHECKPOINT_MANIFEST
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.resources.tracking import MlflowTracking
 
@@ -53,6 +55,7 @@ class StageLineage:
     data_repo_rev: str
     lakefs_commit: str
     params: dict[str, str] = field(default_factory=dict)
+    checkpoint_files: list[FileRef] = field(default_factory=list)
 
 
 @dataclass
@@ -67,7 +70,8 @@ class Lineage:
     promotion: str = ""
 
     def files(self) -> list[FileRef]:
-        return [s.manifest for s in self.stages] + [f for b in self.batches for f in b.files]
+        checkpoints = [f for s in self.stages for f in s.checkpoint_files]
+        return [s.manifest for s in self.stages] + checkpoints + [f for b in self.batches for f in b.files]
 
     @property
     def mismatches(self) -> list[FileRef]:
@@ -133,6 +137,7 @@ def build_lineage(tracking: MlflowTracking, ref: str, verify: bool = False) -> L
                 data_repo_rev=tags.get(mlflow_tags.DATA_REPO_REV, ""),
                 lakefs_commit=tags.get(mlflow_tags.LAKEFS_COMMIT, ""),
                 params=dict(run.data.params),
+                checkpoint_files=_checkpoint_files(tags),
             )
         )
         parent = tags.get(mlflow_tags.PARENT_MODEL_URI, "")
@@ -198,6 +203,25 @@ def _batches(stages: list[StageLineage], root: Path) -> list[BatchLineage]:
             )
         )
     return out
+
+
+def _checkpoint_files(tags: dict[str, str]) -> list[FileRef]:
+    """The checkpoint's manifest (hash from MLflow) and every file it lists (hashes from the manifest)."""
+    folder, manifest_sha = (
+        Path(tags.get(mlflow_tags.CHECKPOINT_DIR, "")),
+        tags.get(mlflow_tags.CHECKPOINT_MANIFEST_SHA256, ""),
+    )
+    if not manifest_sha:
+        return []  # registered before checkpoints carried a manifest
+    manifest = folder / CHECKPOINT_MANIFEST
+    refs = [FileRef(str(manifest), manifest_sha, "checkpoint manifest")]
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return refs  # verify reports the manifest itself as missing or changed
+    return refs + [
+        FileRef(str(folder / rel), entry["sha256"], "checkpoint file") for rel, entry in sorted(files.items())
+    ]
 
 
 def _dvc_md5(pointer: Path) -> str:

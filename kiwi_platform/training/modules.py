@@ -24,6 +24,7 @@ COMPONENTS = ("transformer", "vae", "mllm_encoder", "source_embedder", "ref_embe
 
 def load_pipeline(config: TrainConfig):  # -> model.KiwiEditPipeline
     """The starting weights: `init_checkpoint` (previous stage), a model folder, or a named random config."""
+    from kiwi_platform.lib.checkpoint_manifest import require_intact_checkpoint
     from model import CONFIGS, CheckpointError, KiwiEditPipeline, build_pipeline
 
     if config.init_checkpoint is None and config.model in CONFIGS:
@@ -39,6 +40,7 @@ def load_pipeline(config: TrainConfig):  # -> model.KiwiEditPipeline
         what = f"model folder (or a config name: {', '.join(CONFIGS)})"
     if not path.is_dir():
         raise MissingCheckpointError(f"{what} {path} does not exist; materialize/train it first")
+    require_intact_checkpoint(path)
     try:
         return KiwiEditPipeline.from_pretrained(path)
     except CheckpointError as exc:

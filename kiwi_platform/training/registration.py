@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+from kiwi_platform.lib.checkpoint_manifest import write_checkpoint_manifest
 from kiwi_platform.lib.files import atomic_path
 from kiwi_platform.resources.tracking import MlflowTracking
 
@@ -56,6 +57,7 @@ def freeze_checkpoint(final_dir: Path, frozen: Path) -> Path:
         tmp = frozen.with_name(f".{frozen.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(final_dir, tmp, copy_function=_link_or_copy)
+        write_checkpoint_manifest(tmp)  # every file's sha256: loaders and `kiwi lineage --verify` check it
         os.replace(tmp, frozen)
     return frozen
 

@@ -16,6 +16,7 @@ import dagster as dg
 from PIL import Image
 
 from kiwi_platform.lib import mlflow_tags
+from kiwi_platform.lib.checkpoint_manifest import MANIFEST_NAME as CHECKPOINT_MANIFEST
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.preview import image_markdown
 from kiwi_platform.resources.store import MediaStore
@@ -246,7 +247,8 @@ def train_stage(
         mlflow.log_dict(result_json, "train_result.json")
         final_dir = freeze_checkpoint(Path(result.final_dir), output_dir / "runs" / run.info.run_id)
         lineage[mlflow_tags.CHECKPOINT_DIR] = str(final_dir)
-        mlflow.set_tag(mlflow_tags.CHECKPOINT_DIR, str(final_dir))
+        lineage[mlflow_tags.CHECKPOINT_MANIFEST_SHA256] = sha256_file(final_dir / CHECKPOINT_MANIFEST)
+        mlflow.set_tags({k: lineage[k] for k in (mlflow_tags.CHECKPOINT_DIR, mlflow_tags.CHECKPOINT_MANIFEST_SHA256)})
         images = log_stage_images(stage, result_json, final_dir, manifest, store, train_config, output_dir)
         version = model_uri = logged_id = None
         if config.register_model:

@@ -105,6 +105,43 @@ def test_verify_passes_on_intact_data_and_names_a_corrupted_raw_file(graph):
 
 
 @pytest.mark.slow
+def test_a_changed_checkpoint_file_fails_verify_and_is_refused_by_kiwi_edit(graph, demo_video, tmp_path):
+    """Every file of each stage's checkpoint is listed with its sha256 and verified; after one weight file
+    of the champion changes, `--verify` exits 1 naming it and `kiwi edit` refuses that checkpoint in one line."""
+    g, _ = graph
+    code, data, err = _lineage(g, "--verify")
+    assert code == 0, (data.get("mismatches"), err[-2000:])
+    for stage in data["stages"]:
+        roles = [f["role"] for f in stage["checkpoint_files"]]
+        assert roles[0] == "checkpoint manifest" and roles.count("checkpoint file") >= 5, roles
+        assert {f["status"] for f in stage["checkpoint_files"]} == {"ok"}
+    champion = data["stages"][0]
+    victim = next(f["path"] for f in champion["checkpoint_files"] if f["path"].endswith(".safetensors"))
+    original = Path(victim).read_bytes()
+    Path(victim).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # same size, one bit flipped
+    try:
+        code, data, err = _lineage(g, "--verify")
+        edit = kiwi(
+            "edit",
+            "--checkpoint",
+            champion["checkpoint_dir"],
+            "--video",
+            str(demo_video),
+            "--prompt",
+            "make it red",
+            "--out",
+            str(tmp_path / "out.mp4"),
+            home=g.home,
+        )
+    finally:
+        Path(victim).write_bytes(original)
+    assert code == 1 and victim in data["mismatches"], err[-2000:]
+    assert edit.returncode != 0 and "Traceback" not in edit.stderr
+    assert "modified after it was registered" in edit.stderr and Path(victim).name in edit.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.slow
 def test_lineage_tree_output_for_people(graph):
     """Without --json the chain prints as a tree a person can read: model, stages, manifest, batch."""
     g, _ = graph
