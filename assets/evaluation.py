@@ -153,6 +153,8 @@ def benchmark_results(
         "judged": result.judged,
         "judge_calls": result.judge_calls,
         "judge_cached": result.judge_cached,
+        "judge_errors": len(result.judge_errors),
+        "judge_error_reasons": dg.MetadataValue.json(result.judge_error_counts),
         "cases_per_minute": round(result.timings.get("cases_per_minute", 0.0), 1),
         "generation_share": round(result.timings.get("generation_share", 0.0), 3),
         "scores": dg.MetadataValue.md(result.markdown()),

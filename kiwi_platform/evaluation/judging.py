@@ -11,11 +11,19 @@ what the judge sees and which ids key the cache:
 The judge sees the case id and instruction as text, then a few evenly spaced source frames, the
 reference image (RefVIE) and the same frames of the edited output. Without a judge, evaluation
 reports offline metrics only (`EvalResult.judged` is False).
+
+When judging fails (`judge_suite` raises a one-line `JudgeError`, which fails the step):
+- a fatal error (bad key, URL or model, plain http refused): at once, after one request;
+- every case failed (e.g. HTTP 500 or timeouts that outlast the retries): a judged run with zero
+  judge scores would read as success, so it fails instead, counting the reasons.
+Some cases failing is data, as quarantine is: the run continues, and each failed case carries its
+classified reason (`http_500`, `timeout`, `malformed_answer`...; `JudgeOutcome.error_counts`).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +62,32 @@ class JudgeOutcome:
     cached: int = 0
     seconds: float = 0.0
 
+    @property
+    def error_counts(self) -> dict[str, int]:
+        """Failed cases per classified reason, most common first (e.g. {"http_500": 2, "timeout": 1})."""
+        return dict(Counter(err.reason for err in self.errors.values()).most_common())
+
+    def error_summary(self) -> str:
+        """`http_500 x2, timeout x1` (empty when every case was scored)."""
+        return ", ".join(f"{reason} x{n}" for reason, n in self.error_counts.items())
+
+
+def check_outcome(outcome: JudgeOutcome) -> None:
+    """Raise the one-line `JudgeError` that must fail the step: a fatal error, or no case scored at all."""
+    fatal = [err for err in outcome.errors.values() if err.fatal]
+    if fatal:
+        first = max(fatal, key=lambda err: err.attempts)  # the call that met the error, not one stopped by it
+        raise JudgeError(first.message, code=first.code, status=first.status, reason=first.reason)
+    if outcome.errors and not outcome.scores:
+        last = next(reversed(outcome.errors.values()))
+        raise JudgeError(
+            f"the judge scored none of the {len(outcome.errors)} cases ({outcome.error_summary()}); "
+            f"no judge scores recorded; last error: {last.message}",
+            code=last.code,
+            status=last.status,
+            reason="all_cases_failed",
+        )
+
 
 def _sampled(frames: np.ndarray, count: int) -> np.ndarray:
     return frames[sample_indices(len(frames), count)]
@@ -88,7 +122,10 @@ def judge_suite(
     settings_key: str,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> JudgeOutcome:
-    """Judge every case with an output, concurrently (bounded by the client), each at most once per cache key."""
+    """Judge every case with an output, concurrently (bounded by the client), each at most once per cache key.
+
+    Raises `JudgeError` (one line) on a fatal judge error or when no case could be scored (`check_outcome`).
+    """
     started = time.perf_counter()
     key = f"{checkpoint_id}@{settings_key}"
     outcome = JudgeOutcome(model=judge.client.model)
@@ -113,4 +150,5 @@ def judge_suite(
         if progress:
             progress("judge", done, len(pending))
     outcome.seconds = time.perf_counter() - started
+    check_outcome(outcome)
     return outcome

@@ -5,7 +5,7 @@ the judge (if any) scores in a background thread, since judge calls wait on the 
 metrics on the CPU. Files written under `out_dir` (all atomically):
 
     outputs/<checkpoint id>_<settings key>/   generated media + sidecars (reused next time)
-    cases.csv                                 one row per case: ids, metrics, judge scores/errors
+    cases.csv                                 one row per case: ids, metrics, judge scores/error reason
     tables/<suite>_<judge|offline>.md|.csv    per-category tables with the overall row
     images/grid_<suite>_<category>.png        before/after grid per category
     images/chart_<table>.png                  per-category bar chart per table
@@ -14,6 +14,11 @@ metrics on the CPU. Files written under `out_dir` (all atomically):
 Timings (seconds): prepare (suite + checkpoint hashing), generation (incl. model loading), offline
 metrics, judge (wall time of the judge thread, overlapping the metrics), scoring (end of generation
 to the last score), visuals, total; `generation_share` / `scoring_share` split generation + scoring.
+
+Judge failures: a case the judge could not score keeps its offline metrics and records only a
+classified reason (`judge_error`: `http_500`, `timeout`, `malformed_answer`...; never the server's
+text); `judge_errors` / `judge_error_counts` in results.json and a line in `markdown()` say how many.
+A fatal judge error or a judge that scored no case at all raises (see `evaluation.judging`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,9 +72,14 @@ class EvalResult:
     judge_model: str | None = None
     judge_calls: int = 0
     judge_cached: int = 0
-    judge_errors: dict[str, str] = field(default_factory=dict)
+    judge_errors: dict[str, str] = field(default_factory=dict)  # case id -> classified reason
     generated: int = 0
     reused: int = 0
+
+    @property
+    def judge_error_counts(self) -> dict[str, int]:
+        """Cases the judge could not score, per reason, most common first."""
+        return dict(Counter(self.judge_errors.values()).most_common())
 
     @property
     def results_path(self) -> Path:
@@ -77,6 +88,12 @@ class EvalResult:
     def markdown(self) -> str:
         """All tables as markdown, titled; says plainly when no judge scored the cases."""
         parts = [] if self.judged else ["_No VLM judge configured: offline metrics only._"]
+        if self.judge_errors:
+            reasons = ", ".join(f"{reason} x{n}" for reason, n in self.judge_error_counts.items())
+            parts.append(
+                f"_The judge could not score {len(self.judge_errors)} of {len(self.rows)} cases ({reasons}); "
+                "judge tables cover the others, offline metrics cover all._"
+            )
         for name, table in self.tables.items():
             parts += [f"### {name.replace('_', ' ')}", markdown_table(table)]
         return "\n\n".join(parts)
@@ -93,6 +110,7 @@ class EvalResult:
             "judge_calls": self.judge_calls,
             "judge_cached": self.judge_cached,
             "judge_errors": self.judge_errors,
+            "judge_error_counts": self.judge_error_counts,
             "cases": len(self.rows),
             "generated": self.generated,
             "reused": self.reused,
@@ -191,6 +209,8 @@ def evaluate_checkpoint(
         rows.append(row)
         if progress:
             progress("score", index + 1, len(suite.cases))
+        if "error" in outcome:  # the judge failed the evaluation (bad key, nothing scored): stop scoring
+            break
     t_metrics = time.perf_counter()
     if thread is not None:
         thread.join()
@@ -204,7 +224,7 @@ def evaluate_checkpoint(
             if (score := judged.scores.get(row["case_id"])) is not None:
                 _judge_columns(row, score)
             elif (err := judged.errors.get(row["case_id"])) is not None:
-                row["judge_error"] = f"{err.code}: {err.message}"
+                row["judge_error"] = err.reason  # a classified reason, never the server's text
     frame = pd.DataFrame(rows)
     if judged is not None:
         for suite_kind, dims in RUBRIC_DIMENSIONS.items():
@@ -245,7 +265,7 @@ def evaluate_checkpoint(
         judge_model=judged.model if judged else None,
         judge_calls=judged.calls if judged else 0,
         judge_cached=judged.cached if judged else 0,
-        judge_errors={k: f"{e.code}: {e.message}" for k, e in judged.errors.items()} if judged else {},
+        judge_errors={k: e.reason for k, e in judged.errors.items()} if judged else {},
         generated=sum(not g.reused for g in generated),
         reused=sum(g.reused for g in generated),
     )

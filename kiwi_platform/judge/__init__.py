@@ -6,19 +6,27 @@ Used by RefVIE reference QC (`REFERENCE_MATCH`) and benchmark evaluation (`OPENV
     judge = Judge(client, JudgeCache(home / "judge-cache.sqlite"))
     score = judge.score("case-1", "ckpt-abc", REFVIE, text="Instruction: ...",
                         images=[("Reference", ref_path), ("Edited video", edited_frames)])
+
+Failures are `JudgeError`s: one line, a `code`, a stored-safe `reason` (`http_401`, `timeout`,
+`malformed_answer`...) and `fatal` for a bad key, URL or model (one request, never retried). The
+API key goes only into the Authorization header, over https or to a loopback host (else refused
+unless KIWI_JUDGE_ALLOW_INSECURE_HTTP=1); `redact` masks it in messages, logs and stored answers.
 """
 
 from kiwi_platform.judge.cache import JudgeCache
-from kiwi_platform.judge.client import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, JudgeClient
-from kiwi_platform.judge.errors import JudgeError, MalformedJudgeAnswer
+from kiwi_platform.judge.client import ENV_ALLOW_INSECURE_HTTP, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, JudgeClient
+from kiwi_platform.judge.errors import FATAL_CODES, JudgeError, MalformedJudgeAnswer
 from kiwi_platform.judge.judge import Judge, JudgeRequest, JudgeScore
 from kiwi_platform.judge.parse import ParsedAnswer, apply_cap, parse_answer
+from kiwi_platform.judge.redact import redact, register_secret
 from kiwi_platform.judge.rubrics import OPENVE, REFERENCE_MATCH, REFVIE, RUBRICS, Rubric, get_rubric
 
 __all__ = [
+    "ENV_ALLOW_INSECURE_HTTP",
     "ENV_API_KEY",
     "ENV_BASE_URL",
     "ENV_MODEL",
+    "FATAL_CODES",
     "OPENVE",
     "REFERENCE_MATCH",
     "REFVIE",
@@ -35,4 +43,6 @@ __all__ = [
     "apply_cap",
     "get_rubric",
     "parse_answer",
+    "redact",
+    "register_secret",
 ]

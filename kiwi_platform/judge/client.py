@@ -1,21 +1,27 @@
 """A small client for an OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, SGLang, LM Studio...).
 
 Why our own client over an SDK: we need exactly one call (`POST {base_url}/chat/completions` with
-text and `image_url` parts), with retry rules that fit judging: 429/5xx/timeouts/dropped connections
-are retried with exponential backoff and jitter (honouring `Retry-After`); 400/401/403/404 are not,
-since asking again cannot fix a bad key or a wrong model name; and an answer that does not parse
-is asked again a few times, telling the model what was wrong. `max_concurrency` bounds in-flight
-requests across all threads, so a large batch does not trip the provider's rate limit.
+text and `image_url` parts), with retry rules that fit judging: 429/5xx/timeouts are retried with
+exponential backoff and jitter (honouring `Retry-After`); a bad key, a wrong URL or model name
+(401/403/404, an endpoint unreachable on first contact) is never retried, since asking again cannot
+fix it: the first such answer stops this client for good (`JudgeError.fatal`), and every later call
+fails at once without a request. Until the endpoint has answered once, requests go one at a time,
+so a misconfigured judge costs one request, not one per case. An answer that does not parse is
+asked again a few times, telling the model what was wrong. `max_concurrency` bounds in-flight
+requests across all threads. Rules for URLs, keys and statuses: `kiwi_platform.judge.endpoint`.
+
+Secrets: the key is registered for redaction (`kiwi_platform.judge.redact`), errors carry our own
+words plus a classified reason, never the server's error text, and the key is only sent over
+https or to a loopback host unless `allow_insecure_http` is set.
 
 Configuration comes from arguments or the environment: KIWI_JUDGE_BASE_URL (e.g.
 `https://api.openai.com/v1` or `http://localhost:8000/v1`), KIWI_JUDGE_MODEL, KIWI_JUDGE_API_KEY
-(optional for local servers).
+(optional for local servers), KIWI_JUDGE_ALLOW_INSECURE_HTTP.
 """
 
 from __future__ import annotations
 
 import email.utils
-import logging
 import os
 import random
 import threading
@@ -26,19 +32,28 @@ from typing import Any, TypeVar
 
 import requests
 
+from kiwi_platform.judge.endpoint import (
+    ENV_ALLOW_INSECURE_HTTP,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_MODEL,
+    check_api_key,
+    check_base_url,
+    classify_status,
+    connection_cause,
+    is_loopback,
+    truthy,
+)
 from kiwi_platform.judge.errors import JudgeError, MalformedJudgeAnswer
 from kiwi_platform.judge.media import MediaLike, to_data_urls
+from kiwi_platform.judge.redact import redacting_logger, safe_url
 
-log = logging.getLogger(__name__)
+log = redacting_logger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-ENV_BASE_URL = "KIWI_JUDGE_BASE_URL"
-ENV_MODEL = "KIWI_JUDGE_MODEL"
-ENV_API_KEY = "KIWI_JUDGE_API_KEY"
-
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+__all__ = ["ENV_ALLOW_INSECURE_HTTP", "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "JudgeClient"]
 
 
 def _retry_after_s(value: str | None) -> float | None:
@@ -56,29 +71,19 @@ def _retry_after_s(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_text(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-        message = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("error")
-        if message:
-            return str(message)
-    except ValueError:
-        pass
-    return (resp.text or resp.reason or "").strip()[:200] or "no message"
-
-
 def _content_of(resp: requests.Response) -> str:
     """`choices[0].message.content` (joined if the server sends content parts), else malformed."""
     try:
         message = resp.json()["choices"][0]["message"]
         content = message.get("content")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise MalformedJudgeAnswer(f"response is not a chat completion: {resp.text[:120]!r}") from None
+        kind = resp.headers.get("Content-Type", "no content type").split(";")[0]
+        raise MalformedJudgeAnswer(f"response is not a chat completion ({kind}, {len(resp.content)} bytes)") from None
     if isinstance(content, list):
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
     if not isinstance(content, str) or not content.strip():
-        refusal = message.get("refusal") if isinstance(message, dict) else None
-        raise MalformedJudgeAnswer(f"empty answer{f' (refusal: {refusal})' if refusal else ''}")
+        refused = isinstance(message, dict) and message.get("refusal")
+        raise MalformedJudgeAnswer("empty answer" + (" (the model refused)" if refused else ""))
     return content
 
 
@@ -102,6 +107,7 @@ class JudgeClient:
         jpeg_quality: int = 85,
         max_tokens: int | None = None,
         extra_body: dict[str, Any] | None = None,
+        allow_insecure_http: bool | None = None,
     ) -> None:
         base_url = base_url or os.environ.get(ENV_BASE_URL, "")
         model = model or os.environ.get(ENV_MODEL, "")
@@ -115,9 +121,11 @@ class JudgeClient:
             raise JudgeError(
                 "judge settings out of range: need max_concurrency >= 1, retries >= 0, timeout > 0", code="config"
             )
-        self.base_url = base_url.rstrip("/")
+        self.api_key = check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
+        if allow_insecure_http is None:
+            allow_insecure_http = truthy(os.environ.get(ENV_ALLOW_INSECURE_HTTP))
+        self.base_url = check_base_url(base_url, bool(self.api_key), allow_insecure_http)
         self.model = model
-        self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -130,15 +138,27 @@ class JudgeClient:
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._first_contact = threading.Lock()  # held for each request until the endpoint has answered once
+        self._contacted = False
+        self._fatal: JudgeError | None = None
         self._local = threading.local()
         self._rng = random.Random()
+        if self.api_key and self.base_url.startswith("http://") and not is_loopback(self._host):
+            log.warning("the judge API key is sent over plain http to %s (allow_insecure_http is set)", self._host)
 
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}/chat/completions"
 
+    @property
+    def _host(self) -> str:
+        return requests.utils.urlparse(self.base_url).hostname or ""
+
     def __repr__(self) -> str:  # never print the key
-        return f"JudgeClient(model={self.model!r}, endpoint={self.endpoint!r}, max_concurrency={self.max_concurrency})"
+        return (
+            f"JudgeClient(model={self.model!r}, endpoint={safe_url(self.endpoint)!r}, "
+            f"max_concurrency={self.max_concurrency})"
+        )
 
     # -- request building -------------------------------------------------------------------
     def image_parts(self, item: MediaLike) -> list[dict[str, Any]]:
@@ -161,10 +181,91 @@ class JudgeClient:
         base = min(self.backoff_s * (2**retry), self.max_backoff_s)
         return base * self._rng.uniform(0.5, 1.5)
 
-    def _fail(self, message: str, *, code: str, status: int | None, attempts: int) -> JudgeError:
+    def _fail(
+        self, message: str, *, code: str, status: int | None, attempts: int, reason: str | None = None
+    ) -> JudgeError:
         return JudgeError(
-            f"judge {self.model} at {self.endpoint}: {message}", code=code, status=status, attempts=attempts
+            f"judge {self.model} at {safe_url(self.endpoint)}: {message}",
+            code=code,
+            status=status,
+            attempts=attempts,
+            reason=reason,
         )
+
+    @property
+    def failed_for_good(self) -> JudgeError | None:
+        """The fatal error that stopped this client (bad key, URL or model), if any."""
+        return self._fatal
+
+    def _stop(self, error: JudgeError) -> JudgeError:
+        if self._fatal is None:
+            self._fatal = error
+            log.error("judge stopped: %s", error.message)
+        return error
+
+    def _post(self, body: dict[str, Any], attempts: int) -> requests.Response:
+        """POST once and return a response that is not fatal; raises the fatal `JudgeError` otherwise.
+
+        Until the endpoint has answered once, callers go through one at a time, so a bad key or URL
+        costs one request; after that only `max_concurrency` bounds them.
+        """
+        gate = None
+        if not self._contacted:
+            self._first_contact.acquire()
+            if self._contacted:  # another call made first contact while this one waited: go concurrent
+                self._first_contact.release()
+            else:
+                gate = self._first_contact
+        try:
+            if (fatal := self._fatal) is not None:  # another call already found the endpoint unusable
+                raise JudgeError(
+                    fatal.message, code=fatal.code, status=fatal.status, attempts=attempts - 1, reason=fatal.reason
+                )
+            try:
+                with self._slots:
+                    resp = self._session().post(self.endpoint, json=body, timeout=self.timeout_s, allow_redirects=False)
+            except requests.Timeout:
+                raise
+            except requests.exceptions.SSLError as exc:
+                raise self._stop(
+                    self._fail(
+                        f"{connection_cause(exc)}; check {ENV_BASE_URL}",
+                        code="config",
+                        status=None,
+                        attempts=attempts,
+                        reason="tls_error",
+                    )
+                ) from None
+            except requests.ConnectionError as exc:
+                if self._contacted:
+                    raise
+                raise self._stop(
+                    self._fail(
+                        f"cannot reach the endpoint ({connection_cause(exc)}); check {ENV_BASE_URL} "
+                        "and that the server is running",
+                        code="config",
+                        status=None,
+                        attempts=attempts,
+                        reason="connection_failed",
+                    )
+                ) from None
+            if resp.status_code != 200:
+                failure = classify_status(resp, self.model)
+                if failure.fatal:
+                    raise self._stop(
+                        self._fail(
+                            failure.message,
+                            code=failure.code,
+                            status=resp.status_code,
+                            attempts=attempts,
+                            reason=failure.reason,
+                        )
+                    )
+            self._contacted = True
+            return resp
+        finally:
+            if gate is not None:
+                gate.release()
 
     # -- the call -----------------------------------------------------------------------------
     def chat(self, system: str, content: list[dict[str, Any]], parse: Callable[[str], T]) -> T:
@@ -181,21 +282,18 @@ class JudgeClient:
             body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0, **self.extra_body}
             if self.max_tokens is not None:
                 body["max_tokens"] = self.max_tokens
-            status, retry_after = None, None
+            status, retry_after, reason = None, None, None
             try:
-                with self._slots:
-                    resp = self._session().post(self.endpoint, json=body, timeout=self.timeout_s)
+                resp = self._post(body, attempts)
                 status = resp.status_code
                 if status == 200:
-                    answer = _content_of(resp)
-                    return parse(answer)
-                if status not in RETRY_STATUSES:
-                    code = {401: "auth", 403: "auth"}.get(status, "bad_request")
+                    return parse(_content_of(resp))
+                failure = classify_status(resp, self.model)
+                if not failure.retry:
                     raise self._fail(
-                        f"HTTP {status}: {_error_text(resp)} (not retried)", code=code, status=status, attempts=attempts
+                        failure.message, code=failure.code, status=status, attempts=attempts, reason=failure.reason
                     )
-                problem = f"HTTP {status}: {_error_text(resp)}"
-                code = "rate_limited" if status == 429 else "server_error"
+                problem, code, reason = failure.message, failure.code, failure.reason
                 retry_after = _retry_after_s(resp.headers.get("Retry-After"))
             except MalformedJudgeAnswer as exc:
                 malformed += 1
@@ -205,6 +303,7 @@ class JudgeClient:
                         code="malformed",
                         status=status,
                         attempts=attempts,
+                        reason="malformed_answer",
                     ) from None
                 log.warning("judge answer malformed (%s); asking again", exc.message)
                 if exc.answer:  # show the model its answer and what was wrong with it
@@ -219,11 +318,15 @@ class JudgeClient:
                 continue
             except requests.Timeout:
                 problem, code = f"no answer within {self.timeout_s:g} s", "timeout"
-            except requests.ConnectionError as exc:
-                problem, code = f"connection failed ({type(exc).__name__})", "connection"
+            except requests.RequestException as exc:  # a dropped connection after the endpoint answered before
+                problem, code = f"connection failed ({connection_cause(exc)})", "connection"
             if retries >= self.max_retries:
                 raise self._fail(
-                    f"gave up after {attempts} attempts; last: {problem}", code=code, status=status, attempts=attempts
+                    f"gave up after {attempts} attempts; last: {problem}",
+                    code=code,
+                    status=status,
+                    attempts=attempts,
+                    reason=reason,
                 )
             delay = self._delay(retries, retry_after)
             retries += 1

@@ -7,7 +7,6 @@ request: every input comes back as a `JudgeScore` or as a `JudgeError` saying wh
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +16,10 @@ from kiwi_platform.judge.client import JudgeClient
 from kiwi_platform.judge.errors import JudgeError
 from kiwi_platform.judge.media import MediaLike
 from kiwi_platform.judge.parse import ParsedAnswer, apply_cap, parse_answer
+from kiwi_platform.judge.redact import redact, redacting_logger
 from kiwi_platform.judge.rubrics import Rubric
 
-log = logging.getLogger(__name__)
+log = redacting_logger(__name__)
 
 # An image input, optionally with a label shown to the judge just before it ("Edited video", "Reference").
 ImageInput = MediaLike | tuple[str, MediaLike]
@@ -100,13 +100,15 @@ class Judge:
                 return JudgeScore(
                     scores=hit["scores"],
                     capped=hit["capped"],
-                    reason=hit["reason"],
+                    reason=redact(hit["reason"]),
                     cached=True,
                     raw_scores=hit.get("raw_scores", hit["scores"]),
                     model=self.client.model,
                     rubric=rubric.name,
                     rubric_hash=rubric.rubric_hash,
                 )
+        if (fatal := self.client.failed_for_good) is not None:  # a bad key or URL: no point encoding images
+            raise JudgeError(fatal.message, code=fatal.code, status=fatal.status, case_id=case_id, reason=fatal.reason)
         try:
             content = self._content(rubric, text, images)
         except (ValueError, OSError) as exc:
@@ -121,7 +123,7 @@ class Judge:
         result = JudgeScore(
             scores=scores,
             capped=capped,
-            reason=parsed.reason,
+            reason=redact(parsed.reason),  # the model's own words: an echoing endpoint could put the key there
             cached=False,
             raw_scores=parsed.scores,
             model=self.client.model,
@@ -141,7 +143,7 @@ class Judge:
         except JudgeError as exc:
             return exc if exc.case_id else exc.for_case(request.case_id)
         except Exception as exc:  # noqa: BLE001 - a batch must report every request, whatever went wrong
-            log.exception("judge request %s failed unexpectedly", request.case_id)
+            log.exception("judge request %s failed unexpectedly", request.case_id)  # redacted, no traceback
             return JudgeError(
                 f"case {request.case_id}: unexpected {type(exc).__name__}: {exc}",
                 code="internal",

@@ -54,7 +54,7 @@ def _norm(key: str) -> str:
 
 def _as_score(dim: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MalformedJudgeAnswer(f"score for {dim!r} is not a number: {value!r}")
+        raise MalformedJudgeAnswer(f"score for {dim!r} is not a number ({type(value).__name__})")
     if isinstance(value, float) and not value.is_integer():
         raise MalformedJudgeAnswer(f"score for {dim!r} is not an integer: {value!r}")
     score = int(value)
@@ -72,7 +72,7 @@ def parse_answer(content: str | None, rubric: Rubric) -> ParsedAnswer:
         raise MalformedJudgeAnswer("empty answer", answer=content or "")
     objects = [obj for obj in _candidates(content) if isinstance(obj.get("scores"), dict)]
     if not objects:
-        raise MalformedJudgeAnswer(f"no JSON object with a 'scores' field in answer: {content[:120]!r}", answer=content)
+        raise MalformedJudgeAnswer("no JSON object with a 'scores' field in the answer", answer=content)
     answer = objects[0]
     given = {_norm(k): v for k, v in answer["scores"].items()}
     try:

@@ -5,17 +5,19 @@
     DIR/<row>/reference.png           the reference (synthesized, or the manifest's own)
     DIR/<row>/meta.json               edit type, box, scores, hashes, quarantine reasons
 
+    DIR/kiwi-export.json              what this export wrote (batch, rows, every file): the mark that
+                                      lets the next export replace DIR, and only those files
+
 Every manifest row gets a folder, quarantined ones too (meta.json says why), so nothing is lost.
-Each folder is written under a temp name and renamed into place.
+The whole export is written beside DIR and renamed into place when complete; what may be at DIR
+already, and what happens to it, is `export_target`'s business (it never deletes the user's files).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from PIL import Image
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.ingestion.manifest import read_manifest
 from kiwi_platform.lib import quarantine
+from kiwi_platform.refvie.export_target import ExportTarget, Outcome
 from kiwi_platform.refvie.mask_store import load_masks
 from kiwi_platform.resources.store import MediaStore
 
@@ -37,6 +40,7 @@ class ExportSummary:
     with_reference: int
     quarantined: int
     out_dir: Path
+    outcome: Outcome  # what happened to what was at out_dir before (replaced, moved aside)
 
 
 def _optional_table(store: MediaStore, batch: str, asset: str) -> pd.DataFrame | None:
@@ -53,8 +57,18 @@ def _clean(value):
 
 
 def export_batch(
-    store: MediaStore, batch: str, out_dir: Path, progress: Callable[[int, int], None] | None = None
+    store: MediaStore,
+    batch: str,
+    out_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    overwrite: bool = False,
+    protected: Sequence[Path] = (),
 ) -> ExportSummary:
+    """Export `batch` to `out_dir` (see the module doc). `overwrite`: move a folder that is not a previous
+    export aside instead of refusing it; `protected`: folders the export must not be, contain or be inside
+    (the store's root always is)."""
+    target = ExportTarget(out_dir, overwrite=overwrite, protected=[store.root_path, *protected])
     raw_folder = store.asset_dir(batch, "raw_edit_pairs")
     if not (raw_folder / "manifest.csv").exists():
         raise KiwiUserError(f"batch {batch!r} has not been ingested (no {raw_folder / 'manifest.csv'})")
@@ -75,26 +89,26 @@ def export_batch(
             {k: _clean(rec[k]) for k in ("stage", "reason", "message", "path", "score")}
         )
     rows = len(read_manifest(raw_folder / "manifest.csv").rows)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = ExportSummary(rows, 0, 0, 0, out_dir)
-    for row in range(1, rows + 1):
-        meta: dict = {"batch": batch, "row": row, "quarantine": q_by_row.get(row, [])}
-        tmp = Path(tempfile.mkdtemp(prefix=f".{row}.", dir=out_dir))
-        try:
+    counts = {"with_masks": 0, "with_reference": 0, "quarantined": 0}
+    with target.staging({"batch": batch, "rows": rows}) as tmp:
+        for row in range(1, rows + 1):
+            folder = tmp / str(row)
+            folder.mkdir()
+            meta: dict = {"batch": batch, "row": row, "quarantine": q_by_row.get(row, [])}
             region = by_row.get(row)
             if region is not None:
                 meta.update(_region_meta(region))
                 masks = load_masks(store.root_path / region["mask_file"])
-                (tmp / "masks").mkdir()
+                (folder / "masks").mkdir()
                 for i, mask in enumerate(masks):
-                    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / "masks" / f"{i:04d}.png")
-                summary.with_masks += 1
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "masks" / f"{i:04d}.png")
+                counts["with_masks"] += 1
             ref = ref_by_row.get(row)
             quad = quad_by_row.get(row)
             # the reference training uses: the quadruplet's (QC may have dropped it); before QC ran, the synthesized one
             ref_file = quad.get("ref_image") if quad else ((ref or {}).get("reference_file") if quads is None else "")
             if ref_file:
-                Image.open(store.root_path / ref_file).convert("RGB").save(tmp / "reference.png")
+                Image.open(store.root_path / ref_file).convert("RGB").save(folder / "reference.png")
                 meta["reference"] = {
                     "file": ref_file,
                     "origin": (ref or {}).get("reference_origin"),
@@ -102,25 +116,19 @@ def export_batch(
                 }
                 hashes = meta.setdefault("hashes", {})
                 hashes["ref_sha256"] = hashes.get("ref_sha256") or meta["reference"]["sha256"]
-                summary.with_reference += 1
+                counts["with_reference"] += 1
             meta["status"] = "quadruplet" if quad else ("quarantined" if meta["quarantine"] else "not_processed")
             if quad:
                 meta["task"] = quad["task"]
                 meta["scores"] = {
                     k: _clean(quad[k]) for k in ("judge_score", "type_confidence", "dup_similarity", "mask_area")
                 }
-            summary.quarantined += meta["status"] == "quarantined"
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=_clean))
-            final = out_dir / str(row)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if progress:
-            progress(row, rows)
-    return summary
+            counts["quarantined"] += meta["status"] == "quarantined"
+            (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=_clean))
+            if progress:
+                progress(row, rows)
+    assert target.outcome is not None
+    return ExportSummary(rows, **counts, out_dir=target.path, outcome=target.outcome)
 
 
 def _region_meta(region: dict) -> dict:

@@ -11,6 +11,12 @@ Environment (read by `JudgeResource.from_env()`; unset ones keep the defaults):
   KIWI_JUDGE_MAX_RETRIES       retries on 429/5xx/timeouts (default 4)
   KIWI_JUDGE_MAX_CONCURRENCY   requests in flight at once (default 4)
   KIWI_JUDGE_CACHE             sqlite cache file (default $KIWI_HOME/judge-cache.sqlite)
+  KIWI_JUDGE_ALLOW_INSECURE_HTTP  1 to allow sending the key over plain http to a non-loopback host
+                               (refused by default; http to localhost / 127.0.0.1 / ::1 is always allowed)
+
+A bad key, URL or model fails the step with one line (`JudgeError.fatal`) after one request; see
+`kiwi_platform.judge.client` for the retry rules and `kiwi_platform.judge.redact` for where the key
+may appear (nowhere but the Authorization header).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ _ENV_FIELDS = {
     "max_retries": "KIWI_JUDGE_MAX_RETRIES",
     "max_concurrency": "KIWI_JUDGE_MAX_CONCURRENCY",
     "cache_path": "KIWI_JUDGE_CACHE",
+    "allow_insecure_http": "KIWI_JUDGE_ALLOW_INSECURE_HTTP",
 }
 
 
@@ -57,6 +64,7 @@ class JudgeResource(dg.ConfigurableResource):
     max_side: int = 512
     video_frames: int = 4
     cache_path: str = ""
+    allow_insecure_http: bool = False
 
     _judge: Any = PrivateAttr(default=None)
 
@@ -86,6 +94,7 @@ class JudgeResource(dg.ConfigurableResource):
             max_concurrency=self.max_concurrency,
             max_side=self.max_side,
             video_frames=self.video_frames,
+            allow_insecure_http=self.allow_insecure_http,
         )
 
     def judge(self) -> Judge:

@@ -14,6 +14,10 @@ scores listed for the case id found in the prompt text).
     with run_fake_openai([rate_limited(1), answer({"x": 4})]) as fake:
         JudgeClient(fake.base_url, "judge", fake.api_key) ...
         assert fake.calls == 2
+
+Careless servers and proxies echo the request in their error bodies; `echo_key=True` makes the
+401 for a wrong key quote the key it was given, and `echoing_error` answers any status with the
+request's Authorization header in the message, so tests can prove the key never gets stored.
 """
 
 from __future__ import annotations
@@ -115,6 +119,15 @@ def slow(delay_s: float, then: Reply | None = None) -> Reply:
     return replace(then or answer({"reference_match": 3}), delay_s=delay_s)
 
 
+def echoing_error(status: int, kind: str = "server_error") -> Callable[[FakeRequest], Reply]:
+    """An error whose message quotes the request's Authorization header, as a careless proxy's debug page does."""
+
+    def behave(req: FakeRequest) -> Reply:
+        return error(status, f"upstream failed for request with Authorization: {req.authorization}", kind=kind)
+
+    return behave
+
+
 def score_table(
     table: dict[str, dict[str, Any]], default: Reply | None = None, reason: str = "scored from table"
 ) -> Callable[[FakeRequest], Reply]:
@@ -188,10 +201,11 @@ def _parse_messages(body: Any) -> tuple[str, list[dict], str, list[str], list[st
 class FakeOpenAI:
     """Handle on a running fake: its URL and key, the recorded requests and concurrency counters."""
 
-    def __init__(self, behaviour: Behaviour, api_key: str, model: str | None) -> None:
+    def __init__(self, behaviour: Behaviour, api_key: str, model: str | None, echo_key: bool = False) -> None:
         self.behaviour = behaviour
         self.api_key = api_key
         self.model = model
+        self.echo_key = echo_key
         self.requests: list[FakeRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -310,7 +324,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def _serve(self, req: FakeRequest, raw: bytes, auth: str | None) -> None:
             if auth != f"Bearer {fake.api_key}":
                 req.status = 401
-                self._error(401, "Incorrect API key provided.", kind="invalid_api_key")
+                given = (auth or "").removeprefix("Bearer ")
+                echo = f" Incorrect API key provided: {given}." if fake.echo_key else ""
+                self._error(401, f"Incorrect API key provided.{echo}", kind="invalid_api_key")
                 return
             try:
                 body = json.loads(raw or b"null")
@@ -352,13 +368,18 @@ class _Server(ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def run_fake_openai(
-    behaviour: Behaviour = answer({"reference_match": 4}), *, api_key: str = "test-key", model: str | None = None
+    behaviour: Behaviour = answer({"reference_match": 4}),
+    *,
+    api_key: str = "test-key",
+    model: str | None = None,
+    echo_key: bool = False,
 ) -> Iterator[FakeOpenAI]:
     """Serve the fake on 127.0.0.1 (ephemeral port) for the duration of the block; `fake.base_url` ends in /v1.
 
     `model`: when set, requests naming another model get 404 `model_not_found`, as OpenAI answers.
+    `echo_key`: the 401 for a wrong key quotes the key it received.
     """
-    fake = FakeOpenAI(behaviour, api_key, model)
+    fake = FakeOpenAI(behaviour, api_key, model, echo_key)
     server = _Server(("127.0.0.1", 0), _handler(fake))
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

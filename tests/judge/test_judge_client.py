@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -175,45 +176,82 @@ def test_never_answering_in_time_ends_in_a_timeout_error(make_client: Callable[.
     assert fake.calls == 3
 
 
-@pytest.mark.parametrize("status, code", [(400, "bad_request"), (403, "auth"), (404, "bad_request")])
-def test_client_errors_are_not_retried(make_client: Callable[..., JudgeClient], status: int, code: str) -> None:
-    """400/403/404 fail at once, carrying the server's message: asking again cannot fix them."""
+@pytest.mark.parametrize(
+    "status, code, reason, hint",
+    [
+        (400, "bad_request", "http_400", "refused the request"),
+        (403, "auth", "http_403", "KIWI_JUDGE_API_KEY"),
+        (404, "config", "http_404", "KIWI_JUDGE_BASE_URL"),
+        (422, "bad_request", "http_422", "refused the request"),
+    ],
+)
+def test_client_errors_are_not_retried(
+    make_client: Callable[..., JudgeClient], status: int, code: str, reason: str, hint: str
+) -> None:
+    """400/403/404/422 fail at once with the status, a classified reason and what to check; the server's
+    own error text is not repeated (it may echo the request)."""
     with run_fake_openai(error(status, f"nope-{status}", kind="invalid_request_error")) as fake:
         with pytest.raises(JudgeError) as info:
             Judge(make_client(fake)).score("c", "k", REFERENCE_MATCH, text="x")
-    assert info.value.status == status and info.value.code == code
-    assert f"HTTP {status}: nope-{status} (not retried)" in str(info.value)
+    assert info.value.status == status and info.value.code == code and info.value.reason == reason
+    assert f"HTTP {status} invalid_request_error" in str(info.value) and hint in str(info.value)
+    assert f"nope-{status}" not in str(info.value)
     assert fake.calls == 1
 
 
 def test_wrong_api_key_is_a_401_without_retry(make_client: Callable[..., JudgeClient]) -> None:
-    """A bad key gives one request and a clear auth error; the key itself never appears in the message."""
-    with run_fake_openai(answer(MATCH), api_key="right-key") as fake:
+    """A bad key gives one request and a clear auth error naming KIWI_JUDGE_API_KEY; the key the server
+    echoed back never appears in the message, and later calls fail at once without a request."""
+    with run_fake_openai(answer(MATCH), api_key="right-key", echo_key=True) as fake:
         client = JudgeClient(fake.base_url, JUDGE_MODEL, "wrong-key-123", max_retries=3, backoff_s=0.01)
         with pytest.raises(JudgeError) as info:
             Judge(client).score("c", "k", REFERENCE_MATCH, text="x")
-    assert info.value.status == 401 and info.value.code == "auth"
-    assert "Incorrect API key" in str(info.value) and "wrong-key-123" not in str(info.value)
+        with pytest.raises(JudgeError) as again:
+            Judge(client).score("c2", "k", REFERENCE_MATCH, text="x")
+    assert info.value.status == 401 and info.value.code == "auth" and info.value.fatal
+    assert info.value.reason == "http_401" and info.value.attempts == 1
+    assert "rejected the API key" in str(info.value) and "KIWI_JUDGE_API_KEY" in str(info.value)
+    assert "wrong-key-123" not in str(info.value) and "Incorrect API key" not in str(info.value)
     assert "wrong-key-123" not in repr(client)
+    assert again.value.reason == "http_401" and again.value.attempts == 0
     assert fake.calls == 1 and fake.requests[0].authorization == "Bearer wrong-key-123"
 
 
 def test_unknown_model_is_reported_not_retried(make_client: Callable[..., JudgeClient]) -> None:
-    """A model name the server does not serve fails at once with the server's model_not_found message."""
+    """A model name the server does not serve (404 model_not_found) fails at once, naming the model and
+    KIWI_JUDGE_MODEL."""
     with run_fake_openai(answer(MATCH), model="gpt-judge") as fake:
-        with pytest.raises(JudgeError, match="does not exist"):
+        with pytest.raises(JudgeError, match=f"model {JUDGE_MODEL} is not served there") as info:
             Judge(make_client(fake)).score("c", "k", REFERENCE_MATCH, text="x")
+    assert info.value.reason == "model_not_found" and info.value.fatal and "KIWI_JUDGE_MODEL" in str(info.value)
     assert fake.calls == 1
 
 
-def test_connection_refused_is_retried_then_reported(make_client: Callable[..., JudgeClient]) -> None:
-    """A server that is down: a few quick retries, then a JudgeError (code connection), no traceback."""
+def test_connection_refused_on_first_contact_is_not_retried(make_client: Callable[..., JudgeClient]) -> None:
+    """A server that is not there at all (wrong URL, not started): one attempt, then a fatal config error
+    naming KIWI_JUDGE_BASE_URL, no traceback, no retry storm."""
     with run_fake_openai() as fake:
         url = fake.base_url
     client = JudgeClient(url, JUDGE_MODEL, "k", max_retries=2, backoff_s=0.01, timeout_s=1)
     with pytest.raises(JudgeError) as info:
         client.chat("s", [{"type": "text", "text": "x"}], str)
-    assert info.value.code == "connection" and info.value.attempts == 3
+    assert info.value.code == "config" and info.value.reason == "connection_failed" and info.value.attempts == 1
+    assert "connection refused" in str(info.value) and "KIWI_JUDGE_BASE_URL" in str(info.value)
+
+
+def test_a_connection_lost_after_first_contact_is_retried(make_client: Callable[..., JudgeClient]) -> None:
+    """Once the endpoint has answered, a refused connection is an outage, not a wrong URL: it is retried
+    with backoff and then reported (code connection), not treated as fatal."""
+    with run_fake_openai(answer(MATCH)) as fake:
+        client = make_client(fake, max_retries=2)
+        client.chat("s", [{"type": "text", "text": "x"}], str)
+    # another thread (its own session, so no kept-alive socket to the old server) calls after the shutdown
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(client.chat, "s", [{"type": "text", "text": "x"}], str)
+        with pytest.raises(JudgeError) as info:
+            future.result()
+    assert info.value.code == "connection" and info.value.attempts == 3 and not info.value.fatal
+    assert info.value.reason == "connection_failed"
 
 
 def test_configuration_comes_from_env_and_missing_values_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
