@@ -1,7 +1,8 @@
 """The `normalized_clips` table: every accepted pair decoded, sampled and resized into clip files.
 
 Clip files are named by source hash and settings, so a re-run reuses a clip made from the same
-bytes with the same settings and rebuilds a corrupt or outdated one.
+bytes with the same settings and rebuilds a corrupt or outdated one (including one made by an
+older normalizer version). Clip files are byte-reproducible, so a rebuild gives the same hash.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from kiwi_platform.lib.files import remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.clips import SUFFIX, clip_header
-from kiwi_platform.media.normalize import normalize_media
+from kiwi_platform.media.normalize import NORMALIZER_VERSION, normalize_media
 from kiwi_platform.resources.store import MediaStore
 
 NORMALIZED_COLUMNS = [
@@ -129,9 +130,11 @@ def _row(batch: str, rec: dict, clips: dict, store: MediaStore) -> dict:
 
 
 def _clip_matches(path: Path, source_sha: str, settings: dict) -> bool:
-    """Reuse a clip only if it was made from the same bytes with the same settings."""
+    """Reuse a clip only if it was made from the same bytes with the same settings and normalizer."""
     try:
         header = clip_header(path)
     except Exception:  # a corrupt clip is simply rebuilt
+        return False
+    if header.get("normalizer") != NORMALIZER_VERSION:
         return False
     return header.get("source_sha256") == source_sha and all(header.get(k) == v for k, v in settings.items())

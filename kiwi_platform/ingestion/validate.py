@@ -2,11 +2,18 @@
 
 Counts in = accepted + quarantined, always: each row ends in exactly one of the two lists.
 Files referenced by many rows are hashed and probed once.
+
+Prompts go to a tokenizer, a parquet table and people's terminals: one with a NUL byte or other
+control characters (`bad_prompt`) or longer than `MAX_PROMPT_CHARS` (`prompt_too_long`) is
+quarantined. A file that exists but cannot be read (permission denied, I/O error) is
+`unreadable_file`, not `missing_file`: the fix is chmod or the disk, not finding the file.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +22,11 @@ from kiwi_platform.ingestion.manifest import Manifest, ManifestRow
 from kiwi_platform.lib.files import sha256_bytes, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.probe import MediaInfo, media_kind, probe_media
+
+MAX_PROMPT_CHARS = 10_000  # an edit instruction, not a document; longer is broken input
+_PROMPT_WHITESPACE = {"\t", "\n", "\r"}  # the only control characters a prompt may hold
+# OSError numbers that mean "there is no such file here"; any other error reading it is unreadable_file.
+_NOT_THERE = {errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
 
 
 @dataclass
@@ -45,6 +57,20 @@ def resolve_inside(base: Path, relative: str) -> Path:
     return resolved
 
 
+def check_prompt(prompt: str) -> None:
+    """Raise RowRejected for a prompt no model or table should receive."""
+    for position, char in enumerate(prompt, start=1):
+        if char not in _PROMPT_WHITESPACE and unicodedata.category(char) == "Cc":
+            name = "a NUL byte" if char == "\0" else f"the control character U+{ord(char):04X}"
+            raise RowRejected("bad_prompt", f"the prompt holds {name} at character {position}")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        lines = prompt.count("\n") + 1
+        hint = f" across {lines} lines: an unclosed quote?" if lines > 1 else ""
+        raise RowRejected(
+            "prompt_too_long", f"the prompt is {len(prompt):,} characters, the limit is {MAX_PROMPT_CHARS:,}{hint}"
+        )
+
+
 def _has_symlink(base: Path, relative: str) -> bool:
     current = base
     for part in Path(relative).parts:
@@ -67,12 +93,13 @@ class _FileFacts:
                     raise RowRejected("missing_file", f"{path.name} does not exist", str(path))
                 if not path.is_file():
                     raise RowRejected("not_media", f"{path} is not a regular file", str(path))
+                with open(path, "rb") as fh:  # permission denied shows here, before any decoder guesses
+                    fh.read(1)
                 info = probe_media(path)
                 self._cache[path] = (sha256_file(path), info)
             except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
-                raise RowRejected(
-                    "missing_file", f"{path.name} cannot be read ({exc.strerror or exc})", str(path)
-                ) from None
+                reason = "missing_file" if exc.errno in _NOT_THERE else "unreadable_file"
+                raise RowRejected(reason, f"{path.name} cannot be read ({exc.strerror or exc})", str(path)) from None
         digest, info = self._cache[path]
         if want_image and info.kind != "image":
             raise RowRejected(
@@ -117,6 +144,7 @@ def _check_row(
         raise RowRejected("missing_column", f"the manifest has no {column!r} column")
     if row.prompt is None or not row.prompt.strip():
         raise RowRejected("empty_prompt", "the prompt is empty")
+    check_prompt(row.prompt.strip())
     for column, value in (("src_video", row.src), ("tgt_video", row.tgt)):
         if value is None:
             raise RowRejected("missing_column", f"{column} is empty in this row")

@@ -10,6 +10,12 @@ tool can open it (`unzip -l clip.kclip`). Layout:
 
 Frames are written as soon as they are encoded (bounded memory) and the file is hashed while it
 is written, so a clip is read from disk zero times during ingestion.
+
+Byte-identical output: the same frames and header give the same file, on any day and in any
+KIWI_HOME, so a table hash or DVC md5 only changes when the data does. Every ZIP member gets a
+fixed date (1980-01-01, the earliest ZIP can store), fixed Unix permissions (0644) and creator
+system, in a fixed order (frames in index order, then `meta.json`); the header JSON has sorted keys
+and fixed separators; the JPEG encoder settings are pinned instead of left to OpenCV's defaults.
 """
 
 from __future__ import annotations
@@ -30,7 +36,21 @@ from kiwi_platform.lib.files import atomic_path
 FORMAT = "kiwi-clip/1"
 SUFFIX = ".kclip"
 JPEG_QUALITY = 95
-_JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+# Pinned (these are OpenCV's current defaults): baseline, standard Huffman tables, 4:2:0, no restarts.
+_JPEG_PARAMS = [
+    cv2.IMWRITE_JPEG_QUALITY,
+    JPEG_QUALITY,
+    cv2.IMWRITE_JPEG_PROGRESSIVE,
+    0,
+    cv2.IMWRITE_JPEG_OPTIMIZE,
+    0,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+    cv2.IMWRITE_JPEG_RST_INTERVAL,
+    0,
+]
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a timestamp would make every write a new version
+_ZIP_MODE = 0o100644 << 16  # regular file, rw-r--r--, whatever the umask or platform
 
 
 def encode_bgr(frame_bgr: np.ndarray) -> tuple[bytes, tuple[int, int]]:
@@ -41,6 +61,20 @@ def encode_bgr(frame_bgr: np.ndarray) -> tuple[bytes, tuple[int, int]]:
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes(), frame_bgr.shape[:2]
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    """A ZIP entry whose every field is fixed, so only the data decides the archive's bytes."""
+    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3  # Unix; ZipInfo picks 0 on Windows
+    info.external_attr = _ZIP_MODE
+    return info
+
+
+def header_json(header: dict) -> bytes:
+    """The header as stored: sorted keys, fixed separators, ASCII only."""
+    return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 class _HashingFile:
@@ -88,7 +122,7 @@ def write_encoded(
                     if shape is not None and size != shape:
                         raise ValueError(f"frame size changed inside a clip: {size} != {shape}")
                     shape = size
-                    zf.writestr(f"frames/{written:05d}.jpg", data)
+                    zf.writestr(_member(f"frames/{written:05d}.jpg"), data)
                     written += 1
 
             for job in jobs:
@@ -98,7 +132,7 @@ def write_encoded(
             if shape is None:
                 raise ValueError("a clip needs at least one frame")
             header.update(frames=written, height=int(shape[0]), width=int(shape[1]))
-            zf.writestr("meta.json", json.dumps(header, sort_keys=True))
+            zf.writestr(_member("meta.json"), header_json(header))
     return {**header, "sha256": out.digest.hexdigest()}
 
 

@@ -4,6 +4,12 @@ docs/contract.md §1.3: take the first `num_frames` frames from frame 0 (1 for i
 area is at most `max_area` keeping the aspect ratio, floor each side to a multiple of `multiple`,
 and center-crop to that size. Resizing happens in PyAV's swscale during colour conversion, so
 the resize costs almost nothing on top of decoding.
+
+Frames come out as a player displays them: a video's display matrix (phones store portrait video
+as rotated landscape frames) and an image's EXIF orientation are applied before the size math,
+so a rotated source and its upright target normalize to the same shape and the same picture.
+`NORMALIZER_VERSION` is stored in each clip header; clips made by an older normalizer (e.g.
+sideways ones) are rebuilt instead of reused.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from PIL import Image, ImageOps
 
 from kiwi_platform.lib.quarantine import RowRejected
 from kiwi_platform.media.clips import encode_bgr, write_clip, write_encoded
+from kiwi_platform.media.orientation import Orientation
 from kiwi_platform.media.probe import media_kind
+
+NORMALIZER_VERSION = 2  # 2: display rotation applied, byte-reproducible clips
 
 
 def output_size(width: int, height: int, max_area: int, multiple: int = 32) -> tuple[int, int, int, int]:
@@ -48,10 +57,12 @@ def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            sizes = None
+            sizes, orientation = None, Orientation()
             for frame in container.decode(stream):
-                sizes = sizes or output_size(frame.width, frame.height, max_area, multiple)
-                yield lambda frame=frame, sizes=sizes: encode_bgr(_convert(frame, sizes))
+                if sizes is None:  # the first frame decides orientation and size for the whole clip
+                    orientation = Orientation.of_frame(frame)
+                    sizes = output_size(*orientation.display_size(frame.width, frame.height), max_area, multiple)
+                yield lambda frame=frame, sizes=sizes, o=orientation: encode_bgr(_convert(frame, sizes, o))
                 count += 1
                 if count >= num_frames:
                     return
@@ -63,13 +74,19 @@ def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 
         raise RowRejected("too_few_frames", f"{path.name}: decoded {count} frames, {num_frames} needed", str(path))
 
 
-def _convert(frame: av.VideoFrame, sizes: tuple[int, int, int, int]) -> np.ndarray:
+def _convert(frame: av.VideoFrame, sizes: tuple[int, int, int, int], orientation: Orientation) -> np.ndarray:
+    """Resize in stored orientation (swscale), then turn to the displayed one, then crop.
+
+    Every frame is scaled to the first frame's size, so a mid-stream resolution change cannot
+    produce a clip of mixed sizes.
+    """
     rw, rh, cw, ch = sizes
-    if (rw, rh) == (frame.width, frame.height):
+    stored_w, stored_h = orientation.display_size(rw, rh)  # the same swap maps display -> stored
+    if (stored_w, stored_h) == (frame.width, frame.height):
         bgr = frame.to_ndarray(format="bgr24")
     else:
-        bgr = frame.to_ndarray(format="bgr24", width=rw, height=rh, interpolation="AREA")
-    return _center_crop(bgr, cw, ch)
+        bgr = frame.to_ndarray(format="bgr24", width=stored_w, height=stored_h, interpolation="AREA")
+    return _center_crop(orientation.apply(bgr), cw, ch)
 
 
 def load_image(path: Path, max_area: int, multiple: int = 32) -> np.ndarray:
@@ -88,8 +105,9 @@ def normalize_media(
     src: Path, dst: Path, *, num_frames: int, max_area: int, fps: float, multiple: int = 32, meta: dict | None = None
 ) -> dict:
     """Write the normalized clip for one media file to `dst`; returns the clip header (+ its sha256)."""
+    meta = {"normalizer": NORMALIZER_VERSION, **(meta or {})}
     if media_kind(src) == "image":
         frames = iter([load_image(src, max_area, multiple)])
-        return write_clip(dst, frames, fps=0.0, meta={"source_kind": "image", **(meta or {})})
+        return write_clip(dst, frames, fps=0.0, meta={"source_kind": "image", **meta})
     jobs = iter_video_jobs(src, num_frames, max_area, multiple)
-    return write_encoded(dst, jobs, fps=fps, meta={"source_kind": "video", **(meta or {})})
+    return write_encoded(dst, jobs, fps=fps, meta={"source_kind": "video", **meta})

@@ -24,14 +24,28 @@ def pattern(index: int, width: int, height: int, seed: int) -> np.ndarray:
 
 
 def make_video(
-    path: Path, frames: int, width: int = 96, height: int = 64, fps: int = 16, seed: int = 0, faststart: bool = False
+    path: Path,
+    frames: int,
+    width: int = 96,
+    height: int = 64,
+    fps: int = 16,
+    seed: int = 0,
+    faststart: bool = False,
+    rotation: tuple[int, bool, bool] | None = None,
 ) -> Path:
-    """Encode `frames` frames of `pattern` as H.264 in MP4 (moov at the end unless `faststart`)."""
+    """Encode `frames` frames of `pattern` as H.264 in MP4 (moov at the end unless `faststart`).
+
+    `rotation` = (degrees counterclockwise, hflip, vflip) writes a real display matrix into the MP4
+    (`tkhd`), the way phones mark portrait clips; the stored frames stay `width` x `height`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if rotation is not None:
+            degrees, hflip, vflip = rotation
+            stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height, seed), format="rgb24")
             container.mux(stream.encode(frame))
@@ -39,10 +53,24 @@ def make_video(
     return path
 
 
-def make_image(path: Path, width: int = 96, height: int = 64, seed: int = 0) -> Path:
+def make_image(path: Path, width: int = 96, height: int = 64, seed: int = 0, exif_orientation: int = 0) -> Path:
+    """A JPEG/PNG of `pattern`; `exif_orientation` (1-8) tags it the way cameras tag turned shots."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pattern(0, width, height, seed)).save(path, quality=92)
+    extra = {}
+    if exif_orientation:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        extra["exif"] = exif
+    Image.fromarray(pattern(0, width, height, seed)).save(path, quality=92, **extra)
     return path
+
+
+def displayed(stored: np.ndarray, degrees: int, hflip: bool = False, vflip: bool = False) -> np.ndarray:
+    """What a player shows for a stored frame, as PyAV documents its display rotation: turn
+    `degrees` counterclockwise, then mirror. Independent of the code under test."""
+    out = np.rot90(stored, (degrees // 90) % 4)
+    out = out[:, ::-1] if hflip else out
+    return np.ascontiguousarray(out[::-1] if vflip else out)
 
 
 def remux_faststart(src: Path, dst: Path) -> Path:
