@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,18 @@ from PIL import Image
 from model.embedders import ConditionEmbedder
 from model.mllm_encoder import MLLMEncoder
 from model.processor import load_processor
-from model.schedule import NUM_TRAIN_TIMESTEPS, euler_step, inference_sigmas
+from model.schedule import NUM_TRAIN_TIMESTEPS, euler_step, inference_sigmas, sigma_index
 from model.transformer import KiwiTransformer
 from model.vae import decode_latents, encode_video
 from model.video_io import (
+    decoded_to_frames,
     fit_size,
     frames_to_tensor,
     pad_reference,
-    resize_crop,
-    tensor_to_frames,
+    prescale_size,
+    resize_frame,
+    round_up,
+    to_rgb,
     valid_frame_count,
     write_video,
 )
@@ -36,34 +40,22 @@ class CheckpointError(FileNotFoundError):
 
 
 def load_vae(folder: Path, torch_dtype: torch.dtype | None = None) -> AutoencoderKLWan:
-    """`vae/` as diffusers wrote it, or as the released conversion script wrote it: a config of class
-    `VAE` naming an original-key Wan2.2 weight file (`vae_pth`), rebuilt at the released size and
-    converted with diffusers' own Wan key map."""
-    import json
+    """`vae/` as diffusers wrote it (`AutoencoderKLWan` config), or as the released conversion script
+    wrote it (config of class `VAE` + original-key Wan2.2 weights), rebuilt at the size the weights
+    have and converted with our Wan2.2 key map (`model/vae_wan22.py`). Anything else, a truncated
+    weight file or a VAE that is not z=48 raises CheckpointError naming the file."""
+    from model.vae_wan22 import load_vae_folder
 
-    cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
-    if cfg.get("_class_name") != "VAE" and "vae_pth" not in cfg:
-        return AutoencoderKLWan.from_pretrained(folder, **({"torch_dtype": torch_dtype} if torch_dtype else {}))
-    from model.configs import get_config
-    from model.vae import build_vae, convert_original_vae_state_dict
+    return load_vae_folder(folder, torch_dtype)
 
-    weights = folder / Path(str(cfg.get("vae_pth", "diffusion_pytorch_model.safetensors"))).name
-    if not weights.exists():
-        raise CheckpointError(f"{folder} names VAE weights {weights.name} (vae_pth) but the file is missing")
-    if weights.suffix == ".safetensors":
-        from safetensors.torch import load_file
 
-        state = load_file(str(weights))
-    else:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    vae = build_vae(get_config("kiwi-5b").vae)
-    try:
-        vae.load_state_dict(convert_original_vae_state_dict(state), strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{weights} is not a Wan2.2 VAE in the original key layout: {str(exc).splitlines()[0]}"
-        ) from None
-    return vae.to(torch_dtype) if torch_dtype else vae
+def _as_dtype(value: torch.dtype | str) -> torch.dtype:
+    if isinstance(value, torch.dtype):
+        return value
+    dtype = getattr(torch, str(value).removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"latents_dtype must be a floating dtype such as 'float32', got {value!r}")
+    return dtype
 
 
 @dataclass
@@ -137,6 +129,12 @@ class KiwiEditPipeline(DiffusionPipeline):
             scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(root / "scheduler")
         except OSError as exc:
             raise CheckpointError(f"checkpoint {root} is incomplete: {exc}") from exc
+        if torch_dtype is not None:
+            # diffusers keeps `_keep_in_fp32_modules` (time embedder, norms, RoPE tables) in float32 on a
+            # dtype load; upstream loads in float32 and calls `pipe.to(dtype)`, so everything runs in dtype
+            # (plain nn.Module.to: ModelMixin.to would only add a warning about exactly this).
+            for module in (transformer, encoder, source_embedder, ref_embedder):
+                torch.nn.Module.to(module, torch_dtype)
         return cls(transformer, vae, encoder, source_embedder, ref_embedder, processor, scheduler)
 
     # -- memory switches ---------------------------------------------------------------
@@ -184,6 +182,69 @@ class KiwiEditPipeline(DiffusionPipeline):
             ref_pad_first=bool(self.ref_embedder.config.get("ref_pad_first", False)),
         ).sample
 
+    def denoise(
+        self,
+        noise: torch.Tensor,
+        context: torch.Tensor,
+        source_embeds: torch.Tensor | None,
+        ref_embeds: torch.Tensor | None,
+        num_inference_steps: int = 50,
+        dtype: torch.dtype | None = None,
+        callback_on_step_end: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """The Euler loop of upstream's released pipeline (`__call__` step 9), noise -> clean latents.
+
+        Latents live in `dtype` (default: the transformer's); each step's timestep is the float32 table
+        value rounded to `dtype`, the source-injection sigma is the table sigma nearest to that rounded
+        timestep (upstream `_scheduler_get_sigma`), and the update is `x + v * (s_next - s)` in `dtype`.
+        """
+        device = self._execution_device
+        dtype = self.transformer.dtype if dtype is None else dtype
+        latents = noise.to(device=device, dtype=dtype)
+        sigmas = inference_sigmas(num_inference_steps, self.shift).to(device)
+        timesteps = sigmas * NUM_TRAIN_TIMESTEPS
+        for i in self.progress_bar(range(len(sigmas))):
+            timestep = timesteps[i].unsqueeze(0).to(dtype)
+            sigma = sigmas[sigma_index(timesteps, timestep)]
+            velocity = self.predict_velocity(latents, timestep, sigma, context, source_embeds, ref_embeds)
+            latents = euler_step(latents, velocity, sigmas, i)
+            if callback_on_step_end is not None:
+                callback_on_step_end(i, timestep, latents)
+        return latents
+
+    @staticmethod
+    def prepare_frames(
+        video: list[Image.Image],
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        max_area: int = 1280 * 720,
+    ) -> tuple[list[Image.Image], list[Image.Image], int, int]:
+        """(frames for the MLLM, frames for the VAE, width, height), as upstream's demo + pipeline make them.
+
+        RGBA is composited on white. Without height/width: a source above `max_area` is first scaled
+        down (sides floored to 16, LANCZOS; the demo's `load_video_frames`) and the size is that one;
+        then height/width round up to multiples of 32 and the first `num_frames` frames are resized
+        to it with LANCZOS (no crop). The MLLM gets the (prescaled) frames, all of them.
+        """
+        if not video:
+            raise ValueError("the source video has no frames")
+        video = [to_rgb(f) for f in video]
+        if width is None or height is None:
+            src_w, src_h = video[0].size
+            pre_w, pre_h = prescale_size(src_w, src_h, max_area)
+            if (pre_w, pre_h) != (src_w, src_h):
+                video = [f.resize((pre_w, pre_h), Image.LANCZOS) for f in video]
+            width, height = fit_size(src_w, src_h, max_area=max_area)
+        width, height = round_up(int(width)), round_up(int(height))
+        available = valid_frame_count(len(video))
+        num_frames = min(available, 81) if num_frames is None else num_frames
+        if num_frames != valid_frame_count(num_frames):
+            raise ValueError(f"num_frames must be 4k+1 (1, 5, 9, ..., 81), got {num_frames}")
+        if num_frames > len(video):
+            raise ValueError(f"asked for {num_frames} frames but the source has only {len(video)}")
+        return video, [resize_frame(f, width, height) for f in video[:num_frames]], width, height
+
     # -- inference -------------------------------------------------------------------
     @torch.no_grad()
     def __call__(
@@ -199,28 +260,32 @@ class KiwiEditPipeline(DiffusionPipeline):
         seed: int | None = None,
         output_type: str = "pil",
         max_area: int = 1280 * 720,
+        latents_dtype: torch.dtype | str | None = None,
+        callback_on_step_end: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     ) -> KiwiEditOutput:
         """Edit `video` (PIL frames; one frame = image edit) following `prompt` (and `ref_image`).
 
-        Height/width default to the source size capped at `max_area` and floored to multiples of
-        32; num_frames defaults to the largest 4k+1 <= len(video) (capped at 81).
+        Follows upstream's released diffusers pipeline and demo (docs/contract.md §4):
+
+        - size: height/width are rounded **up** to multiples of 32; by default they come from the
+          source, first scaled down to `max_area` with sides floored to 16 (the demo's frame loading,
+          which then also resizes the frames, LANCZOS); 1280x720 -> 1280x736.
+        - the DiT's source frames are the first `num_frames` frames resized to (width, height) with
+          LANCZOS, aspect not kept, no crop; the MLLM sees the frames as given (all of them; RGBA
+          composited on white), not the resized ones;
+        - the reference is padded onto a white canvas of the output size for the VAE;
+        - num_frames defaults to the largest 4k+1 <= len(video) (capped at 81); other counts raise
+          (upstream would round up and then fail on the missing frames).
+
+        `latents_dtype`: None (default) keeps the latents in the transformer's dtype and rounds each
+        timestep to it, as upstream does with bf16; "float32" (or torch.float32) keeps latents, the
+        timestep and the Euler update in float32 for more precision (not what the released model saw).
+        `callback_on_step_end(step, timestep, latents)` is called after each Euler step.
         """
         device = self._execution_device
-        if not video:
-            raise ValueError("the source video has no frames")
-        if width is None or height is None:
-            width, height = fit_size(*video[0].size, max_area=max_area)
-        if width % 32 or height % 32:
-            raise ValueError(f"height and width must be multiples of 32, got {height}x{width}")
-        available = valid_frame_count(len(video))
-        num_frames = min(available, 81) if num_frames is None else num_frames
-        if num_frames != valid_frame_count(num_frames):
-            raise ValueError(f"num_frames must be 4k+1 (1, 5, 9, ..., 81), got {num_frames}")
-        if num_frames > len(video):
-            raise ValueError(f"asked for {num_frames} frames but the source has only {len(video)}")
-
-        frames = [resize_crop(f, width, height) for f in video[:num_frames]]
-        context = self.mllm_encoder(prompt, frames, ref_image, processor=self.processor).context
+        video, frames, width, height = self.prepare_frames(video, height, width, num_frames, max_area)
+        dtype = self.transformer.dtype if latents_dtype is None else _as_dtype(latents_dtype)
+        context = self.mllm_encoder(prompt, video, ref_image, processor=self.processor).context
 
         source_latents = self.encode_pixels(frames_to_tensor(frames).to(device))
         ref_latents = None
@@ -230,21 +295,16 @@ class KiwiEditPipeline(DiffusionPipeline):
 
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
-        latents = torch.randn(source_latents.shape, generator=generator, dtype=torch.float32).to(device)
-
-        sigmas = inference_sigmas(num_inference_steps, self.shift)
-        for i in self.progress_bar(range(len(sigmas))):
-            sigma = sigmas[i].to(device).reshape(1)
-            velocity = self.predict_velocity(
-                latents, sigma * NUM_TRAIN_TIMESTEPS, sigma, context, source_embeds, ref_embeds
-            )
-            latents = euler_step(latents, velocity.float(), sigmas, i)
+        noise = torch.randn(source_latents.shape, generator=generator, dtype=torch.float32)
+        latents = self.denoise(
+            noise, context, source_embeds, ref_embeds, num_inference_steps, dtype, callback_on_step_end
+        )
 
         if output_type == "latent":
             return KiwiEditOutput(frames=[], latents=latents)
         pixels = decode_latents(self.vae, latents)
         self.maybe_free_model_hooks()
-        return KiwiEditOutput(frames=tensor_to_frames(pixels), latents=latents)
+        return KiwiEditOutput(frames=decoded_to_frames(pixels, getattr(self.vae, "dtype", None)), latents=latents)
 
     @staticmethod
     def save_video(frames: list[Image.Image] | np.ndarray, path: str | os.PathLike, fps: int = 15) -> Path:

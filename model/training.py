@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import torch
@@ -9,7 +10,26 @@ from PIL import Image
 
 from model.loss import flow_matching_loss, sample_flow_matching
 from model.pipeline import KiwiEditPipeline
-from model.video_io import frames_to_tensor, pad_reference, tensor_to_frames
+from model.schedule import TRAIN_SIGMA_MIN
+from model.video_io import frames_to_tensor, pad_reference, shrink_and_pad_reference, tensor_to_frames
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """Training numerics; the defaults are upstream's (showlab/Kiwi-Edit 223572d, docs/contract.md §3.1).
+
+    - `sigma_min`: floor of the 1000 training sigmas. Upstream trains with 0 (last sigma 0.0050);
+      0.003/1.002 (`model.schedule.SIGMA_MIN`) reuses the inference floor (last sigma 0.0196).
+    - `ref_scale_range`: the reference is fitted into the frame, shrunk by a factor drawn uniformly from
+      this range and centred on white (upstream `shrink_and_pad_centered`, 0.7-1.0). None pads it
+      like inference does. The factor comes from the step's seeded generator, so exact resume holds.
+    """
+
+    sigma_min: float = TRAIN_SIGMA_MIN
+    ref_scale_range: tuple[float, float] | None = (0.7, 1.0)
+
+
+UPSTREAM_RECIPE = TrainingRecipe()
 
 
 class TrainingBatch(TypedDict, total=False):
@@ -40,12 +60,17 @@ def compute_loss(
     batch: TrainingBatch | dict[str, Any],
     generator: torch.Generator | None = None,
     return_details: bool = False,
+    recipe: TrainingRecipe | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
     """Flow-matching loss for one (source, prompt, [reference], target) sample.
 
     The VAE is run without gradients (it is never trained); gradients reach whatever
-    `apply_stage_freezing` left trainable. `generator` makes the timestep and noise reproducible.
+    `apply_stage_freezing` left trainable. `generator` makes the timestep, the noise and the reference
+    shrink factor reproducible (drawn in that order). `recipe` defaults to `pipeline.training_recipe`
+    when set, else upstream's (`TrainingRecipe()`). With a bf16 model, timesteps are rounded to bf16
+    and the noisy latents built in bf16, as upstream (`model.loss.sample_flow_matching`).
     """
+    recipe = recipe or getattr(pipeline, "training_recipe", None) or UPSTREAM_RECIPE
     device = pipeline.transformer.device
     source = _as_video(batch["source"]).to(device)
     target = _as_video(batch["target"]).to(device)
@@ -53,17 +78,31 @@ def compute_loss(
         raise ValueError(f"source {tuple(source.shape)} and target {tuple(target.shape)} must match")
     _, _, _, height, width = target.shape
     ref = batch.get("ref_image")
-    ref_pil = None if ref is None else pad_reference(_as_pil(ref), width, height)
 
     with torch.no_grad():
         source_latents = pipeline.encode_pixels(source)
         target_latents = pipeline.encode_pixels(target)
-        ref_latents = None if ref_pil is None else pipeline.encode_pixels(frames_to_tensor([ref_pil]).to(device))
+    fm = sample_flow_matching(
+        target_latents,
+        shift=pipeline.shift,
+        generator=generator,
+        sigma_min=recipe.sigma_min,
+        dtype=pipeline.transformer.dtype,
+    )
+    ref_latents, ref_scale = None, None
+    if ref is not None:
+        if recipe.ref_scale_range is None:
+            ref_pil = pad_reference(_as_pil(ref), width, height)
+        else:
+            lo, hi = recipe.ref_scale_range
+            ref_scale = lo + (hi - lo) * float(torch.rand((), generator=generator))
+            ref_pil = shrink_and_pad_reference(_as_pil(ref), width, height, ref_scale)
+        with torch.no_grad():
+            ref_latents = pipeline.encode_pixels(frames_to_tensor([ref_pil]).to(device))
 
     enc = pipeline.mllm_encoder(
         batch["prompt"], tensor_to_frames(source), None if ref is None else _as_pil(ref), processor=pipeline.processor
     )
-    fm = sample_flow_matching(target_latents, shift=pipeline.shift, generator=generator)
     source_embeds, ref_embeds = pipeline.denoise_step_inputs(source_latents, ref_latents)
     prediction = pipeline.predict_velocity(fm.noisy, fm.timestep, fm.sigma, enc.context, source_embeds, ref_embeds)
     loss = flow_matching_loss(prediction, fm)
@@ -71,6 +110,7 @@ def compute_loss(
         return loss, {
             "sigma": fm.sigma,
             "timestep": fm.timestep,
+            "ref_scale": ref_scale,
             "mode": enc.mode,
             "context_tokens": enc.context.shape[1],
             "prediction": prediction,

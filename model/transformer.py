@@ -10,6 +10,22 @@ from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.utils import apply_lora_scale
 
 
+def sinusoidal_embedding(timestep: torch.Tensor, dim: int) -> torch.Tensor:
+    """Upstream `sinusoidal_embedding_1d`: [cos | sin] of t * 10000^(-i/half), computed in float64, returned
+    in the timestep's dtype (with bf16 sampling the timestep is already rounded to bf16).
+
+    Same frequencies and order as diffusers' `Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0)`,
+    which computes in float32 instead.
+    """
+    device = timestep.device
+    work = torch.device("cpu") if device.type == "mps" else device  # MPS has no float64
+    position = timestep.to(work, torch.float64)
+    half = dim // 2
+    freqs = torch.pow(10000, -torch.arange(half, dtype=torch.float64, device=work).div(half))
+    sinusoid = torch.outer(position, freqs)
+    return torch.cat([torch.cos(sinusoid), torch.sin(sinusoid)], dim=1).to(device, timestep.dtype)
+
+
 class KiwiTransformer(WanTransformer3DModel):
     """`WanTransformer3DModel` whose forward takes Kiwi-Edit's conditions.
 
@@ -22,6 +38,8 @@ class KiwiTransformer(WanTransformer3DModel):
       current sigma (`source_scale`): structure comes in element-wise.
     - `ref_embeds` (from `ref_embedder`) are appended as extra latent frames; RoPE is computed for
       the longer frame axis and the reference tokens are dropped after the output head.
+    - The timestep sinusoid is computed in float64 and cast to the timestep's dtype (upstream
+      `sinusoidal_embedding_1d`), not by the parent's float32 `timesteps_proj`.
     """
 
     def _rope(self, frames: int, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +51,7 @@ class KiwiTransformer(WanTransformer3DModel):
 
     def _time_embeddings(self, timestep: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.condition_embedder
-        t_freq = emb.timesteps_proj(timestep.flatten())
+        t_freq = sinusoidal_embedding(timestep.flatten(), self.config.freq_dim)
         time_dtype = next(iter(emb.time_embedder.parameters())).dtype
         temb = emb.time_embedder(t_freq.to(time_dtype)).to(dtype)
         timestep_proj = emb.time_proj(emb.act_fn(temb)).unflatten(1, (6, -1))
@@ -68,8 +86,11 @@ class KiwiTransformer(WanTransformer3DModel):
             if source_embeds.shape[2:] != x.shape[2:]:
                 raise ValueError(f"source latent grid {tuple(source_embeds.shape[2:])} != target {tuple(x.shape[2:])}")
             scale = timestep.float() / 1000.0 if source_scale is None else source_scale
-            scale = torch.as_tensor(scale, device=x.device, dtype=torch.float32).reshape(-1, 1, 1, 1, 1)
-            x = x + (source_embeds.float() * scale).to(x.dtype)
+            scale = torch.as_tensor(scale, device=x.device, dtype=torch.float32)
+            if scale.numel() == 1:  # upstream's op: x + cond * sigma, sigma a 0-dim float32 tensor
+                x = x + source_embeds.to(x.dtype) * scale.reshape(())
+            else:
+                x = x + (source_embeds.float() * scale.reshape(-1, 1, 1, 1, 1)).to(x.dtype)
         x = x.flatten(2).transpose(1, 2)
 
         ref_len = 0

@@ -48,10 +48,16 @@ def latent_shape(vae_config: Any, frames: int, height: int, width: int) -> tuple
 
 
 def convert_original_vae_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map an original-layout `Wan2.2_VAE.pth` state dict onto `AutoencoderKLWan` keys.
+    """Map an original-layout Wan VAE state dict (`Wan2.2_VAE.pth`, released `vae/`) onto `AutoencoderKLWan` keys.
 
-    Delegates to diffusers' own converter (the one `from_single_file` uses) so both stay in step.
+    Wan2.2 keys (z=48, residual up/down-sampling: `encoder.downsamples.i.downsamples.j.*`) go through
+    our own map (`model/vae_wan22.py`); the Wan2.1 layout still goes through diffusers' converter (the
+    one `from_single_file` uses), which only knows that layout.
     """
+    from model.vae_wan22 import convert_wan22_vae_state_dict, detect_vae_layout
+
+    if detect_vae_layout(state_dict) == "wan2.2":
+        return convert_wan22_vae_state_dict(state_dict)
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
     return convert_wan_vae_to_diffusers(state_dict)

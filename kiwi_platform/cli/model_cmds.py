@@ -1,4 +1,4 @@
-"""`kiwi edit` and `kiwi model init`: thin CLI over the `model` library (heavy imports are lazy)."""
+"""`kiwi edit`, `kiwi model init` and `kiwi model import`: thin CLI over the `model` library (heavy imports are lazy)."""
 
 from __future__ import annotations
 
@@ -126,7 +126,53 @@ def init(
     typer.echo(f"wrote {path} (config {config}, random weights)")
 
 
+@model_app.command("import")
+def import_checkpoint(
+    src: Path = typer.Argument(
+        ..., help="Upstream DiffSynth training checkpoint (.safetensors/.pth) or a released checkpoint folder."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder to write the checkpoint to (our released layout)."),
+    base: Path | None = typer.Option(
+        None, "--base", help="Checkpoint folder with the pristine base weights (for a training checkpoint)."
+    ),
+    vae: Path | None = typer.Option(None, "--vae", help="Wan2.2 VAE to use instead (Wan2.2_VAE.pth or a vae/ folder)."),
+    lora_alpha: float = typer.Option(1.0, "--lora-alpha", help="LoRA merge strength (upstream default 1.0)."),
+    ref_pad_first: bool | None = typer.Option(
+        None, "--ref-pad-first/--ref-pad-last", help="Reference tokens before/after the video (default: keep base)."
+    ),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (weights as written)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty folder."),
+) -> None:
+    """Turn an upstream Kiwi-Edit checkpoint into our released layout (written whole, or not at all)."""
+    import torch
+
+    from model.import_upstream import import_upstream
+    from model.pipeline import CheckpointError
+
+    dtypes = {"float32": None, "bfloat16": torch.bfloat16}  # None: the models' own float32, no cast warnings
+    if dtype not in dtypes:
+        raise KiwiUserError(f"--dtype {dtype!r} is not one of: {', '.join(dtypes)}")
+    if out.exists() and not out.is_dir():
+        raise KiwiUserError(f"{out} exists and is not a folder")
+    try:
+        report = import_upstream(
+            src,
+            out,
+            base=base,
+            vae=vae,
+            lora_alpha=lora_alpha,
+            ref_pad_first=ref_pad_first,
+            overwrite=overwrite,
+            torch_dtype=dtypes[dtype],
+        )
+    except FileExistsError as exc:
+        raise KiwiUserError(str(exc).replace("pass overwrite", "use --overwrite")) from None
+    except CheckpointError as exc:
+        raise KiwiUserError(str(exc)) from None
+    typer.echo(report.summary())
+
+
 def register(app: typer.Typer) -> None:
-    """Attach `edit` and the `model` sub-app (`model init`) to the main `kiwi` CLI."""
+    """Attach `edit` and the `model` sub-app (`model init`, `model import`) to the main `kiwi` CLI."""
     app.command("edit")(edit)
     app.add_typer(model_app, name="model")
