@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from kiwi_platform.evaluation.suites import Case, Suite
 
@@ -55,15 +55,12 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> np.ndarray:
 
 
 def fit_frames(frames: np.ndarray, width: int, height: int, *, nearest: bool = False) -> np.ndarray:
-    """Resize-to-cover and centre-crop each frame exactly as the pipeline does (nearest for masks)."""
+    """Resize each frame to (width, height) exactly as the pipeline does (upstream's frame fit: plain
+    LANCZOS resize, aspect not kept, no crop; nearest for masks), so metrics compare aligned pixels."""
     if frames.shape[1:3] == (height, width):
         return frames
-    method = Image.NEAREST if nearest else Image.BICUBIC
-    out = [
-        np.asarray(ImageOps.fit(Image.fromarray(f), (width, height), method=method, centering=(0.5, 0.5)))
-        for f in frames
-    ]
-    return np.stack(out)
+    method = Image.NEAREST if nearest else Image.LANCZOS
+    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), method)) for f in frames])
 
 
 def read_masks(folder: str | Path, count: int) -> np.ndarray:
