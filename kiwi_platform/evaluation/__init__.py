@@ -15,7 +15,8 @@ from kiwi_platform.evaluation.compare import Decision, compare, higher_is_better
 from kiwi_platform.evaluation.identity import checkpoint_fingerprint
 from kiwi_platform.evaluation.judging import JudgeOutcome, judge_suite
 from kiwi_platform.evaluation.metrics import METRICS, MetricInfo, case_metrics, estimate_edit_mask
-from kiwi_platform.evaluation.run import EvalResult, evaluate_checkpoint
+from kiwi_platform.evaluation.result import EvalResult
+from kiwi_platform.evaluation.run import evaluate_checkpoint
 from kiwi_platform.evaluation.settings import EvalSettings
 from kiwi_platform.evaluation.suite_builders import (
     build_demo_suite,

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kiwi_platform.evaluation.mlflow_log import champion_version, log_evaluation, logged_evaluation, model_version_info
-from kiwi_platform.evaluation.run import EvalResult, evaluate_checkpoint
+from kiwi_platform.evaluation.result import EvalResult
+from kiwi_platform.evaluation.run import evaluate_checkpoint
 from kiwi_platform.evaluation.settings import EvalSettings
 from kiwi_platform.evaluation.suites import Suite
 from kiwi_platform.resources.tracking import MlflowTracking

@@ -11,6 +11,8 @@ metrics on the CPU. Files written under `out_dir` (all atomically):
     images/chart_<table>.png                  per-category bar chart per table
     results.json                              headline metrics, timings, ids, settings, judge info
 
+The result and its files: `evaluation.result`; the grids and charts: `evaluation.result_images`.
+
 Timings (seconds): prepare (suite + checkpoint hashing), generation (incl. model loading), offline
 metrics, judge (wall time of the judge thread, overlapping the metrics), scoring (end of generation
 to the last score), visuals, total; `generation_share` / `scoring_share` split generation + scoring.
@@ -23,101 +25,25 @@ A fatal judge error or a judge that scored no case at all raises (see `evaluatio
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kiwi_platform.evaluation.aggregate import RUBRIC_DIMENSIONS, build_tables, headline_metrics, markdown_table
+from kiwi_platform.evaluation.aggregate import RUBRIC_DIMENSIONS, build_tables, headline_metrics
 from kiwi_platform.evaluation.generate import generate_suite
 from kiwi_platform.evaluation.identity import checkpoint_fingerprint
 from kiwi_platform.evaluation.media import CaseMedia, MediaError, load_case_media
 from kiwi_platform.evaluation.metrics import Embedder, case_metrics
+from kiwi_platform.evaluation.result import EvalResult, write_result
+from kiwi_platform.evaluation.result_images import draw_images, middle_frame
 from kiwi_platform.evaluation.settings import EvalSettings
 from kiwi_platform.evaluation.suites import Suite, load_suite
-from kiwi_platform.evaluation.visuals import before_after_grid, category_bar_chart
-from kiwi_platform.lib.files import write_text_atomic
 
 Progress = Callable[[str, int, int], None]
-OFFLINE_CHART_COLUMNS = (
-    "preservation_ssim",
-    "target_ssim",
-    "temporal_consistency",
-    "reference_fidelity",
-    "region_agreement",
-)
-
-
-@dataclass
-class EvalResult:
-    """Everything an asset, MLflow logger or report needs from one evaluation."""
-
-    checkpoint_id: str
-    suite_name: str
-    suite_hash: str
-    settings: EvalSettings
-    out_dir: Path
-    rows: pd.DataFrame
-    tables: dict[str, pd.DataFrame]
-    headline: dict[str, float]
-    images: dict[str, Path]
-    timings: dict[str, float]
-    judged: bool
-    judge_model: str | None = None
-    judge_calls: int = 0
-    judge_cached: int = 0
-    judge_errors: dict[str, str] = field(default_factory=dict)  # case id -> classified reason
-    generated: int = 0
-    reused: int = 0
-
-    @property
-    def judge_error_counts(self) -> dict[str, int]:
-        """Cases the judge could not score, per reason, most common first."""
-        return dict(Counter(self.judge_errors.values()).most_common())
-
-    @property
-    def results_path(self) -> Path:
-        return self.out_dir / "results.json"
-
-    def markdown(self) -> str:
-        """All tables as markdown, titled; says plainly when no judge scored the cases."""
-        parts = [] if self.judged else ["_No VLM judge configured: offline metrics only._"]
-        if self.judge_errors:
-            reasons = ", ".join(f"{reason} x{n}" for reason, n in self.judge_error_counts.items())
-            parts.append(
-                f"_The judge could not score {len(self.judge_errors)} of {len(self.rows)} cases ({reasons}); "
-                "judge tables cover the others, offline metrics cover all._"
-            )
-        for name, table in self.tables.items():
-            parts += [f"### {name.replace('_', ' ')}", markdown_table(table)]
-        return "\n\n".join(parts)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "checkpoint_id": self.checkpoint_id,
-            "suite": self.suite_name,
-            "suite_hash": self.suite_hash,
-            "settings": self.settings.model_dump(),
-            "settings_key": self.settings.settings_key,
-            "judged": self.judged,
-            "judge_model": self.judge_model,
-            "judge_calls": self.judge_calls,
-            "judge_cached": self.judge_cached,
-            "judge_errors": self.judge_errors,
-            "judge_error_counts": self.judge_error_counts,
-            "cases": len(self.rows),
-            "generated": self.generated,
-            "reused": self.reused,
-            "timings": self.timings,
-            "headline": self.headline,
-            "images": {k: str(v.relative_to(self.out_dir)) for k, v in self.images.items()},
-        }
 
 
 def _judge_columns(row: dict[str, Any], score: Any) -> None:
@@ -203,7 +129,7 @@ def evaluate_checkpoint(
             row.update(case_metrics(media, embedder))
             bucket = samples.setdefault((case.suite, case.category), [])
             if len(bucket) < grid_rows:
-                bucket.append(_middle_frame(media))
+                bucket.append(middle_frame(media))
         except MediaError as exc:
             row["metrics_error"] = str(exc)
         rows.append(row)
@@ -235,7 +161,7 @@ def evaluate_checkpoint(
     tables = build_tables(frame, judged is not None)
     headline = headline_metrics(frame, tables)
 
-    images = _draw(out, samples, tables)
+    images = draw_images(out, samples, tables)
     t_end = time.perf_counter()
     n = len(suite.cases)
     timings = {
@@ -269,57 +195,5 @@ def evaluate_checkpoint(
         generated=sum(not g.reused for g in generated),
         reused=sum(g.reused for g in generated),
     )
-    _write(result)
+    write_result(result)
     return result
-
-
-def _middle_frame(media: CaseMedia) -> CaseMedia:
-    """Only what the grid draws (the middle frame), so keeping samples costs kilobytes, not gigabytes."""
-    t = len(media.output) // 2
-    pick = lambda a: None if a is None else a[t : t + 1].copy()  # noqa: E731
-    return CaseMedia(media.case, pick(media.source), pick(media.output), pick(media.target), None, media.reference)
-
-
-def _draw(
-    out: Path, samples: dict[tuple[str, str], list[CaseMedia]], tables: dict[str, pd.DataFrame]
-) -> dict[str, Path]:
-    images: dict[str, Path] = {}
-    folder = out / "images"
-    folder.mkdir(parents=True, exist_ok=True)
-    for (suite_kind, category), items in sorted(samples.items()):
-        images[f"grid/{suite_kind}/{category}"] = before_after_grid(
-            items, folder / f"grid_{suite_kind}_{category}.png", title=f"{suite_kind} / {category}"
-        )
-    for name, table in tables.items():
-        suite_kind, kind = name.split("_", 1)
-        try:
-            if kind == "judge":
-                path = category_bar_chart(
-                    table,
-                    ["score"],
-                    folder / f"chart_{name}.png",
-                    f"{suite_kind}: judge score per category (1-5)",
-                    ylim=(0, 5.4),
-                )
-            else:
-                path = category_bar_chart(
-                    table,
-                    list(OFFLINE_CHART_COLUMNS),
-                    folder / f"chart_{name}.png",
-                    f"{suite_kind}: offline metrics per category",
-                    ylim=(0, 1.1),
-                )
-        except ValueError:
-            continue  # nothing plottable (e.g. every score missing)
-        images[f"chart/{name}"] = path
-    return images
-
-
-def _write(result: EvalResult) -> None:
-    out = result.out_dir
-    buf = result.rows.to_csv(index=False)
-    write_text_atomic(out / "cases.csv", buf)
-    for name, table in result.tables.items():
-        write_text_atomic(out / "tables" / f"{name}.md", markdown_table(table) + "\n")
-        write_text_atomic(out / "tables" / f"{name}.csv", table.to_csv())
-    write_text_atomic(result.results_path, json.dumps(result.summary(), indent=2, sort_keys=True, default=str) + "\n")

@@ -8,7 +8,9 @@ fix it: the first such answer stops this client for good (`JudgeError.fatal`), a
 fails at once without a request. Until the endpoint has answered once, requests go one at a time,
 so a misconfigured judge costs one request, not one per case. An answer that does not parse is
 asked again a few times, telling the model what was wrong. `max_concurrency` bounds in-flight
-requests across all threads. Rules for URLs, keys and statuses: `kiwi_platform.judge.endpoint`.
+requests across all threads. Rules for URLs, keys and statuses: `kiwi_platform.judge.endpoint`;
+sending one request and the fatal stop: `kiwi_platform.judge.transport`; the request body and
+answer format: `kiwi_platform.judge.chat_format`; the wait between retries: `kiwi_platform.judge.backoff`.
 
 Secrets: the key is registered for redaction (`kiwi_platform.judge.redact`), errors carry our own
 words plus a classified reason, never the server's error text, and the key is only sent over
@@ -21,10 +23,8 @@ Configuration comes from arguments or the environment: KIWI_JUDGE_BASE_URL (e.g.
 
 from __future__ import annotations
 
-import email.utils
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +32,8 @@ from typing import Any, TypeVar
 
 import requests
 
+from kiwi_platform.judge.backoff import backoff_delay, retry_after_s
+from kiwi_platform.judge.chat_format import ask_again, chat_body, content_of, image_url_parts
 from kiwi_platform.judge.endpoint import (
     ENV_ALLOW_INSECURE_HTTP,
     ENV_API_KEY,
@@ -45,8 +47,9 @@ from kiwi_platform.judge.endpoint import (
     truthy,
 )
 from kiwi_platform.judge.errors import JudgeError, MalformedJudgeAnswer
-from kiwi_platform.judge.media import MediaLike, to_data_urls
+from kiwi_platform.judge.media import MediaLike
 from kiwi_platform.judge.redact import redacting_logger, safe_url
+from kiwi_platform.judge.transport import ChatTransport
 
 log = redacting_logger(__name__)
 
@@ -54,37 +57,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 __all__ = ["ENV_ALLOW_INSECURE_HTTP", "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "JudgeClient"]
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number (fractions accepted) or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _content_of(resp: requests.Response) -> str:
-    """`choices[0].message.content` (joined if the server sends content parts), else malformed."""
-    try:
-        message = resp.json()["choices"][0]["message"]
-        content = message.get("content")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        kind = resp.headers.get("Content-Type", "no content type").split(";")[0]
-        raise MalformedJudgeAnswer(f"response is not a chat completion ({kind}, {len(resp.content)} bytes)") from None
-    if isinstance(content, list):
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    if not isinstance(content, str) or not content.strip():
-        refused = isinstance(message, dict) and message.get("refusal")
-        raise MalformedJudgeAnswer("empty answer" + (" (the model refused)" if refused else ""))
-    return content
 
 
 class JudgeClient:
@@ -137,11 +109,9 @@ class JudgeClient:
         self.jpeg_quality = jpeg_quality
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
-        self._slots = threading.BoundedSemaphore(max_concurrency)
-        self._first_contact = threading.Lock()  # held for each request until the endpoint has answered once
-        self._contacted = False
-        self._fatal: JudgeError | None = None
-        self._local = threading.local()
+        self._transport = ChatTransport(
+            self.endpoint, model, self.api_key, timeout_s=timeout_s, max_concurrency=max_concurrency
+        )
         self._rng = random.Random()
         if self.api_key and self.base_url.startswith("http://") and not is_loopback(self._host):
             log.warning("the judge API key is sent over plain http to %s (allow_insecure_http is set)", self._host)
@@ -160,112 +130,15 @@ class JudgeClient:
             f"max_concurrency={self.max_concurrency})"
         )
 
-    # -- request building -------------------------------------------------------------------
-    def image_parts(self, item: MediaLike) -> list[dict[str, Any]]:
-        """`image_url` content parts for an image (one) or a video (sampled frames)."""
-        urls = to_data_urls(item, max_side=self.max_side, video_frames=self.video_frames, quality=self.jpeg_quality)
-        return [{"type": "image_url", "image_url": {"url": url}} for url in urls]
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            if self.api_key:
-                session.headers["Authorization"] = f"Bearer {self.api_key}"
-            self._local.session = session
-        return session
-
-    def _delay(self, retry: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_backoff_s)
-        base = min(self.backoff_s * (2**retry), self.max_backoff_s)
-        return base * self._rng.uniform(0.5, 1.5)
-
-    def _fail(
-        self, message: str, *, code: str, status: int | None, attempts: int, reason: str | None = None
-    ) -> JudgeError:
-        return JudgeError(
-            f"judge {self.model} at {safe_url(self.endpoint)}: {message}",
-            code=code,
-            status=status,
-            attempts=attempts,
-            reason=reason,
-        )
-
     @property
     def failed_for_good(self) -> JudgeError | None:
         """The fatal error that stopped this client (bad key, URL or model), if any."""
-        return self._fatal
+        return self._transport.failed_for_good
 
-    def _stop(self, error: JudgeError) -> JudgeError:
-        if self._fatal is None:
-            self._fatal = error
-            log.error("judge stopped: %s", error.message)
-        return error
-
-    def _post(self, body: dict[str, Any], attempts: int) -> requests.Response:
-        """POST once and return a response that is not fatal; raises the fatal `JudgeError` otherwise.
-
-        Until the endpoint has answered once, callers go through one at a time, so a bad key or URL
-        costs one request; after that only `max_concurrency` bounds them.
-        """
-        gate = None
-        if not self._contacted:
-            self._first_contact.acquire()
-            if self._contacted:  # another call made first contact while this one waited: go concurrent
-                self._first_contact.release()
-            else:
-                gate = self._first_contact
-        try:
-            if (fatal := self._fatal) is not None:  # another call already found the endpoint unusable
-                raise JudgeError(
-                    fatal.message, code=fatal.code, status=fatal.status, attempts=attempts - 1, reason=fatal.reason
-                )
-            try:
-                with self._slots:
-                    resp = self._session().post(self.endpoint, json=body, timeout=self.timeout_s, allow_redirects=False)
-            except requests.Timeout:
-                raise
-            except requests.exceptions.SSLError as exc:
-                raise self._stop(
-                    self._fail(
-                        f"{connection_cause(exc)}; check {ENV_BASE_URL}",
-                        code="config",
-                        status=None,
-                        attempts=attempts,
-                        reason="tls_error",
-                    )
-                ) from None
-            except requests.ConnectionError as exc:
-                if self._contacted:
-                    raise
-                raise self._stop(
-                    self._fail(
-                        f"cannot reach the endpoint ({connection_cause(exc)}); check {ENV_BASE_URL} "
-                        "and that the server is running",
-                        code="config",
-                        status=None,
-                        attempts=attempts,
-                        reason="connection_failed",
-                    )
-                ) from None
-            if resp.status_code != 200:
-                failure = classify_status(resp, self.model)
-                if failure.fatal:
-                    raise self._stop(
-                        self._fail(
-                            failure.message,
-                            code=failure.code,
-                            status=resp.status_code,
-                            attempts=attempts,
-                            reason=failure.reason,
-                        )
-                    )
-            self._contacted = True
-            return resp
-        finally:
-            if gate is not None:
-                gate.release()
+    # -- request building -------------------------------------------------------------------
+    def image_parts(self, item: MediaLike) -> list[dict[str, Any]]:
+        """`image_url` content parts for an image (one) or a video (sampled frames)."""
+        return image_url_parts(item, max_side=self.max_side, video_frames=self.video_frames, quality=self.jpeg_quality)
 
     # -- the call -----------------------------------------------------------------------------
     def chat(self, system: str, content: list[dict[str, Any]], parse: Callable[[str], T]) -> T:
@@ -279,26 +152,24 @@ class JudgeClient:
         retries = malformed = attempts = 0
         while True:
             attempts += 1
-            body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0, **self.extra_body}
-            if self.max_tokens is not None:
-                body["max_tokens"] = self.max_tokens
+            body = chat_body(self.model, messages, self.extra_body, self.max_tokens)
             status, retry_after, reason = None, None, None
             try:
-                resp = self._post(body, attempts)
+                resp = self._transport.post(body, attempts)
                 status = resp.status_code
                 if status == 200:
-                    return parse(_content_of(resp))
+                    return parse(content_of(resp))
                 failure = classify_status(resp, self.model)
                 if not failure.retry:
-                    raise self._fail(
+                    raise self._transport.fail(
                         failure.message, code=failure.code, status=status, attempts=attempts, reason=failure.reason
                     )
                 problem, code, reason = failure.message, failure.code, failure.reason
-                retry_after = _retry_after_s(resp.headers.get("Retry-After"))
+                retry_after = retry_after_s(resp.headers.get("Retry-After"))
             except MalformedJudgeAnswer as exc:
                 malformed += 1
                 if malformed > self.max_malformed_retries:
-                    raise self._fail(
+                    raise self._transport.fail(
                         f"{malformed} malformed answers in a row; last: {exc.message}",
                         code="malformed",
                         status=status,
@@ -307,28 +178,23 @@ class JudgeClient:
                     ) from None
                 log.warning("judge answer malformed (%s); asking again", exc.message)
                 if exc.answer:  # show the model its answer and what was wrong with it
-                    messages = messages[:2] + [
-                        {"role": "assistant", "content": exc.answer},
-                        {
-                            "role": "user",
-                            "content": f"That answer was invalid: {exc.message}. "
-                            "Reply again with only the JSON object, in the required format.",
-                        },
-                    ]
+                    messages = ask_again(messages, exc)
                 continue
             except requests.Timeout:
                 problem, code = f"no answer within {self.timeout_s:g} s", "timeout"
             except requests.RequestException as exc:  # a dropped connection after the endpoint answered before
                 problem, code = f"connection failed ({connection_cause(exc)})", "connection"
             if retries >= self.max_retries:
-                raise self._fail(
+                raise self._transport.fail(
                     f"gave up after {attempts} attempts; last: {problem}",
                     code=code,
                     status=status,
                     attempts=attempts,
                     reason=reason,
                 )
-            delay = self._delay(retries, retry_after)
+            delay = backoff_delay(
+                retries, retry_after, backoff_s=self.backoff_s, max_backoff_s=self.max_backoff_s, rng=self._rng
+            )
             retries += 1
             log.warning("judge call failed (%s); retry %d/%d in %.2f s", problem, retries, self.max_retries, delay)
             time.sleep(delay)

@@ -13,43 +13,33 @@ a file named `3` crashed the command. The rules here:
   to `<name>.replaced-<time>` beside it and kept; export never deletes it.
 * A target that is (or is under) a file, a dangling symlink, an unwritable place, or a folder that
   is, contains, or lies inside the Kiwi state (store, Dagster home, ...) is a one-line user error.
+
+This module puts a finished export in place (staging, the swap, moving aside, removing a previous
+export's files); checking the target beforehand is `export_target_state`, and the file list that
+makes a folder ours is `export_manifest`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import stat
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.refvie.export_manifest import MANIFEST, write_manifest
+from kiwi_platform.refvie.export_target_state import TargetState, inspect, refusal, resolve_target
 
-MANIFEST = "kiwi-export.json"
-KIND = "kiwi-export"
-FORMAT = 1
 TMP_MARK = ".kiwi-export-tmp-"  # temp folders are named f".{name}{TMP_MARK}<random>"
 OLD_MARK = ".kiwi-export-old-"  # a previous export of ours, while its listed files are removed
-_EXAMPLES = 3
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-@dataclass
-class TargetState:
-    """What is at the target now: `absent`, `empty`, `ours` (a previous export, nothing else) or `foreign`."""
-
-    path: Path
-    kind: str
-    previous: dict | None = None  # the previous export's kiwi-export.json, when there is a valid one
-    foreign: list[str] = field(default_factory=list)  # a few entries export did not write
-    foreign_count: int = 0
 
 
 @dataclass
@@ -59,89 +49,6 @@ class Outcome:
     replaced: dict | None = None  # the previous export's kiwi-export.json
     moved_aside: Path | None = None  # where --overwrite moved a folder that was not ours
     kept: Path | None = None  # a previous export whose folder still held something after its files went
-
-
-def resolve_target(out: Path, protected: Sequence[Path] = ()) -> Path:
-    """The absolute folder `--out` names (symlinks followed), or a KiwiUserError saying why it cannot be one."""
-    out = Path(os.path.abspath(Path(out).expanduser()))
-    for path in [*reversed(out.parents), out]:  # down from /, up to the first one that does not exist
-        if path.is_symlink() and not path.exists():
-            raise KiwiUserError(f"--out {out}: {path} is a symlink to {os.readlink(path)}, which does not exist")
-        if not path.exists():
-            break
-        if path == out and not path.is_dir():
-            raise KiwiUserError(f"--out {out} is a file, not a folder; choose another --out")
-        if not path.is_dir():
-            raise KiwiUserError(
-                f"--out {out}: {path} is a file, so no folder can be made under it; choose another --out"
-            )
-    out = out.resolve()
-    if out.parent == out:
-        raise KiwiUserError(f"--out {out} is the root of the filesystem; choose a folder of its own")
-    base = next(p for p in out.parents if p.exists())  # where the temp folder and missing parents go
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise KiwiUserError(f"--out {out}: {base} is not writable; choose another --out")
-    for keep in protected:
-        keep = Path(keep).resolve()
-        if out == keep or keep.is_relative_to(out) or out.is_relative_to(keep):
-            raise KiwiUserError(
-                f"--out {out} would mix the export with the Kiwi state at {keep}; choose a folder outside it"
-            )
-    return out
-
-
-def inspect(out: Path) -> TargetState:
-    """Classify what is at `out` (already resolved). Reads the tree only when it claims to be ours."""
-    try:
-        if not out.exists():
-            return TargetState(out, "absent")
-        top = sorted(p.name for p in out.iterdir())
-        if not top:
-            return TargetState(out, "empty")
-        previous = read_manifest(out)
-        if previous is None:
-            return TargetState(out, "foreign", foreign=top[:_EXAMPLES], foreign_count=len(top))
-        files, dirs, others = _walk(out)
-    except OSError as exc:
-        raise KiwiUserError(f"--out {out}: cannot read what is there ({exc.strerror or exc})") from exc
-    listed = set(previous["files"]) | {MANIFEST}
-    listed_dirs = {str(p) for f in listed for p in PurePosixPath(f).parents if str(p) != "."}
-    foreign = sorted((files - listed) | (dirs - listed_dirs) | others)
-    if foreign:
-        return TargetState(out, "foreign", previous, foreign[:_EXAMPLES], len(foreign))
-    return TargetState(out, "ours", previous)
-
-
-def read_manifest(folder: Path) -> dict | None:
-    """The kiwi-export.json in `folder` if it is one export wrote (kind, format, safe relative paths), else None."""
-    path = folder / MANIFEST
-    if path.is_symlink() or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("kind") != KIND or data.get("format") != FORMAT:
-        return None
-    files = data.get("files")
-    if not isinstance(files, list) or not all(isinstance(f, str) and _safe_relative(f) for f in files):
-        return None
-    return data
-
-
-def refusal(state: TargetState) -> str:
-    """The one-line reason a folder is not taken over without --overwrite."""
-    more = state.foreign_count - len(state.foreign)
-    examples = ", ".join(state.foreign) + (f" and {more} more" if more > 0 else "")
-    if state.previous is not None:
-        return (
-            f"--out {state.path} holds a previous export plus {state.foreign_count} entries export did not write"
-            f" ({examples}); move them out, or pass --overwrite to move the whole folder aside"
-        )
-    return (
-        f"--out {state.path} is not empty and is not a previous kiwi export (it holds {examples}); choose a new"
-        " or empty folder, or pass --overwrite to move its contents aside (nothing is deleted)"
-    )
 
 
 def stale_temps(out: Path) -> list[Path]:
@@ -219,17 +126,6 @@ class ExportTarget:
         return Outcome(replaced=state.previous, kept=old if leftover else None)
 
 
-def write_manifest(folder: Path, header: dict) -> Path:
-    """kiwi-export.json: `header` plus every file in `folder` (sorted, relative, '/'-separated)."""
-    files, _, others = _walk(folder)
-    if others:
-        raise RuntimeError(f"export wrote something that is not a file or folder: {sorted(others)[:3]}")
-    data = {**header, "kind": KIND, "format": FORMAT, "files": sorted(files - {MANIFEST})}
-    path = folder / MANIFEST
-    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return path
-
-
 def remove_listed(folder: Path, files: Sequence[str]) -> bool:
     """Remove the regular files `files` lists (plus kiwi-export.json), then the folders left empty.
     Returns True when `folder` still holds something (it is then kept)."""
@@ -248,33 +144,6 @@ def remove_listed(folder: Path, files: Sequence[str]) -> bool:
     except OSError:
         return True
     return False
-
-
-def _walk(root: Path) -> tuple[set[str], set[str], set[str]]:
-    """(regular files, folders, anything else such as symlinks) under `root`, relative, '/'-separated.
-    Symlinks are never followed; an unreadable folder raises instead of being skipped."""
-    files: set[str] = set()
-    dirs: set[str] = set()
-    others: set[str] = set()
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        with os.scandir(root / rel if rel else root) as entries:
-            for entry in entries:
-                name = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    dirs.add(name)
-                    stack.append(name)
-                elif entry.is_file(follow_symlinks=False):
-                    files.add(name)
-                else:
-                    others.add(name)
-    return files, dirs, others
-
-
-def _safe_relative(name: str) -> bool:
-    path = PurePosixPath(name)
-    return bool(name) and not path.is_absolute() and all(part not in ("", ".", "..") for part in name.split("/"))
 
 
 def _make_parents(folder: Path) -> list[Path]:

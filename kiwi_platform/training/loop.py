@@ -3,7 +3,8 @@
 Exactness: every source of randomness in a step is derived from (seed, step, micro-batch, rank)
 (noise/timestep generators) or restored from the checkpoint (global RNGs, AdamW moments, LR
 schedule, data cursors), so a run stopped after step k and resumed reproduces the uninterrupted
-run's losses. No Dagster or MLflow here: callers observe the run through callbacks.
+run's losses. No Dagster or MLflow here: callers observe the run through callbacks. Saving and
+restoring the run's state is `kiwi_platform.training.run_checkpoint`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,21 +22,19 @@ import torch
 from accelerate.utils import set_seed
 
 from kiwi_platform.lib.files import sha256_file, write_text_atomic
-from kiwi_platform.training import checkpoint as ckpt
 from kiwi_platform.training.config import TrainConfig
 from kiwi_platform.training.data import MixSampler, Prefetcher, SampleLoader, load_manifest, split_by_pair
 from kiwi_platform.training.distributed import build_accelerator
-from kiwi_platform.training.errors import ResumeMismatch, TrainingDiverged, TrainingInterrupted, TrainingOOM
+from kiwi_platform.training.errors import TrainingDiverged, TrainingInterrupted, TrainingOOM
 from kiwi_platform.training.modules import (
     PipelineLoss,
     enable_gradient_checkpointing,
     load_pipeline,
-    load_trainable,
     named_trainable,
-    save_trainable,
     trainable_digest,
 )
 from kiwi_platform.training.results import TrainResult, emit
+from kiwi_platform.training.run_checkpoint import reset_checkpoints, resume_run, save_run
 from kiwi_platform.training.signals import StopRequest
 
 log = logging.getLogger("kiwi_platform.training")
@@ -116,82 +114,7 @@ class _Run:
         self.skipped: list[str] = []
         self.last_checkpoint: str | None = None
 
-    # -- resume ----------------------------------------------------------------------
-    def resume(self) -> None:
-        folder, self.skipped = ckpt.find_resumable(self.ckpt_root)
-        for msg in self.skipped:
-            if self.accelerator.is_main_process:
-                emit(self.callbacks, "on_warning", msg)
-        if folder is None:
-            return
-        state = ckpt.read_state(folder)
-        if state["config_hash"] != self.config.config_hash():
-            raise ResumeMismatch(
-                f"{self.output_dir} holds checkpoints of another config (hash {state['config_hash']} != "
-                f"{self.config.config_hash()}); use a new output folder or resume=False to start over"
-            )
-        if state["manifest_sha256"] != self.manifest_sha256:
-            raise ResumeMismatch(
-                f"{self.output_dir} was trained on another manifest (sha256 {state['manifest_sha256'][:12]}...); "
-                "use a new output folder or resume=False to start over"
-            )
-        if state["world_size"] != self.world:
-            log.warning(
-                "resuming with %d processes, checkpoint had %d: the data order changes", self.world, state["world_size"]
-            )
-        load_trainable(self.params, folder / "trainable.safetensors")
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=False))
-        self.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
-        rng_file = folder / f"rng-rank{self.rank}.pt"
-        if rng_file.is_file():
-            ckpt.restore_rng(torch.load(rng_file, weights_only=False))
-        self.sampler.load_state_dict(state["data_position"])
-        self.step = int(state["step"])
-        self.losses = [float(x) for x in state["losses"]]
-        self.val_losses = [(int(s), float(v)) for s, v in state["val_losses"]]
-        self.seconds_before = float(state["seconds"])
-        self.resumed_from = str(folder)
-        self.last_checkpoint = str(folder)
-        log.info("resumed from %s (step %d)", folder, self.step)
-
-    # -- checkpoints -----------------------------------------------------------------
-    def save(self, seconds: float) -> Path:
-        acc, root = self.accelerator, self.ckpt_root
-        tmp = root / f".tmp-step-{self.step}"
-        if acc.is_main_process:
-            ckpt.tmp_dir_for(root, self.step)
-        acc.wait_for_everyone()
-        torch.save(ckpt.capture_rng(), tmp / f"rng-rank{self.rank}.pt")
-        if self.config.distributed != "ddp":
-            acc.save_state(str(tmp / "accelerate_state"))  # sharded model + optimizer (FSDP / DeepSpeed)
-        acc.wait_for_everyone()
-        final = root / f"step-{self.step}"
-        if acc.is_main_process:
-            save_trainable(self.params, tmp / "trainable.safetensors")
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-            ckpt.write_state(
-                tmp,
-                {
-                    "step": self.step,
-                    "data_position": self.sampler.state_dict(),
-                    "losses": self.losses,
-                    "val_losses": [list(v) for v in self.val_losses],
-                    "seconds": seconds,
-                    "samples_seen": self.samples_seen,
-                    "config_hash": self.config.config_hash(),
-                    "config": self.config.model_dump(mode="json"),
-                    "manifest_sha256": self.manifest_sha256,
-                    "world_size": self.world,
-                    "trainable": len(self.trainable_names),
-                },
-            )
-            final = ckpt.publish(root, tmp, self.step, self.config.keep_checkpoints)
-            emit(self.callbacks, "on_checkpoint", self.step, final)
-        acc.wait_for_everyone()
-        self.last_checkpoint = str(final)
-        return final
-
+    # -- bookkeeping (saved and restored by run_checkpoint) ---------------------------
     def elapsed(self) -> float:
         """Training seconds including the runs before a resume."""
         return self.seconds_before + time.perf_counter() - self.started
@@ -290,15 +213,6 @@ class _Run:
         return value
 
 
-def _reset(output_dir: Path) -> None:
-    """resume=False: move old checkpoints out of the way first, so no half-deleted state remains."""
-    root = output_dir / "checkpoints"
-    if root.exists():
-        trash = output_dir / f".trash-{time.time_ns()}"
-        root.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
-
-
 def _loop(run: _Run, config: TrainConfig, callbacks: Any, save: bool) -> None:
     """Evaluate at step 0, then step / evaluate / checkpoint until max_steps or a stop signal."""
     acc = run.accelerator
@@ -317,7 +231,7 @@ def _loop(run: _Run, config: TrainConfig, callbacks: Any, save: bool) -> None:
                 stopping = bool(acc.reduce(flag, reduction="sum") > 0)
             due = run.step % config.checkpoint_every == 0 or run.step == config.max_steps or stopping
             if save and due:
-                run.save(run.elapsed())
+                save_run(run, run.elapsed())
             if stopping:
                 raise TrainingInterrupted(run.step, run.last_checkpoint)
 
@@ -348,10 +262,10 @@ def train(
     run = _Run(config, manifest_path, Path(data_root), output_dir, callbacks, pipeline)
     acc = run.accelerator
     if not resume and acc.is_main_process:
-        _reset(output_dir)
+        reset_checkpoints(output_dir)
     acc.wait_for_everyone()
     if resume:
-        run.resume()
+        resume_run(run)
     run.started = started
 
     try:

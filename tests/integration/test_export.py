@@ -16,7 +16,7 @@ from PIL import Image
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.export import export_batch
-from kiwi_platform.refvie.export_target import MANIFEST, read_manifest
+from kiwi_platform.refvie.export_manifest import MANIFEST, read_manifest
 from tests.integration.test_cli import kiwi
 from tests.integration.test_refvie_assets import BATCH, NO_EDIT_ROW, entered, sha256, shared_graph
 from tests.refvie.test_export_target import siblings, snapshot

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from kiwi_platform.errors import KiwiUserError
-from kiwi_platform.refvie.export_target import MANIFEST, ExportTarget, inspect, read_manifest, stale_temps
+from kiwi_platform.refvie.export_manifest import MANIFEST, read_manifest
+from kiwi_platform.refvie.export_target import ExportTarget, stale_temps
+from kiwi_platform.refvie.export_target_state import inspect
 
 REPO = Path(__file__).resolve().parents[2]
 
