@@ -2,10 +2,15 @@
 
 Runs are recorded in the Dagster instance under DAGSTER_HOME (same run history, same asset
 catalog as the UI). One run per batch partition; unpartitioned selections run once.
+
+Several `kiwi` processes may run at once: each run holds its batch's run lock (the unpartitioned
+run a lock of its own), so two runs never write the same asset folders together; runs of
+different batches go side by side.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -50,8 +55,18 @@ def load_definitions() -> dg.Definitions:
 
 
 def register_batch(instance: dg.DagsterInstance, batch: str) -> None:
-    if not instance.has_dynamic_partition(batches.name, batch):
+    """Add `batch` as a dynamic partition; idempotent, also when processes add the same one at once.
+
+    Dagster checks then inserts, and the (definition, partition) index is unique: the loser of
+    that race gets an IntegrityError although the partition it wanted now exists.
+    """
+    if instance.has_dynamic_partition(batches.name, batch):
+        return
+    try:
         instance.add_dynamic_partitions(batches.name, [batch])
+    except Exception:
+        if not instance.has_dynamic_partition(batches.name, batch):
+            raise
 
 
 def resolve_selection(defs: dg.Definitions, selection: str) -> set[dg.AssetKey]:
@@ -106,16 +121,25 @@ def materialize(
         if partition is None and outcomes and not all(o.ok for o in outcomes):
             break  # training/evaluation read every batch: not on top of a failed one
         ops = _ops_config(config, run_keys)
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=partition,
-            asset_selection=sorted(run_keys, key=lambda k: k.to_user_string()),
-            raise_on_error=False,
-            run_config=ops,
-            tags={"kiwi/source": "cli", **(tags or {})},
-        )
+        with _run_lock(defs, partition):
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                asset_selection=sorted(run_keys, key=lambda k: k.to_user_string()),
+                raise_on_error=False,
+                run_config=ops,
+                tags={"kiwi/source": "cli", **(tags or {})},
+            )
         outcomes.append(_summarise(result, partition, graph))
     return outcomes
+
+
+def _run_lock(defs: dg.Definitions, partition: str | None) -> contextlib.AbstractContextManager:
+    """The store's run lock for this partition (see MediaStore.run_lock); none without a store."""
+    from kiwi_platform.resources.store import MediaStore
+
+    store = (getattr(defs, "resources", None) or {}).get("store")
+    return store.run_lock(partition) if isinstance(store, MediaStore) else contextlib.nullcontext()
 
 
 def _ops_config(config: dict, keys: set[dg.AssetKey]) -> dict:

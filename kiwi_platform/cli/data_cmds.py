@@ -53,7 +53,9 @@ def dvc_cmd(ctx: typer.Context) -> None:
     require_state()
     repo = build_resources()["dvc"]
     repo.ensure()
-    proc = subprocess.run([sys.executable, "-m", "dvc", *ctx.args], cwd=repo.root_path, env=repo.env())
+    # under the platform's DVC lock: runs publishing batches meanwhile wait instead of failing on DVC's own lock
+    with repo.locked():
+        proc = subprocess.run([sys.executable, "-m", "dvc", *ctx.args], cwd=repo.root_path, env=repo.env())
     raise typer.Exit(proc.returncode)
 
 

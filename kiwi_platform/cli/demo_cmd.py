@@ -52,7 +52,7 @@ def demo(
     batches[SYNTH_BATCH] = dvc.root_path / SYNTH_DIR / "manifest.csv"
     instance = dg.DagsterInstance.get()
     for name, manifest in batches.items():
-        store.register_batch(name, manifest)
+        store.register_batch(name, manifest, replace=True)  # the demo owns its batch names
         register_batch(instance, name)
     console.rule("materialize")
     outcomes = materialize(select, list(batches), defs=defs, tags={"kiwi/source": "demo"})

@@ -68,25 +68,33 @@ def ingest(
     ),
     batch: str = typer.Option(..., "--batch", "-b", help="Batch name (a Dagster partition)."),
     select: str = typer.Option(DEFAULT_INGEST_SELECTION, "--select", help="Assets to materialize for the batch."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Let an already registered batch read this manifest instead of its own."
+    ),
 ) -> None:
-    """Register a manifest as a batch and materialize its ingestion assets."""
+    """Register a manifest as a batch and materialize its ingestion assets.
+
+    A batch keeps the manifest it was first ingested from: another manifest (by content) under the
+    same name is refused unless --replace. Ingests of one batch queue; different batches run side by side.
+    """
     from kiwi_platform.ingestion.manifest import read_manifest
     from kiwi_platform.resources.store import check_batch_name
     from kiwi_platform.runner import load_definitions, materialize, register_batch, resolve_selection
 
     check_batch_name(batch)
     parsed = read_manifest(manifest)  # an unreadable manifest stops here with one line
+    store = _store()
+    store.check_registration(batch, parsed.path, replace=replace)  # a conflict stops here, before the slow part
     import dagster as dg
 
     defs = load_definitions()
     resolve_selection(defs, select)  # a bad selection must not leave a half-registered batch behind
-    store = _store()
-    store.register_batch(batch, parsed.path)
-    register_batch(dg.DagsterInstance.get(), batch)
-    console.print(f"batch {batch}: {len(parsed.rows)} rows from {parsed.path}")
-    outcomes = materialize(select, [batch], defs=defs)
-    print_outcomes(outcomes)
-    quarantine_summary(batch)
+    with store.claim_batch(batch, parsed.path, replace=replace) as entry:
+        register_batch(dg.DagsterInstance.get(), batch)
+        console.print(f"batch {batch}: {len(parsed.rows)} rows from {entry['manifest']}")
+        outcomes = materialize(select, [batch], defs=defs)
+        print_outcomes(outcomes)
+        quarantine_summary(batch)  # still under the batch's lock: the summary is of this run
     if not all(o.success for o in outcomes):
         raise typer.Exit(1)
 

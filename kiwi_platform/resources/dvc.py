@@ -10,7 +10,6 @@ or gs://... for a team. The project's top-level `dvc.yaml` is installed into the
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
@@ -22,7 +21,11 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from kiwi_platform.lib.locks import file_lock
 from kiwi_platform.settings import PROJECT_ROOT
+
+# (repo, remote url) -> the .dvc/config this process left after configuring the remote
+_remote_ready: dict[tuple[str, str], bytes] = {}
 
 
 class DvcError(RuntimeError):
@@ -77,14 +80,14 @@ class DvcRepo(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Serialise DVC/git work: parallel batch runs share one repo and one index."""
+        """Serialise DVC/git work: parallel batch runs share one repo and one index.
+
+        Waiting here is the normal case when batches run in parallel, so it is not announced.
+        """
         self.root_path.mkdir(parents=True, exist_ok=True)
-        with open(self.root_path.parent / f".{self.root_path.name}.dvc.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        lock = self.root_path.parent / f".{self.root_path.name}.dvc.lock"
+        with file_lock(lock, what=f"the DVC data repository {self.root_path}", announce_after=None):
+            yield
 
     # -- lifecycle --------------------------------------------------------------------------
     def ensure(self) -> None:
@@ -115,6 +118,11 @@ class DvcRepo(dg.ConfigurableResource):
             self.git("commit", "-q", "-m", "kiwi: set up data repository", "--", *setup_files)
 
     def _ensure_remote(self) -> None:
+        """Point the `local` default remote at `remote_url`: two dvc calls, skipped while the config is
+        as this process left it (every asset publish calls this, holding the repository lock)."""
+        key, config = (str(self.root_path.resolve()), self.remote_url), self.root_path / ".dvc" / "config"
+        if config.exists() and _remote_ready.get(key) == config.read_bytes():
+            return
         current = self.dvc("remote", "list", check=False).stdout.split()
         if "local" in current:
             self.dvc("remote", "modify", "local", "url", self.remote_url)
@@ -122,6 +130,7 @@ class DvcRepo(dg.ConfigurableResource):
             if "://" not in self.remote_url:
                 Path(self.remote_url).mkdir(parents=True, exist_ok=True)
             self.dvc("remote", "add", "-d", "local", self.remote_url)
+        _remote_ready[key] = config.read_bytes()
 
     def _install_dvc_yaml(self) -> None:
         """Copy the project's dvc.yaml (the declared datasets) into the data repo when it changed."""
@@ -160,7 +169,8 @@ class DvcRepo(dg.ConfigurableResource):
             self.git("commit", "-q", "-m", message, "--", *changed)
 
     def status(self) -> str:
-        return self.dvc("status").stdout
+        with self.locked():
+            return self.dvc("status").stdout
 
     def repro(self, stage: str, message: str) -> str:
         """`dvc repro STAGE` from the data repo's dvc.yaml, commit dvc.lock, push the outputs."""

@@ -2,13 +2,22 @@
 
 Assets pass paths and hashes, not pickled objects: the store names the folders, tables are
 parquet files written atomically, and each asset folder is versioned by DVC as one unit.
+
+The batch registry (`<data_dir>/registry/<batch>.json`) says which manifest a batch reads, with
+the manifest's sha256. Several `kiwi` processes may register and run batches at once, so:
+registering is a read-compare-write under a registry lock, and a different manifest for a batch
+that is (being) ingested is refused unless replaced explicitly; each run of a batch holds that
+batch's run lock, and an entry is only ever changed while nobody runs the batch, so a run reads
+the manifest it announced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -16,8 +25,11 @@ import pandas as pd
 
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.lib.files import atomic_path, sha256_file, write_text_atomic
+from kiwi_platform.lib.locks import file_lock
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+REGISTRY_LOCK_TIMEOUT_S = 120.0  # the registry lock is held for a read and a small write
+UNPARTITIONED = "_unpartitioned"  # run-lock name of the unpartitioned assets; never a batch name
 
 
 def check_batch_name(name: str) -> str:
@@ -69,10 +81,112 @@ class MediaStore(dg.ConfigurableResource):
     def registry_path(self, batch: str) -> Path:
         return self.root_path / "registry" / f"{check_batch_name(batch)}.json"
 
-    def register_batch(self, batch: str, manifest: Path) -> dict:
-        entry = {"batch": batch, "manifest": str(Path(manifest).resolve())}
-        write_text_atomic(self.registry_path(batch), json.dumps(entry, indent=2))
+    def _lock_path(self, name: str) -> Path:
+        return self.root_path / "registry" / ".locks" / f"{name}.lock"
+
+    @contextlib.contextmanager
+    def _registry_lock(self) -> Iterator[None]:
+        with file_lock(
+            self._lock_path("_registry"),
+            what=f"the batch registry of {self.root_path}",
+            timeout=REGISTRY_LOCK_TIMEOUT_S,
+        ):
+            yield
+
+    @contextlib.contextmanager
+    def run_lock(self, batch: str | None) -> Iterator[None]:
+        """Held by every run of `batch` (None: the unpartitioned assets, which read every batch).
+
+        Two runs of the same partition would write the same asset folders at once; they queue
+        here instead (a waiting process says so on stderr). Re-entrant within one process.
+        """
+        if batch is None:
+            name, what = UNPARTITIONED, "the unpartitioned assets (training, evaluation)"
+        else:
+            name, what = check_batch_name(batch), f"batch {batch!r}"
+        with file_lock(self._lock_path(name), what=what):
+            yield
+
+    def registry_entry(self, batch: str) -> dict | None:
+        """The registered {batch, manifest, sha256}, or None. Entries written before sha256 was
+        recorded get it from the manifest file when that is still readable."""
+        path = self.registry_path(batch)
+        if not path.exists():
+            return None
+        entry = json.loads(path.read_text())
+        if not entry.get("sha256"):
+            manifest = Path(entry["manifest"])
+            entry["sha256"] = sha256_file(manifest) if manifest.is_file() else None
         return entry
+
+    def register_batch(self, batch: str, manifest: Path, *, replace: bool = False) -> dict:
+        """Record that `batch` reads `manifest`; idempotent for the same manifest content.
+
+        A different manifest (by sha256) for a registered batch is refused with a one-line
+        KiwiUserError unless `replace`. Changing an existing entry (replacing it, or the same
+        content at a new path) waits until no run of the batch is in flight.
+        """
+        new = self._entry_for(batch, manifest)
+        with self._registry_lock():
+            current = self.registry_entry(batch)
+            if current is None:  # first registration: no run of this batch can be in flight
+                write_text_atomic(self.registry_path(batch), json.dumps(new, indent=2))
+                return new
+            if self._settled(current, new, replace):
+                return current
+        with self.run_lock(batch), self._registry_lock():  # run lock first, always: no lock-order cycle
+            current = self.registry_entry(batch)
+            if current is None or not self._settled(current, new, replace):
+                write_text_atomic(self.registry_path(batch), json.dumps(new, indent=2))
+        return new
+
+    def check_registration(self, batch: str, manifest: Path, *, replace: bool = False) -> None:
+        """Refuse a conflicting manifest early, before slow work (reads only; `register_batch` decides)."""
+        current = self.registry_entry(batch)
+        if current is not None:
+            self._settled(current, self._entry_for(batch, manifest), replace)
+
+    @staticmethod
+    def _entry_for(batch: str, manifest: Path) -> dict:
+        path = Path(manifest).resolve()
+        return {"batch": check_batch_name(batch), "manifest": str(path), "sha256": sha256_file(path)}
+
+    @staticmethod
+    def _settled(current: dict, new: dict, replace: bool) -> bool:
+        """True when `current` already is `new`; raises on a different manifest unless `replace`."""
+        if current.get("sha256") == new["sha256"]:
+            return current["manifest"] == new["manifest"]
+        if current["manifest"] == new["manifest"] and current.get("sha256") is None:
+            return False  # an old entry whose file is gone: same path, record the hash now
+        if replace:
+            return False
+        had = f"{current['manifest']}, sha256 {(current.get('sha256') or 'unknown')[:12]}"
+        raise KiwiUserError(
+            f"batch {new['batch']!r} is already registered with a different manifest ({had}); "
+            f"{new['manifest']} (sha256 {new['sha256'][:12]}) was not ingested: use another batch name, "
+            f"or pass --replace to make batch {new['batch']!r} read it",
+            code="batch_conflict",
+        )
+
+    @contextlib.contextmanager
+    def claim_batch(self, batch: str, manifest: Path, *, replace: bool = False) -> Iterator[dict]:
+        """Register `manifest` as `batch` and hold the batch's run lock until the block ends.
+
+        A conflicting manifest is refused at once, before any waiting. If another process replaced
+        the entry while this one waited for the run lock, this one is refused too: the block only
+        ever runs on the manifest it registered. Yields the registry entry in force.
+        """
+        new = self.register_batch(batch, manifest, replace=replace)
+        with self.run_lock(batch):
+            current = self.registry_entry(batch)
+            if current is None or current.get("sha256") != new["sha256"]:
+                now = current["manifest"] if current else "nothing"
+                raise KiwiUserError(
+                    f"batch {batch!r} was replaced by another kiwi process (it now reads {now}) while this one "
+                    f"waited; {new['manifest']} was not ingested (pass --replace to make the batch read it)",
+                    code="batch_conflict",
+                )
+            yield current
 
     def batch_manifest(self, batch: str) -> Path:
         path = self.registry_path(batch)
@@ -81,5 +195,7 @@ class MediaStore(dg.ConfigurableResource):
         return Path(json.loads(path.read_text())["manifest"])
 
     def batches(self) -> list[str]:
+        """Registered batch names; an entry being written (a hidden temp file) is not one yet."""
         folder = self.root_path / "registry"
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        entries = folder.glob("*.json") if folder.is_dir() else []
+        return sorted(p.stem for p in entries if not p.name.startswith("."))

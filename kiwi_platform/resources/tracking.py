@@ -1,15 +1,29 @@
 """MLflow, and nothing else: local SQLite + artifact folder by default, a server when the URI says so.
 
 MLflow 3 wants a database backend (not a bare file store), hence `sqlite:///$KIWI_HOME/mlflow.db`.
+MLflow creates and migrates that database (alembic) the first time a store opens it, with no
+guard against a second process doing the same at once; so each process opens it first under an
+inter-process lock beside the database (`mlflow.db.lock`). Once the tables exist MLflow only
+checks their revision, which is safe to do concurrently.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+
+INIT_LOCK_TIMEOUT_S = 600.0
+_opened: set[str] = set()  # sqlite URIs this process has opened under the lock
+_opened_guard = threading.Lock()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///...` URI, else None (a server or another database)."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -24,6 +38,7 @@ class MlflowTracking(dg.ConfigurableResource):
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        self._open_store_once()
         return mlflow
 
     def client(self):
@@ -31,6 +46,35 @@ class MlflowTracking(dg.ConfigurableResource):
 
         self._mlflow()
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _open_store_once(self) -> None:
+        """Open the tracking and registry stores of a local SQLite URI under the init lock, once per process.
+
+        That first opening creates and migrates the database when it is new; done by two processes
+        at once it crashes or leaves two alembic heads, so it is serialised here.
+        """
+        db = sqlite_path(self.tracking_uri)
+        if db is None or self.tracking_uri in _opened:
+            return
+        from mlflow import MlflowClient
+
+        from kiwi_platform.lib.locks import file_lock
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            _opened_guard,
+            file_lock(
+                db.with_name(db.name + ".lock"),
+                what=f"the MLflow database {db} (setting it up)",
+                timeout=INIT_LOCK_TIMEOUT_S,
+            ),
+        ):
+            if self.tracking_uri in _opened:
+                return
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            client.search_experiments(max_results=1)  # the tracking store: tables, migrations, default experiment
+            client.search_registered_models(max_results=1)  # the model registry store on the same database
+            _opened.add(self.tracking_uri)
 
     def experiment_id(self) -> str:
         mlflow = self._mlflow()

@@ -1,0 +1,1 @@
+"""Fault tests: the platform under concurrency and crashes, with real processes and real state."""
