@@ -11,12 +11,14 @@ different batches go side by side.
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from kiwi_platform.env import prepare_environment
 from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.lib.dead_runs import owner_tags, pool_waits, reap_dead_runs
 from kiwi_platform.partitions import batches
 
 
@@ -99,6 +101,8 @@ def materialize(
     defs = defs or load_definitions()
     keys = resolve_selection(defs, selection)
     instance = dg.DagsterInstance.get()
+    for line in reap_dead_runs(instance):  # runs of killed kiwi processes would hold pool slots forever
+        _say(line)
     graph = defs.resolve_asset_graph()
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     unpartitioned = keys - partitioned
@@ -122,16 +126,24 @@ def materialize(
             break  # training/evaluation read every batch: not on top of a failed one
         ops = _ops_config(config, run_keys)
         with _run_lock(defs, partition):
+            for line in pool_waits(instance, {p for k in run_keys if (p := defs.resolve_assets_def(k).op.pool)}):
+                _say(line)
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=partition,
                 asset_selection=sorted(run_keys, key=lambda k: k.to_user_string()),
                 raise_on_error=False,
                 run_config=ops,
-                tags={"kiwi/source": "cli", **(tags or {})},
+                tags={"kiwi/source": "cli", **owner_tags(), **(tags or {})},
             )
         outcomes.append(_summarise(result, partition, graph))
     return outcomes
+
+
+def _say(line: str) -> None:
+    """One line for the person at the terminal (stderr, so `--json` output stays clean)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _run_lock(defs: dg.Definitions, partition: str | None) -> contextlib.AbstractContextManager:
