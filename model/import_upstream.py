@@ -172,6 +172,22 @@ def split_training_checkpoint(state: dict[str, torch.Tensor], source: str | os.P
     return ckpt
 
 
+def _merge_lora(pairs, own: dict, to_key, what: str, base: str, source, alpha: float) -> dict[str, torch.Tensor]:
+    """Base weights plus each LoRA pair's update (`W + alpha * B @ A`), keyed by our parameter names."""
+    merged: dict[str, torch.Tensor] = {}
+    for target, (b, a) in sorted(pairs.items()):
+        key = to_key(target + ".weight")
+        if key is None or key not in own:
+            raise CheckpointError(f"{source} has a {what} LoRA for {target}, which the {base} does not have")
+        delta = _lora_delta(b, a, alpha)
+        if tuple(delta.shape) != tuple(own[key].shape):
+            raise CheckpointError(
+                f"{source}: {what} LoRA {target} gives {tuple(delta.shape)}, {key} is {tuple(own[key].shape)}"
+            )
+        merged[key] = own[key].float() + delta
+    return merged
+
+
 def _lora_delta(b: torch.Tensor, a: torch.Tensor, alpha: float) -> torch.Tensor:
     """alpha * B @ A (1x1 conv LoRA squeezed like upstream's merge)."""
     if b.dim() == 4:
@@ -247,17 +263,7 @@ def apply_training_checkpoint(
         _assign(transformer, converted, "DiT", source)
         report.dit_tensors = len(converted)
 
-    merged_dit: dict[str, torch.Tensor] = {}
-    for target, (b, a) in sorted(ckpt.dit_lora.items()):
-        key = dit_key_to_diffusers(target + ".weight")
-        if key is None or key not in own_dit:
-            raise CheckpointError(f"{source} has a DiT LoRA for {target}, which the base DiT does not have")
-        delta = _lora_delta(b, a, lora_alpha)
-        if tuple(delta.shape) != tuple(own_dit[key].shape):
-            raise CheckpointError(
-                f"{source}: DiT LoRA {target} gives {tuple(delta.shape)}, {key} is {tuple(own_dit[key].shape)}"
-            )
-        merged_dit[key] = own_dit[key].float() + delta
+    merged_dit = _merge_lora(ckpt.dit_lora, own_dit, dit_key_to_diffusers, "DiT", "base DiT", source, lora_alpha)
     _assign(transformer, merged_dit, "DiT", source)
     report.dit_lora_merged = len(merged_dit)
 
@@ -272,19 +278,13 @@ def apply_training_checkpoint(
         _assign(encoder, full, "Qwen", source)
         report.qwen_tensors = len(full)
 
-    merged_qwen: dict[str, torch.Tensor] = {}
+    def encoder_key(key: str) -> str | None:
+        mapped = qwen_key_to_encoder(key)
+        return base_key(mapped) if mapped else None
+
+    merged_qwen = _merge_lora(ckpt.qwen_lora, own_enc, encoder_key, "Qwen", "base encoder", source, lora_alpha)
     zero_b: dict[str, torch.Tensor] = {}
-    for target, (b, a) in sorted(ckpt.qwen_lora.items()):
-        mapped = qwen_key_to_encoder(target + ".weight")
-        key = base_key(mapped) if mapped else None
-        if key is None or key not in own_enc:
-            raise CheckpointError(f"{source} has a Qwen LoRA for {target}, which the base encoder does not have")
-        delta = _lora_delta(b, a, lora_alpha)
-        if tuple(delta.shape) != tuple(own_enc[key].shape):
-            raise CheckpointError(
-                f"{source}: Qwen LoRA {target} gives {tuple(delta.shape)}, {key} is {tuple(own_enc[key].shape)}"
-            )
-        merged_qwen[key] = own_enc[key].float() + delta
+    for key in merged_qwen:
         # the merged update replaces whatever our own LoRA on that projection held
         ours_b = key.replace(".base_layer.weight", ".lora_B.default.weight")
         if ours_b != key and ours_b in own_enc:
