@@ -57,6 +57,12 @@ def read_image(path: str | Path) -> Image.Image:
         raise MediaReadError(f"{path} is not a readable image: {exc}") from exc
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_video(frames: list[Image.Image] | np.ndarray, path: str | Path, fps: int = OUTPUT_FPS) -> Path:
     """Encode frames as H.264 mp4 (yuv420p); written to a temp file, then moved into place."""
     import av
@@ -77,6 +83,7 @@ def write_video(frames: list[Image.Image] | np.ndarray, path: str | Path, fps: i
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; the output is the user's file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
