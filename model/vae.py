@@ -54,7 +54,7 @@ def convert_original_vae_state_dict(state_dict: dict[str, torch.Tensor]) -> dict
     our own map (`model/vae_wan22.py`); the Wan2.1 layout still goes through diffusers' converter (the
     one `from_single_file` uses), which only knows that layout.
     """
-    from model.vae_wan22 import convert_wan22_vae_state_dict, detect_vae_layout
+    from model.vae_wan22_keys import convert_wan22_vae_state_dict, detect_vae_layout
 
     if detect_vae_layout(state_dict) == "wan2.2":
         return convert_wan22_vae_state_dict(state_dict)

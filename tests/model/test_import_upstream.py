@@ -149,7 +149,7 @@ def test_a_released_checkpoint_folder_is_resaved_in_our_layout(tiny_ckpt, tmp_pa
 
 
 def test_key_names_cover_upstream_variants():
-    from model.import_upstream import dit_key_to_diffusers, qwen_key_to_encoder, split_training_checkpoint
+    from model.upstream_checkpoint import dit_key_to_diffusers, qwen_key_to_encoder, split_training_checkpoint
 
     assert dit_key_to_diffusers("blocks.7.norm3.weight") == "blocks.7.norm2.weight"
     assert dit_key_to_diffusers("blocks.7.modulation") == "blocks.7.scale_shift_table"

@@ -27,7 +27,7 @@ def write_released_vae(folder: Path, z_dim: int = 16, config_z_dim: int | None =
     from diffusers import AutoencoderKLWan
 
     from model.configs import TINY
-    from model.vae_wan22 import diffusers_to_wan22_vae_state_dict
+    from model.vae_wan22_keys import diffusers_to_wan22_vae_state_dict
 
     cfg = {**TINY.vae, "z_dim": z_dim, "latents_mean": [0.0] * z_dim, "latents_std": [1.0] * z_dim}
     state = diffusers_to_wan22_vae_state_dict(AutoencoderKLWan(**cfg).state_dict())
@@ -79,7 +79,7 @@ def test_key_map_covers_the_released_size_exactly():
     from diffusers import AutoencoderKLWan
 
     from model.configs import KIWI_5B
-    from model.vae_wan22 import (
+    from model.vae_wan22_keys import (
         convert_wan22_vae_state_dict,
         diffusers_to_wan22_vae_state_dict,
         infer_wan22_vae_config,
