@@ -21,7 +21,8 @@ from kiwi_platform.resources.batch_data import BatchData
 from kiwi_platform.resources.settings import SettingsResource
 from kiwi_platform.resources.tracking import MlflowTracking
 from kiwi_platform.training.manifests import MANIFEST_DIR, write_stage_manifests
-from kiwi_platform.training.stage_run import StageRunLogger, train_stage
+from kiwi_platform.training.stage_outcome import StageRunLogger
+from kiwi_platform.training.stage_run import train_stage
 
 STAGE_NAMES = ("alignment", "instruction tuning", "reference tuning")
 

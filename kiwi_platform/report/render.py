@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kiwi_platform.evaluation.metrics import METRICS
+from kiwi_platform.report.cells import fmt_num, html_text, label, score_table
 from kiwi_platform.report.charts import category_chart_png
 from kiwi_platform.report.data import Evaluation, ReportData, StageArtifacts
 from kiwi_platform.report.embed import png_bytes_data_uri, png_data_uri
@@ -45,59 +44,6 @@ CASE_COLUMNS = (
 NOT_EVALUATED = "Not evaluated yet"
 
 
-def html_text(value: Any) -> str:
-    """Escape a value for HTML text and attributes."""
-    return escape(str(value), quote=True)
-
-
-def _num(value: Any, column: str = "", judge: bool = False) -> str:
-    """Counts as integers, judge scores (1-5) to 0.01, PSNR in dB to 0.1, other metrics to 0.001."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return html_text(value)
-    if math.isnan(v):
-        return "–"
-    if column == "n":
-        return str(int(v))
-    if judge or column not in METRICS:
-        return f"{v:.2f}"
-    return f"{v:.1f}" if column.endswith("psnr") else f"{v:.3f}"
-
-
-def _pill(value: float, text: str) -> str:
-    """A 1-5 judge score on a pill coloured red (1) through amber to green (5)."""
-    hue = max(0.0, min(1.0, (value - 1) / 4)) * 130
-    return f'<span class="pill" style="background:hsl({hue:.0f},68%,90%);color:hsl({hue:.0f},60%,26%)">{text}</span>'
-
-
-def _label(column: str) -> str:
-    return column.replace("_", " ")
-
-
-def score_table(name: str, table: pd.DataFrame) -> str:
-    """One benchmark table (categories x columns, `overall` last and bold); judge cells tinted by score."""
-    judge = name.endswith("_judge")
-    cols = [c for c in table.columns if c == "n" or table[c].notna().any()]
-    head = "".join(
-        f'<th title="{html_text(METRICS[c].description if c in METRICS else c)}">{html_text(_label(c))}</th>'
-        for c in cols
-    )
-    rows = []
-    for category, row in table.iterrows():
-        cells = []
-        for c in cols:
-            v = row[c]
-            na = isinstance(v, float) and math.isnan(v)
-            text = _num(v, c, judge)
-            cells.append(
-                f"<td{' class=na' if na else ''}>{_pill(float(v), text) if judge and c != 'n' and not na else text}</td>"
-            )
-        cls = ' class="overall"' if category == "overall" else ""
-        rows.append(f"<tr{cls}><td>{html_text(_label(category))}</td>{''.join(cells)}</tr>")
-    return f'<table class="scores{" judge" if judge else ""}" data-table="{html_text(name)}"><thead><tr><th>category</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-
-
 def _img(path: Path | None, alt: str, caption: str = "") -> str:
     if path is None or not Path(path).is_file():
         return ""
@@ -126,7 +72,7 @@ def _kpis(data: ReportData) -> str:
         headline = data.evaluation.headline
         for key, label, note in KPI_METRICS:
             if key in headline:
-                cards.append((label, _num(headline[key], key.rsplit("/", 1)[-1], judge="offline" not in key), note))
+                cards.append((label, fmt_num(headline[key], key.rsplit("/", 1)[-1], judge="offline" not in key), note))
         cards.append(
             ("Cases", str(data.evaluation.summary.get("cases", "–")), str(data.evaluation.summary.get("suite", "")))
         )
@@ -210,7 +156,7 @@ def _cases(ev: Evaluation) -> str:
     if ev.cases is None or ev.cases.empty:
         return ""
     cols = [c for c in CASE_COLUMNS if c in ev.cases.columns]
-    head = "".join(f"<th>{html_text(_label(c))}</th>" for c in cols)
+    head = "".join(f"<th>{html_text(label(c))}</th>" for c in cols)
     rows = "".join(
         "<tr>" + "".join(f"<td>{_cell(r.get(c), c)}</td>" for c in cols) + "</tr>" for r in ev.cases.to_dict("records")
     )
@@ -224,7 +170,7 @@ def _cell(value: Any, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        return _num(value, column, judge=column.startswith("judge_"))
+        return fmt_num(value, column, judge=column.startswith("judge_"))
     return html_text(value)
 
 
@@ -234,7 +180,7 @@ def _strips(ev: Evaluation | None) -> str:
     grids = sorted(k for k in ev.images if k.startswith("grid/"))
     if not grids:
         return ""
-    figs = "".join(_img(ev.images[k], k, " / ".join(_label(p) for p in k.split("/")[1:])) for k in grids)
+    figs = "".join(_img(ev.images[k], k, " / ".join(label(p) for p in k.split("/")[1:])) for k in grids)
     return (
         f'<section class="card" id="strips"><h2>Before / after</h2><p class="sub">Middle frame of each case: '
         f"source · output · target (when known) · reference (when given).</p><div class=strips>{figs}</div></section>"
@@ -245,7 +191,7 @@ def _training(stages: Iterable[StageArtifacts]) -> str:
     cards = []
     for st in stages:
         losses = {k: v for k, v in st.metrics.items() if "loss" in k and "/" not in k}
-        facts = " · ".join(f"{_label(k)} {v:.4g}" for k, v in sorted(losses.items())[:3])
+        facts = " · ".join(f"{label(k)} {v:.4g}" for k, v in sorted(losses.items())[:3])
         pics = _img(st.loss_curve, f"stage {st.stage} loss curve") + _img(
             st.before_after, f"stage {st.stage} sample", "validation sample: source · output · target"
         )
