@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _CHUNK = 1 << 20
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # the process's umask, read once (reading it means setting it)
+os.umask(UMASK)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -41,7 +41,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
+        os.chmod(tmp_path, 0o666 & ~UMASK)  # mkstemp makes 0600; outputs are shared like any file
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -32,14 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.lib.files import UMASK
 from kiwi_platform.refvie.export_manifest import MANIFEST, write_manifest
 from kiwi_platform.refvie.export_target_state import TargetState, inspect, refusal, resolve_target
 
 TMP_MARK = ".kiwi-export-tmp-"  # temp folders are named f".{name}{TMP_MARK}<random>"
 OLD_MARK = ".kiwi-export-old-"  # a previous export of ours, while its listed files are removed
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -101,7 +99,7 @@ class ExportTarget:
 
     def _swap(self, tmp: Path) -> Outcome:
         state = self.check()  # again: the folder may have changed while the export was written
-        mode = stat.S_IMODE(self.path.stat().st_mode) if state.kind != "absent" else 0o777 & ~_UMASK
+        mode = stat.S_IMODE(self.path.stat().st_mode) if state.kind != "absent" else 0o777 & ~UMASK
         os.chmod(tmp, mode)  # mkdtemp makes 0700; the export is shared like the folder it replaces
         if state.kind in ("absent", "empty"):
             os.rename(tmp, self.path)  # replaces an empty folder atomically; fails if it filled up meanwhile

@@ -29,12 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from kiwi_platform.lib.files import sha256_file, write_text_atomic
+from kiwi_platform.lib.files import UMASK, sha256_file, write_text_atomic
 
 log = logging.getLogger("kiwi_platform.training")
 MANIFEST = "MANIFEST.json"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 STATE = "state.json"
 
 
@@ -79,7 +77,7 @@ def write_manifest(folder: Path) -> None:
     """Hash every file (fsync'ing it) and write MANIFEST.json last, so its presence means complete."""
     files = {}
     for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
-        os.chmod(f, 0o666 & ~_UMASK)  # some writers (safetensors) leave 0600
+        os.chmod(f, 0o666 & ~UMASK)  # some writers (safetensors) leave 0600
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
         files[str(f.relative_to(folder))] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}
