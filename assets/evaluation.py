@@ -22,6 +22,8 @@ from kiwi_platform.evaluation import (
 from kiwi_platform.evaluation.candidate import score_candidate
 from kiwi_platform.evaluation.mlflow_log import record_decision
 from kiwi_platform.evaluation.promotion import decide, headline_metrics
+from kiwi_platform.evaluation.reference_scores import reference_records, release_gap
+from kiwi_platform.evaluation.suite_registry import load_registered, registered_names
 from kiwi_platform.lib.check_results import failed_blocking_checks
 from kiwi_platform.lib.failures import user_errors
 from kiwi_platform.lib.materializations import latest_metadata
@@ -37,15 +39,24 @@ EVAL_SUITE = "all"
 
 
 class SuitesConfig(dg.Config):
-    """Held-out synthetic suites (OpenVE-style, RefVIE-style), the real demo clips, and user suites."""
+    """Held-out synthetic suites (OpenVE-style, RefVIE-style), the real demo clips, user CSVs and registered suites."""
 
-    n: int = Field(10, description="Cases per synthetic suite.")
-    seed: int = Field(90210, description="Seed of the synthetic suites; held out from every training seed.")
-    frames: int = Field(9, description="Frames per synthetic case.")
-    height: int = Field(64, description="Height of synthetic cases in pixels.")
-    width: int = Field(96, description="Width of synthetic cases in pixels.")
+    n: int = Field(10, ge=1, description="Cases generated per synthetic suite (count). Default 10.")
+    seed: int = Field(
+        90210, description="Seed of the synthetic suites (integer); held out from every training seed. Default 90210."
+    )
+    frames: int = Field(9, ge=1, description="Frames per synthetic case (count). Default 9.")
+    height: int = Field(64, ge=16, description="Height of synthetic cases, in pixels. Default 64.")
+    width: int = Field(96, ge=16, description="Width of synthetic cases, in pixels. Default 96.")
     user_suites: list[str] = Field(
-        [], description="Upstream-format CSVs (prompt, src_video[, tgt_video][, ref_image][, category])."
+        [],
+        description="Paths of upstream-format CSVs (prompt, src_video[, tgt_video][, ref_image][, category]), "
+        "paths relative to each CSV. Default: none.",
+    )
+    registered_suites: list[str] | None = Field(
+        None,
+        description="Names of suites registered with `kiwi suite add` (OpenVE-Bench, RefVIE-Bench, ImgEdit as "
+        "released) to merge into the evaluated suite. Default null = every registered suite; [] = none.",
     )
 
 
@@ -69,6 +80,12 @@ def benchmark_suites(
     for i, csv in enumerate(config.user_suites):
         user = load_user_suite(Path(csv), name=f"user{i}")
         parts.append(save_suite(user, root / "user" / f"user{i}"))
+    names = registered_names(store.root_path) if config.registered_suites is None else config.registered_suites
+    registered = {}
+    for name in names:  # already validated, hashed and DVC-tracked by `kiwi suite add`
+        suite, info = load_registered(store.root_path, name)
+        parts.append(suite)
+        registered[name] = {k: info.get(k) for k in ("format", "cases", "rows", "skipped", "content_hash")}
     merged = merge_suites(parts, root / EVAL_SUITE, name=EVAL_SUITE)
     tracked = dvc.track(root, f"benchmark_suites dagster run {context.run.run_id}")
     counts = {s.name: len(s.cases) for s in parts}
@@ -77,6 +94,8 @@ def benchmark_suites(
         metadata={
             "cases": len(merged.cases),
             "cases_per_suite": dg.MetadataValue.json(counts),
+            "registered_suites": dg.MetadataValue.json(registered),
+            "skipped_as_upstream": sum(sum((r["skipped"] or {}).values()) for r in registered.values()),
             "suite_hash": merged.content_hash,
             "dvc_md5": tracked.md5,
             "dvc_path": tracked.path,
@@ -89,14 +108,19 @@ def benchmark_suites(
 class EvalConfig(dg.Config):
     """Generation settings for every case (the tiny demo defaults: 64x96, 5 frames, 2 steps)."""
 
-    height: int = Field(64, description="Output height in pixels.")
-    width: int = Field(96, description="Output width in pixels.")
-    frames: int = Field(5, description="Output frames (4k+1).")
-    steps: int = Field(2, description="Sampler steps per case.")
-    seed: int = Field(0, description="Sampling seed (the same for every model, so outputs compare).")
-    device: str = Field("cpu", description="Torch device for generation, e.g. cpu or cuda.")
+    height: int = Field(64, ge=32, multiple_of=32, description="Output height, in pixels (multiple of 32). Default 64.")
+    width: int = Field(96, ge=32, multiple_of=32, description="Output width, in pixels (multiple of 32). Default 96.")
+    frames: int = Field(5, ge=1, description="Output frames per video case (count, 4k+1: 1, 5, 9 ... 81). Default 5.")
+    steps: int = Field(2, ge=1, description="Sampler steps per case (count). Default 2; the release uses 50.")
+    seed: int = Field(0, description="Sampling seed (integer), the same for every model so outputs compare. Default 0.")
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|cuda(:\d+)?|mps)$",
+        description="Torch device for generation: cpu, cuda, cuda:N or mps. Default cpu.",
+    )
     evaluate_champion: bool = Field(
-        True, description="Also score the current champion on the same suites and settings."
+        True,
+        description="Also score the current champion on the same suites and settings (true/false). Default true.",
     )
 
 
@@ -161,6 +185,8 @@ def benchmark_results(
         "headline": dg.MetadataValue.json({k: round(v, 4) for k, v in result.headline.items() if v == v}),
         "summary": dg.MetadataValue.json(summary),
         "results": dg.MetadataValue.path(str(result.results_path)),
+        "reference_rows": dg.MetadataValue.json({b: reference_records(b) for b in result.benchmarks}),
+        "release_gap": dg.MetadataValue.json({b: release_gap(result.headline, b) for b in result.benchmarks}),
         "seconds": round(time.perf_counter() - started, 2),
     }
     grid = next((p for name, p in sorted(result.images.items()) if name.startswith("grid")), None)
@@ -174,13 +200,24 @@ class PromotionConfig(dg.Config):
 
     headline: list[str] = Field(
         ["offline/preservation_psnr", "offline/temporal_consistency", "offline/reference_fidelity"],
-        description="Metrics on which the candidate must not be worse than the champion.",
+        description="Headline metric names (as in benchmark_results' `headline`) on which the candidate must not "
+        "be worse than the champion. Default: preservation PSNR, temporal consistency, reference fidelity.",
     )
     judge_headline: list[str] = Field(
-        ["openve/overall", "refvie/overall"], description="Added to the headline when a judge scored the cases."
+        ["openve/overall", "refvie/overall"],
+        description="Judge metrics (1-5 scale) added to the headline when a judge scored the cases. "
+        "Default: openve/overall, refvie/overall.",
     )
-    tolerance: float = Field(0.05, description="Absolute slack per metric before 'worse' blocks promotion.")
-    alias: str = Field("champion", description="Registry alias that marks the promoted model.")
+    tolerance: float = Field(
+        0.05,
+        ge=0.0,
+        description="Absolute slack per metric, in that metric's own units, before 'worse' blocks promotion. "
+        "Default 0.05.",
+    )
+    alias: str = Field(
+        "champion",
+        description="MLflow registry alias that marks the promoted model (any alias name). Default champion.",
+    )
 
 
 @dg.asset(deps=[benchmark_results], group_name="evaluation", kinds={"mlflow"})

@@ -9,7 +9,17 @@ import sys
 
 import typer
 
-from kiwi_platform.cli import data_cmds, demo_cmd, export_cmd, lineage_cmd, model_cmds, report_cmd, run_cmds, synth_cmd
+from kiwi_platform.cli import (
+    data_cmds,
+    demo_cmd,
+    export_cmd,
+    lineage_cmd,
+    model_cmds,
+    report_cmd,
+    run_cmds,
+    suite_cmds,
+    synth_cmd,
+)
 from kiwi_platform.errors import KiwiUserError
 
 app = typer.Typer(
@@ -19,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (run_cmds, data_cmds, demo_cmd, synth_cmd, export_cmd, model_cmds, lineage_cmd, report_cmd):
+for module in (run_cmds, data_cmds, demo_cmd, synth_cmd, export_cmd, model_cmds, lineage_cmd, report_cmd, suite_cmds):
     module.register(app)
 
 

@@ -1,9 +1,14 @@
 """Turn per-case rows into the benchmark tables and the flat headline metrics, as upstream aggregates.
 
-Judge scores (1-5). A case's score is the mean of its rubric's three dimensions (after the RefVIE
-cap). Per category: the mean over its cases, per dimension and for the score. Overall:
-- OpenVE-Bench: the mean of the category means (every category counts the same, however many cases);
-- RefVIE-Bench: the sample-weighted mean, i.e. the mean over all cases.
+Judge scores (1-5), aggregated as upstream's `avg_score_by_edited_type` does (proven against a
+transcription of its arithmetic: tests/evaluation/test_upstream_golden.py). A case's score is the
+mean of its rubric's three scores (after the cap). Per category: the mean over its scored cases,
+per dimension and for the score (= upstream's sum of all score entries / their count, since every
+scored case has three). Overall:
+- OpenVE-Bench: the mean of the category means over the categories with a scored case
+  (upstream: `sum(averages.values()) / len(averages)`);
+- RefVIE-Bench: the sample-weighted mean, i.e. the mean over all score entries of all cases;
+- ImgEdit (offline metrics only; upstream ships no judge for it): the mean of the category means.
 Offline metrics use the same rule per suite (so a suite's two tables agree on what "overall" means);
 the pooled `offline/<metric>` headline is the plain mean over every case where the metric applies.
 Missing values (a metric that does not apply, a case the judge could not score) are skipped, never 0.
@@ -22,12 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kiwi_platform.evaluation.categories import CATEGORIES, OPENVE, REFVIE
+from kiwi_platform.evaluation.categories import CATEGORIES, IMGEDIT, OPENVE, REFVIE
 from kiwi_platform.evaluation.metrics import METRICS
-from kiwi_platform.judge import OPENVE as OPENVE_RUBRIC
-from kiwi_platform.judge import REFVIE as REFVIE_RUBRIC
+from kiwi_platform.judge import BENCHMARK_DIMENSIONS
 
-RUBRIC_DIMENSIONS = {OPENVE: OPENVE_RUBRIC.dimensions, REFVIE: REFVIE_RUBRIC.dimensions}
+RUBRIC_DIMENSIONS = {OPENVE: BENCHMARK_DIMENSIONS[OPENVE], REFVIE: BENCHMARK_DIMENSIONS[REFVIE]}
 OFFLINE_METRICS = tuple(METRICS)
 SCORE = "score"
 
@@ -35,7 +39,7 @@ SCORE = "score"
 def overall(category_values: Mapping[str, Iterable[float]], suite: str) -> float:
     """The upstream overall of per-case values grouped by category (NaNs skipped); NaN if nothing scored.
 
-    OpenVE: mean of category means. RefVIE: mean over all cases (sample-weighted).
+    OpenVE and ImgEdit: mean of category means. RefVIE: mean over all cases (sample-weighted).
     """
     groups = {
         c: [float(v) for v in vals if v is not None and not math.isnan(float(v))] for c, vals in category_values.items()
@@ -43,7 +47,7 @@ def overall(category_values: Mapping[str, Iterable[float]], suite: str) -> float
     groups = {c: v for c, v in groups.items() if v}
     if not groups:
         return float("nan")
-    if suite == OPENVE:
+    if suite in (OPENVE, IMGEDIT):
         return float(np.mean([np.mean(v) for v in groups.values()]))
     if suite == REFVIE:
         return float(np.mean([x for v in groups.values() for x in v]))
@@ -101,10 +105,10 @@ def offline_table(rows: pd.DataFrame, suite: str) -> pd.DataFrame:
 def build_tables(rows: pd.DataFrame, judged: bool) -> dict[str, pd.DataFrame]:
     """`<suite>_judge` (when judged) and `<suite>_offline` tables for every suite kind present."""
     tables: dict[str, pd.DataFrame] = {}
-    for suite in (OPENVE, REFVIE):
+    for suite in (OPENVE, REFVIE, IMGEDIT):
         if not (rows["suite"] == suite).any():
             continue
-        if judged and "judge_score" in rows.columns:
+        if judged and suite in RUBRIC_DIMENSIONS and "judge_score" in rows.columns:
             tables[f"{suite}_judge"] = judge_table(rows, suite)
         tables[f"{suite}_offline"] = offline_table(rows, suite)
     return tables

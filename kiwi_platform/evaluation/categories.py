@@ -2,7 +2,9 @@
 
 Categories follow the upstream benchmarks: OpenVE-Bench (instruction only) reports global style,
 background change, local change, local remove and local add; RefVIE-Bench (instruction + reference
-image) reports subject and background references.
+image) reports subject and background references. ImgEdit (single-turn image editing) keeps the
+`edit_type` each case carries in `singleturn.json` (add, remove, replace, style, ...): upstream only
+uses it to group outputs, so any lower-case identifier is a valid ImgEdit category.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import re
 
 OPENVE = "openve"
 REFVIE = "refvie"
-SUITE_KINDS = (OPENVE, REFVIE)
+IMGEDIT = "imgedit"
+SUITE_KINDS = (OPENVE, REFVIE, IMGEDIT)
 
 OPENVE_CATEGORIES = ("global_style", "background_change", "local_change", "local_remove", "local_add")
 REFVIE_CATEGORIES = ("subject", "background")
 CATEGORIES = {OPENVE: OPENVE_CATEGORIES, REFVIE: REFVIE_CATEGORIES}
+#: OpenVE-Bench edited_types upstream neither generates nor judges (test_benchmark.py, eval_openve_gemini.py)
+OPENVE_SKIPPED = ("creative_edit", "camera_edit", "subtitle_edit")
+_IMGEDIT_CATEGORY = re.compile(r"[a-z][a-z0-9_]*")
 
 #: synthetic edit type -> OpenVE category (recolor and replace are both "local change" upstream)
 SYNTH_TO_OPENVE = {
@@ -58,6 +64,10 @@ def guess_category(prompt: str, suite: str = OPENVE) -> str:
 
 def check_category(suite: str, category: str) -> str | None:
     """None if valid, else a one-line reason."""
+    if suite == IMGEDIT:
+        if _IMGEDIT_CATEGORY.fullmatch(category or ""):
+            return None
+        return f"imgedit edit_type {category!r} is not a lower-case name (e.g. add, remove, style)"
     if suite not in CATEGORIES:
         return f"unknown suite {suite!r} (expected one of {', '.join(SUITE_KINDS)})"
     if category not in CATEGORIES[suite]:

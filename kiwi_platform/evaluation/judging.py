@@ -1,4 +1,8 @@
-"""Score generated cases with the VLM judge: OPENVE rubric for instruction cases, REFVIE for reference cases.
+"""Score generated cases with the VLM judge, with upstream's rubric for the case's benchmark and category.
+
+OpenVE cases get the prompt of their `edited_type`, RefVIE cases the subject or background prompt
+(`kiwi_platform.judge.upstream_rubrics`); cases of a kind upstream does not judge (ImgEdit) are
+left unjudged, which is not an error (their tables are offline metrics).
 
 The judge package does the hard parts (bounded concurrency, retries, parsing, the RefVIE cap
 rule, the sqlite cache keyed by (case, checkpoint, judge model, rubric hash)). This module decides
@@ -8,8 +12,10 @@ what the judge sees and which ids key the cache:
 - checkpoint = `<checkpoint id>@<settings key>`: the same weights at another resolution, frame
   count, step count or seed produce other videos, so they must not reuse scores.
 
-The judge sees the case id and instruction as text, then a few evenly spaced source frames, the
-reference image (RefVIE) and the same frames of the edited output. Without a judge, evaluation
+The judge sees what upstream's scripts send, in the same order: the rubric with the instruction
+filled in as the system prompt, then the reference image (RefVIE), the source and the edited
+video, each introduced by a short label. Upstream uploads whole videos to Gemini; an
+OpenAI-compatible endpoint takes images, so a video is a few evenly spaced frames (`video_frames`). Without a judge, evaluation
 reports offline metrics only (`EvalResult.judged` is False).
 
 When judging fails (`judge_suite` raises a one-line `JudgeError`, which fails the step):
@@ -30,25 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from kiwi_platform.evaluation.categories import REFVIE
 from kiwi_platform.evaluation.media import fit_frames, read_frames
 from kiwi_platform.evaluation.suites import Case, Suite
-from kiwi_platform.judge import (
-    OPENVE,
-    Judge,
-    JudgeError,
-    JudgeRequest,
-    JudgeScore,
-    Rubric,
-)
-from kiwi_platform.judge import (
-    REFVIE as REFVIE_RUBRIC,
-)
+from kiwi_platform.judge import Judge, JudgeError, JudgeRequest, JudgeScore, Rubric, benchmark_rubric
 from kiwi_platform.judge.media import sample_indices
 
 
-def rubric_for(case: Case) -> Rubric:
-    return REFVIE_RUBRIC if case.suite == REFVIE else OPENVE
+def rubric_for(case: Case) -> Rubric | None:
+    """Upstream's rubric for the case's benchmark and category (None: upstream does not judge such cases)."""
+    return benchmark_rubric(case.suite, case.category)
 
 
 @dataclass
@@ -95,22 +91,26 @@ def _sampled(frames: np.ndarray, count: int) -> np.ndarray:
 
 def build_request(judge: Judge, suite: Suite, case: Case, output_path: Path, checkpoint_key: str) -> JudgeRequest:
     """The request for one case (few frames only, so a large batch stays light in memory)."""
+    rubric = rubric_for(case)
+    if rubric is None:
+        raise ValueError(f"no upstream judge rubric for {case.suite} category {case.category!r}")
     count = judge.client.video_frames
     edited = read_frames(output_path)
     t, h, w = edited.shape[:3]
     output = _sampled(edited, count)
     source = fit_frames(_sampled(read_frames(suite.path(case.src_video), t)[:t], count), w, h)
-    images: list = [("Source video" if t > 1 else "Source image", source if t > 1 else source[0])]
-    if case.ref_image:
+    images: list = []
+    if case.ref_image:  # upstream's order: reference image, original video, edited video
         images.append(("Reference image", suite.path(case.ref_image)))
+    images.append(("Original video" if t > 1 else "Original image", source if t > 1 else source[0]))
     images.append(("Edited video" if t > 1 else "Edited image", output if t > 1 else output[0]))
-    text = f"Case id: {case.case_id}\nCategory: {case.category}\nInstruction: {case.prompt}"
     return JudgeRequest(
         case_id=f"{case.case_id}#{suite.case_hash(case)[:12]}",
         checkpoint_id=checkpoint_key,
-        rubric=rubric_for(case),
-        text=text,
+        rubric=rubric,
+        text="",
         images=tuple(images),
+        instruction=case.prompt,
     )
 
 
@@ -129,7 +129,7 @@ def judge_suite(
     started = time.perf_counter()
     key = f"{checkpoint_id}@{settings_key}"
     outcome = JudgeOutcome(model=judge.client.model)
-    cases = [c for c in suite.cases if c.case_id in outputs]
+    cases = [c for c in suite.cases if c.case_id in outputs and rubric_for(c) is not None]
     pending: list[tuple[str, JudgeRequest]] = []
     for case in cases:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from kiwi_platform.evaluation.aggregate import markdown_table
+from kiwi_platform.evaluation.reference_scores import comparison_markdown, reference_records, release_gap
 from kiwi_platform.evaluation.settings import EvalSettings
 from kiwi_platform.lib.files import write_text_atomic
 
@@ -42,6 +43,12 @@ class EvalResult:
     judge_errors: dict[str, str] = field(default_factory=dict)  # case id -> classified reason
     generated: int = 0
     reused: int = 0
+    context: dict[str, Any] = field(default_factory=dict)  # e.g. suite registration (rows skipped as upstream), limit
+
+    @property
+    def benchmarks(self) -> list[str]:
+        """Benchmarks with judge tables, i.e. the ones the paper's reference rows compare with."""
+        return [name.split("_", 1)[0] for name in self.tables if name.endswith("_judge")]
 
     @property
     def judge_error_counts(self) -> dict[str, int]:
@@ -63,6 +70,8 @@ class EvalResult:
             )
         for name, table in self.tables.items():
             parts += [f"### {name.replace('_', ' ')}", markdown_table(table)]
+        for bench in self.benchmarks:
+            parts += [f"### {bench} vs the published rows", comparison_markdown(self.headline, bench)]
         return "\n\n".join(parts)
 
     def summary(self) -> dict[str, Any]:
@@ -84,6 +93,9 @@ class EvalResult:
             "timings": self.timings,
             "headline": self.headline,
             "images": {k: str(v.relative_to(self.out_dir)) for k, v in self.images.items()},
+            "reference": {bench: reference_records(bench) for bench in self.benchmarks},
+            "release_gap": {bench: release_gap(self.headline, bench) for bench in self.benchmarks},
+            "context": self.context,
         }
 
 

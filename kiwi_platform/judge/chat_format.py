@@ -38,8 +38,7 @@ def ask_again(messages: list[dict[str, Any]], exc: MalformedJudgeAnswer) -> list
         {"role": "assistant", "content": exc.answer},
         {
             "role": "user",
-            "content": f"That answer was invalid: {exc.message}. "
-            "Reply again with only the JSON object, in the required format.",
+            "content": f"That answer was invalid: {exc.message}. Reply again, in exactly the required answer format.",
         },
     ]
 

@@ -63,6 +63,7 @@ class JudgeRequest:
     rubric: Rubric
     text: str
     images: Sequence[ImageInput] = ()
+    instruction: str = ""  # filled into a rubric's system template (the upstream benchmark prompts)
 
 
 class Judge:
@@ -76,7 +77,8 @@ class Judge:
         return (case_id, checkpoint_id, self.client.model, rubric.rubric_hash)
 
     def _content(self, rubric: Rubric, text: str, images: Sequence[ImageInput]) -> list[dict[str, Any]]:
-        parts: list[dict[str, Any]] = [{"type": "text", "text": rubric.user_prompt(text)}]
+        prompt = rubric.user_prompt(text)
+        parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}] if prompt else []
         for item in images:
             if isinstance(item, tuple):
                 label, media = item
@@ -87,7 +89,14 @@ class Judge:
         return parts
 
     def score(
-        self, case_id: str, checkpoint_id: str, rubric: Rubric, *, text: str, images: Sequence[ImageInput] = ()
+        self,
+        case_id: str,
+        checkpoint_id: str,
+        rubric: Rubric,
+        *,
+        text: str,
+        images: Sequence[ImageInput] = (),
+        instruction: str = "",
     ) -> JudgeScore:
         """Scores for one case, from the cache when this (case, checkpoint, model, rubric) was judged before.
 
@@ -116,7 +125,9 @@ class Judge:
                 f"case {case_id}: cannot prepare judge input: {exc}", code="input", case_id=case_id
             ) from None
         try:
-            parsed: ParsedAnswer = self.client.chat(rubric.system, content, lambda answer: parse_answer(answer, rubric))
+            parsed: ParsedAnswer = self.client.chat(
+                rubric.system_prompt(instruction), content, lambda answer: parse_answer(answer, rubric)
+            )
         except JudgeError as exc:
             raise exc.for_case(case_id) from None
         scores, capped = apply_cap(parsed.scores, rubric)
@@ -138,7 +149,12 @@ class Judge:
         """`score` for one request, with any failure returned as a `JudgeError` value instead of raised."""
         try:
             return self.score(
-                request.case_id, request.checkpoint_id, request.rubric, text=request.text, images=request.images
+                request.case_id,
+                request.checkpoint_id,
+                request.rubric,
+                text=request.text,
+                images=request.images,
+                instruction=request.instruction,
             )
         except JudgeError as exc:
             return exc if exc.case_id else exc.for_case(request.case_id)

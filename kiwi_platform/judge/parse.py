@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from kiwi_platform.judge.errors import MalformedJudgeAnswer
+from kiwi_platform.judge.parse_lines import parse_lines
 from kiwi_platform.judge.rubrics import Rubric
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
@@ -66,8 +67,13 @@ def _as_score(dim: str, value: object) -> int:
 def parse_answer(content: str | None, rubric: Rubric) -> ParsedAnswer:
     """Validated scores for every rubric dimension (integers 1..5) plus the judge's reason.
 
-    Raises `MalformedJudgeAnswer` saying what was wrong; extra keys the rubric does not ask for are ignored.
+    `lines` rubrics (the benchmark ones) are read as upstream reads them (`parse_lines`); `json`
+    rubrics as described above. Raises `MalformedJudgeAnswer` saying what was wrong; extra keys
+    the rubric does not ask for are ignored.
     """
+    if rubric.answer_format == "lines":
+        scores, why = parse_lines(content, rubric)
+        return ParsedAnswer(scores=scores, reason=why)
     if not content or not content.strip():
         raise MalformedJudgeAnswer("empty answer", answer=content or "")
     objects = [obj for obj in _candidates(content) if isinstance(obj.get("scores"), dict)]
@@ -89,8 +95,8 @@ def parse_answer(content: str | None, rubric: Rubric) -> ParsedAnswer:
 def apply_cap(scores: dict[str, int], rubric: Rubric) -> tuple[dict[str, int], bool]:
     """Clamp the rubric's capped dimensions to the cap dimension; returns (scores, whether any changed).
 
-    For RefVIE this makes a stable but wrong edit (fidelity 1, quality 5) score 1 everywhere,
-    as the paper intends, even if the judge ignored the rule written in its prompt.
+    For the benchmark rubrics this makes a stable but wrong edit (first score 1, others 5) score 1
+    everywhere, as every upstream prompt asks, even if the judge ignored the rule it was given.
     """
     if rubric.cap_by is None:
         return dict(scores), False

@@ -4,9 +4,12 @@ Why data, not code: the rubric text is part of a score's identity. `rubric_hash`
 canonical text) goes into the cache key and into results, so editing a prompt invalidates cached
 scores instead of silently mixing two rubrics in one table.
 
-The prompts paraphrase the Kiwi-Edit paper's judging protocol (docs/contract.md §5) in our own words.
-Upstream states the RefVIE cap ("dimensions 2 and 3 cannot exceed dimension 1") only in the prompt;
-we keep it there and also enforce it in code after parsing (`parse.apply_cap`).
+Two answer formats: `json` (our own rubrics, e.g. RefVIE reference QC: a JSON object with scores)
+and `lines` (the benchmark rubrics, verbatim from upstream's evaluation scripts: the whole rubric is
+the system prompt with the instruction filled in, and the answer is read line by line exactly as
+upstream's `check_format` reads it; see `upstream_rubrics` and `parse_lines`). Upstream states the
+cap ("the second and third scores should not be higher than the first") only in the prompt; we
+also enforce it in code after parsing (`parse.apply_cap`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Literal
 
 ANSWER_FORMAT = (
     "Answer with one JSON object and nothing else, in exactly this shape:\n"
@@ -27,7 +31,9 @@ class Rubric:
     """One judging protocol: who the judge is, what it sees, which dimensions it scores 1-5.
 
     `cap_by`: when set, every dimension in `capped` is clamped to at most the `cap_by` score.
-    `dimension_help` describes each dimension to the model, in the order they are scored.
+    `dimension_help` describes each dimension to the model, in the order they are scored; for the
+    `lines` format the help is the exact line label the answer must start with ("Instruction Compliance").
+    `system_template`: when set, the system prompt is this text with `{<placeholder>}` = the instruction.
     """
 
     name: str
@@ -37,13 +43,32 @@ class Rubric:
     cap_by: str | None = None
     capped: tuple[str, ...] = field(default=())
     version: int = 1
+    answer_format: Literal["json", "lines"] = "json"
+    system_template: str = ""
+    placeholder: str = "edit_prompt"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(help_ for _, help_ in self.dimension_help)
+
+    def system_prompt(self, instruction: str = "") -> str:
+        """The system message: the template with the instruction filled in (upstream's `.format`), else `system`."""
+        if self.system_template:
+            return self.system_template.format(**{self.placeholder: instruction})
+        return self.system
 
     @property
     def dimensions(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.dimension_help)
 
     def user_prompt(self, text: str) -> str:
-        """The rubric's instructions followed by the case-specific text (instruction, labels, notes)."""
+        """The rubric's instructions followed by the case-specific text (instruction, labels, notes).
+
+        A `lines` rubric carries everything in its system prompt, as upstream does: the user text is
+        only what the caller passes (labels for the media), possibly nothing.
+        """
+        if self.answer_format == "lines":
+            return text.strip()
         lines = [self.task.strip(), "", "Score these dimensions:"]
         lines += [f"- {name}: {help_}" for name, help_ in self.dimension_help]
         if self.cap_by:
@@ -54,20 +79,19 @@ class Rubric:
 
     @property
     def canonical_text(self) -> str:
-        return json.dumps(
-            {
-                "name": self.name,
-                "version": self.version,
-                "system": self.system,
-                "task": self.task,
-                "dimensions": [list(d) for d in self.dimension_help],
-                "cap_by": self.cap_by,
-                "capped": list(self.capped),
-                "format": ANSWER_FORMAT,
-            },
-            sort_keys=True,
-            ensure_ascii=False,
-        )
+        record = {
+            "name": self.name,
+            "version": self.version,
+            "system": self.system,
+            "task": self.task,
+            "dimensions": [list(d) for d in self.dimension_help],
+            "cap_by": self.cap_by,
+            "capped": list(self.capped),
+            "format": ANSWER_FORMAT,
+        }
+        if self.answer_format != "json":  # json rubrics keep the hash they always had (cached answers stay valid)
+            record.update(format=self.answer_format, system_template=self.system_template, placeholder=self.placeholder)
+        return json.dumps(record, sort_keys=True, ensure_ascii=False)
 
     @property
     def rubric_hash(self) -> str:
@@ -108,64 +132,7 @@ REFERENCE_MATCH = Rubric(
     ),
 )
 
-OPENVE = Rubric(
-    name="openve",
-    system=_SYSTEM,
-    task=(
-        "You see an edit instruction, frames of the source video and the same frames of the edited "
-        "video. Judge how well the edited video carries out the instruction."
-    ),
-    dimension_help=(
-        (
-            "instruction_compliance",
-            "does the edited video do what the instruction asks, fully and only that? 5 = exactly, "
-            "1 = not at all or something else was edited.",
-        ),
-        (
-            "detail_preservation",
-            "outside the requested change, are the content, identity and layout of the source kept, and "
-            "is the result free of artefacts, blur and distortions? 5 = untouched and clean, 1 = "
-            "heavily damaged.",
-        ),
-        (
-            "temporal_consistency",
-            "is the edit stable across frames: no flicker, no popping, the edited content follows the "
-            "motion of the scene? 5 = perfectly stable, 1 = unusable.",
-        ),
-    ),
-)
-
-REFVIE = Rubric(
-    name="refvie",
-    system=_SYSTEM,
-    task=(
-        "You see an edit instruction, a reference image, frames of the source video and the same "
-        "frames of the edited video. The edit must insert or swap in the subject or background shown "
-        "in the reference. Judge how faithfully and how well it was done."
-    ),
-    dimension_help=(
-        (
-            "reference_fidelity",
-            "does the edited video show the reference's subject (identity, shape, colours, details) or "
-            "background (layout, style) and not a generic look-alike? 5 = unmistakably the reference, "
-            "1 = unrelated or missing.",
-        ),
-        (
-            "matting_quality",
-            "are the boundaries of the inserted content clean and is it stable over time: no halos, "
-            "cut-outs, flicker or drifting edges? 5 = seamless, 1 = broken.",
-        ),
-        (
-            "physical_harmony",
-            "does the inserted content belong in the scene: lighting, shadows, scale, perspective, "
-            "occlusion and motion consistent with the video? 5 = fully natural, 1 = pasted on.",
-        ),
-    ),
-    cap_by="reference_fidelity",
-    capped=("matting_quality", "physical_harmony"),
-)
-
-RUBRICS: dict[str, Rubric] = {r.name: r for r in (REFERENCE_MATCH, OPENVE, REFVIE)}
+RUBRICS: dict[str, Rubric] = {REFERENCE_MATCH.name: REFERENCE_MATCH}  # the benchmark rubrics join in `upstream_rubrics`
 
 
 def get_rubric(name: str) -> Rubric:

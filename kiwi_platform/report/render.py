@@ -17,10 +17,15 @@ from kiwi_platform.report.charts import category_chart_png
 from kiwi_platform.report.data import Evaluation, ReportData, StageArtifacts
 from kiwi_platform.report.embed import png_bytes_data_uri, png_data_uri
 from kiwi_platform.report.lineage_svg import STAGE_NAMES, lineage_svg
+from kiwi_platform.report.reference import reference_table
 from kiwi_platform.report.style import CSS
 
-SUITE_SHORT = {"openve": "OpenVE", "refvie": "RefVIE"}
-SUITE_TITLES = {"openve": "OpenVE-style instruction suite", "refvie": "RefVIE-style reference suite"}
+SUITE_SHORT = {"openve": "OpenVE", "refvie": "RefVIE"}  # benchmarks with published rows
+SUITE_TITLES = {
+    "openve": "OpenVE-style instruction suite",
+    "refvie": "RefVIE-style reference suite",
+    "imgedit": "ImgEdit single-turn image suite",
+}
 KPI_METRICS = (
     ("openve/overall", "OpenVE overall", "judge, 1–5"),
     ("refvie/overall", "RefVIE overall", "judge, 1–5"),
@@ -131,6 +136,8 @@ def _scores(ev: Evaluation | None, note: str) -> str:
                 parts.append(
                     f'<div class="sub">{title}</div><div class="tablewrap">{score_table(name, ev.tables[name])}</div>'
                 )
+                if kind == "judge" and suite in SUITE_SHORT:
+                    parts.append(reference_table(ev.headline, suite))
                 charts.append(
                     _chart(
                         name,

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from kiwi_platform.evaluation import Suite, build_synthetic_suite, merge_suites
-from tests.fakes.openai_server import FakeOpenAI, FakeRequest, Reply, answer, run_fake_openai
+from tests.fakes.openai_server import FakeOpenAI, FakeRequest, Reply, run_fake_openai
+from tests.judge.upstream_answers import upstream_answer
 
 SIZE = {"frames": 5, "height": 64, "width": 96}
-OPENVE_ANSWER = {"instruction_compliance": 3, "detail_preservation": 4, "temporal_consistency": 5}
-REFVIE_ANSWER = {"reference_fidelity": 2, "matting_quality": 5, "physical_harmony": 3}  # capped to 2, 2, 2
+OPENVE_ANSWER = (5, 4, 3)  # upstream order: instruction compliance, visual quality, detail fidelity; mean 4
+REFVIE_ANSWER = (2, 5, 3)  # the judge ignores the prompt's cap rule: capped to 2, 2, 2 in code
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +37,9 @@ def small_suite(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Sui
 
 def judge_behaviour(req: FakeRequest) -> Reply:
     """Answer like a consistent judge: fixed scores per rubric, a short delay so concurrency is visible."""
-    if "reference_fidelity" in req.text:
-        return answer(REFVIE_ANSWER, delay_s=0.15)
-    return answer(OPENVE_ANSWER, delay_s=0.15)
+    if "Reference Image" in req.system:  # both RefVIE prompts (subject, background) name it; OpenVE's do not
+        return upstream_answer(REFVIE_ANSWER, delay_s=0.15)
+    return upstream_answer(OPENVE_ANSWER, delay_s=0.15)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def test_evaluate_generates_scores_and_second_run_makes_zero_judge_calls(
     # the judge's fixed answers come back through aggregation (RefVIE capped to reference_fidelity=2)
     assert first.headline["openve/overall"] == pytest.approx(4.0)
     assert first.headline["refvie/overall"] == pytest.approx(2.0)
-    assert first.headline["refvie/subject/matting_quality"] == pytest.approx(2.0)
+    assert first.headline["refvie/subject/temporal_stability"] == pytest.approx(2.0)
     assert 0.0 <= first.headline["offline/preservation_ssim"] <= 1.0
     assert "offline/target_psnr" in first.headline and "offline/reference_fidelity" in first.headline
     assert set(first.tables) == {"openve_judge", "openve_offline", "refvie_judge", "refvie_offline"}
@@ -97,11 +97,13 @@ def test_a_case_the_judge_cannot_score_is_reported_not_dropped(
     """A judge that keeps answering one case with prose gets that case marked `judge_error` (reason code
     malformed); the others are scored, the judge table counts only judged cases, offline metrics cover all."""
     from tests.evaluation.conftest import OPENVE_ANSWER
-    from tests.fakes.openai_server import malformed, run_fake_openai, score_table
+    from tests.fakes.openai_server import malformed, run_fake_openai
+    from tests.judge.upstream_answers import by_instruction, upstream_answer
 
     two = Suite(small_suite.name, small_suite.root, [c for c in small_suite.cases if c.suite == "openve"][:2])
     good, bad = two.cases
-    with run_fake_openai(score_table({good.case_id: OPENVE_ANSWER}, default=malformed())) as fake:
+    assert good.prompt != bad.prompt
+    with run_fake_openai(by_instruction({good.prompt: upstream_answer(OPENVE_ANSWER)}, default=malformed())) as fake:
         judge = make_judge(fake, tmp_path / "judge.sqlite")
         result = evaluate_checkpoint(tiny_checkpoint, two, tmp_path / "eval", settings=SETTINGS, judge=judge)
     rows = result.rows.set_index("case_id")

@@ -226,3 +226,31 @@ def test_existing_champion_is_not_ignored_when_it_is_not_re_evaluated(graph):
     assert candidate != stand_in
     assert decision["champion"] == stand_in, decision
     assert not any("no champion yet" in r for r in decision["reasons"]), decision["reasons"]
+
+
+@pytest.mark.slow
+def test_benchmark_suites_picks_up_registered_suites(platform, demo_dir, tmp_path):
+    """A suite registered with `kiwi suite add` (here through the same library call) joins the evaluated suite:
+    its cases are in the merged `all` suite, and the materialization lists it with its format and skipped rows."""
+    from assets.evaluation import SUITES_DIR, benchmark_suites
+    from kiwi_platform.evaluation import load_suite
+    from kiwi_platform.evaluation.suite_registry import register_suite
+    from tests.evaluation.released_fixtures import openve_bench
+
+    _, resources, instance = platform
+    csv, root = openve_bench(demo_dir, tmp_path / "released")
+    registered = register_suite(resources["store"].root_path, "openve-mini", "openve-bench", csv, root)
+    config = {"ops": {"benchmark_suites": {"config": {"n": 2, "frames": 5, "height": 64, "width": 96}}}}
+    result = dg.materialize(
+        [benchmark_suites],
+        resources={k: resources[k] for k in ("store", "dvc", "settings")},
+        run_config=config,
+        instance=instance,
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("benchmark_suites")[0].metadata
+    listed = metadata["registered_suites"].value["openve-mini"]
+    assert listed["format"] == "openve-bench" and listed["skipped"] == {"creative_edit": 1, "subtitle_edit": 1}
+    assert metadata["skipped_as_upstream"].value == 2
+    merged = load_suite(resources["store"].root_path / SUITES_DIR / "all")
+    assert {c.case_id for c in registered.suite.cases} <= {c.case_id for c in merged.cases}

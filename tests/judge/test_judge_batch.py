@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiwi_platform.judge import OPENVE, REFVIE, Judge, JudgeCache, JudgeClient, JudgeError, JudgeRequest, JudgeScore
+from kiwi_platform.judge import Judge, JudgeCache, JudgeClient, JudgeError, JudgeRequest, JudgeScore
 from tests.fakes.openai_server import FakeRequest, Reply, answer, malformed, run_fake_openai, score_table
+from tests.judge.json_rubrics import OPENVE, REFVIE
 
 REPO = Path(__file__).resolve().parents[2]
 FRAME = np.zeros((32, 48, 3), dtype=np.uint8)
@@ -167,7 +168,8 @@ def test_cache_is_shared_by_concurrent_processes(make_client: Callable[..., Judg
     script = textwrap.dedent("""
         import json, sys
         import numpy as np
-        from kiwi_platform.judge import OPENVE, Judge, JudgeCache, JudgeClient, JudgeRequest
+        from kiwi_platform.judge import Judge, JudgeCache, JudgeClient, JudgeRequest
+        from tests.judge.json_rubrics import OPENVE
         url, key, cases = sys.argv[1], sys.argv[2], sys.argv[4:]
         judge = Judge(JudgeClient(url, "fake-vlm-judge", key, backoff_s=0.01, max_concurrency=4),
                       JudgeCache(sys.argv[3]))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kiwi_platform.judge import OPENVE, REFERENCE_MATCH, Judge, JudgeClient, JudgeError, parse_answer
+from kiwi_platform.judge import REFERENCE_MATCH, Judge, JudgeClient, JudgeError, parse_answer
 from tests.fakes.openai_server import (
     Reply,
     answer,
@@ -25,6 +25,7 @@ from tests.fakes.openai_server import (
     server_error,
     slow,
 )
+from tests.judge.json_rubrics import OPENVE
 
 JUDGE_MODEL = "fake-vlm-judge"  # what the make_client fixture configures
 MATCH = {"reference_match": 4}

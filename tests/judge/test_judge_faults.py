@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from kiwi_platform.evaluation import Suite, build_synthetic_suite, judge_suite, merge_suites
-from kiwi_platform.judge import OPENVE, Judge, JudgeClient, JudgeError, JudgeRequest, redact, register_secret
+from kiwi_platform.judge import Judge, JudgeClient, JudgeError, JudgeRequest, redact, register_secret
 from kiwi_platform.judge.redact import RedactingFilter
 from tests.fakes.openai_server import (
     FakeRequest,
@@ -26,10 +26,11 @@ from tests.fakes.openai_server import (
     answer,
     echoing_error,
     run_fake_openai,
-    score_table,
     server_error,
     slow,
 )
+from tests.judge.json_rubrics import OPENVE
+from tests.judge.upstream_answers import by_instruction, upstream_answer
 
 CANARY = "sk-canary-123456"
 MODEL = "fake-vlm-judge"
@@ -127,7 +128,8 @@ def test_some_cases_failing_is_counted_not_fatal(suite: Suite) -> None:
     """One case scored while the other gets 503 on every attempt: the outcome keeps the score and records
     the failure by its classified reason after bounded retries, without the server's text."""
     first, second = suite.cases
-    table = score_table({first.case_id: SCORES}, default=server_error(503))
+    assert first.prompt != second.prompt
+    table = by_instruction({first.prompt: upstream_answer((4, 4, 4))}, default=server_error(503))
     with run_fake_openai(table, api_key=CANARY) as fake:
         outcome = judge_suite(make_judge(fake, max_retries=1), suite, targets(suite), "ckpt", "settings")
     assert set(outcome.scores) == {first.case_id} and outcome.error_counts == {"http_503": 1}
@@ -316,12 +318,14 @@ def test_partial_judge_failure_is_recorded_and_redacted_everywhere(
     results.json and in the materialization's score text, and the key is in no file under KIWI_HOME
     (cases.csv, results.json, the MLflow artifacts and database, the judge cache, Dagster's storage)."""
     caplog.set_level(logging.DEBUG)
-    good, bad = [c.case_id for c in load_cases(platform)]
+    good_case, bad_case = load_cases(platform)
+    good, bad = good_case.case_id, bad_case.case_id
+    assert good_case.prompt != bad_case.prompt
 
     def behave(req: FakeRequest) -> Reply:
-        if bad in req.text:
+        if bad_case.prompt in req.system:
             return echoing_error(500)(req)
-        return answer(SCORES, reason=f"fine; the caller used {req.authorization}")
+        return upstream_answer((4, 4, 4), reason=f"fine; the caller used {req.authorization}")
 
     with run_fake_openai(behave, api_key=CANARY) as fake:
         result = materialize_benchmark_results(platform, fake, CANARY)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from kiwi_platform.judge import OPENVE, REFERENCE_MATCH, REFVIE, MalformedJudgeAnswer, apply_cap, parse_answer
+from kiwi_platform.judge import REFERENCE_MATCH, MalformedJudgeAnswer, apply_cap, parse_answer
 from kiwi_platform.judge.rubrics import Rubric
+from tests.judge.json_rubrics import OPENVE, REFVIE
 
 GOOD = {"instruction_compliance": 4, "detail_preservation": 3, "temporal_consistency": 5}
 

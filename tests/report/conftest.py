@@ -126,7 +126,8 @@ def report_store(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> St
     from kiwi_platform.evaluation.mlflow_log import log_evaluation, record_decision
     from kiwi_platform.judge import Judge, JudgeCache, JudgeClient
     from model.build import init_checkpoint
-    from tests.fakes.openai_server import answer, run_fake_openai
+    from tests.fakes.openai_server import run_fake_openai
+    from tests.judge.upstream_answers import upstream_answer
 
     root = tmp_path_factory.mktemp("report-store")
     repo, raw_files, md5 = _data_repo(root)
@@ -141,9 +142,9 @@ def report_store(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> St
     suite = merge_suites(suites, root / "suites" / "all", "report-test")
 
     def behaviour(req):
-        if "reference_fidelity" in req.text:
-            return answer({"reference_fidelity": 3, "matting_quality": 4, "physical_harmony": 5})
-        return answer({"instruction_compliance": 2, "detail_preservation": 4, "temporal_consistency": 5})
+        if "Reference Image" in req.system:  # the RefVIE prompts; 3, 4, 5 is capped to 3, 3, 3
+            return upstream_answer((3, 4, 5))
+        return upstream_answer((5, 4, 2))
 
     with run_fake_openai(behaviour) as fake:
         judge = Judge(

@@ -57,7 +57,11 @@ def test_champion_report_is_self_contained_with_scores_pictures_promotion_and_li
                 digits = 1 if column.endswith("psnr") else 3 if name.endswith("offline") else 2
                 assert re.search(rf">{value:.{digits}f}</(td|span)>", rendered), (name, column)
     assert f">{result.headline['openve/overall']:.2f}<" in html  # headline card
-    assert result.headline["openve/overall"] == pytest.approx(11 / 3)  # fake judge 2, 4, 5
+    assert result.headline["openve/overall"] == pytest.approx(11 / 3)  # fake judge 5, 4, 2
+    # the paper's rows sit beside ours, labelled with their source
+    assert 'data-reference-table="openve"' in html and 'data-reference-table="refvie"' in html
+    assert "<td>3.02</td>" in html and "<td>3.31</td>" in html and "Kling-O1" in html
+    assert "Kiwi-Edit paper Table 2 (showlab/Kiwi-Edit index.html @ 223572d)" in html
 
     assert 'data-promotion="promoted"' in html and PROMOTION_REASON in html
     svg = re.search(r'<svg class="lineage".*?</svg>', html, re.S).group(0)
