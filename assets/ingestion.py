@@ -1,6 +1,9 @@
-"""Ingestion: a registered manifest becomes probed, hashed pairs, then normalized clips.
+"""Ingestion: a manifest (CSV or released parquet chunks) becomes probed, hashed pairs, then clips.
 
-Logic lives in `kiwi_platform.ingestion`; this module only declares the assets and their checks.
+A batch's manifest comes from the batch registry (`kiwi ingest`, the inbox sensor) or from the
+run config, so a partition added in the UI plus a manifest in the Launchpad ingests a new batch;
+both register through the same atomic batch registration. Logic lives in
+`kiwi_platform.ingestion`; this module only declares the assets and their checks.
 """
 
 import time
@@ -10,9 +13,9 @@ import pandas as pd
 from pydantic import Field
 
 from kiwi_platform.ingestion.clip_table import normalize_batch
-from kiwi_platform.ingestion.manifest import read_manifest
-from kiwi_platform.ingestion.raw_table import raw_table, store_accepted_media
-from kiwi_platform.ingestion.validate import validate_manifest
+from kiwi_platform.ingestion.ingest_run import ingest_source
+from kiwi_platform.ingestion.manifest import scan_csv
+from kiwi_platform.ingestion.sources import open_source
 from kiwi_platform.lib.batch_asset import batch_asset, batch_check
 from kiwi_platform.lib.check_results import gx_check_result
 from kiwi_platform.lib.expectations import (
@@ -26,55 +29,91 @@ from kiwi_platform.lib.expectations import (
 )
 from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.lib.preview import pair_strip_markdown
-from kiwi_platform.lib.publish import copy_into
 from kiwi_platform.resources.batch_data import BatchData
 from kiwi_platform.resources.store import MediaStore
 
 
 class RawPairsConfig(dg.Config):
-    """Run config for `raw_edit_pairs`."""
+    """Run config for `raw_edit_pairs`: which manifest a batch reads (new batches) and the frame floor."""
 
-    min_frames: int = Field(81, description="Videos shorter than this many frames are quarantined (too_few_frames).")
+    manifest: str | None = Field(
+        None,
+        description=(
+            "Manifest of this batch: an absolute path to a CSV (prompt, src_video, tgt_video[, ref_image]) or a glob "
+            "of released RefVIE parquet chunks ('/data/refvie/chunk_*.parquet'). Empty: the manifest the batch was "
+            "registered with (kiwi ingest, the inbox sensor). Setting it registers the batch, so a partition added "
+            "in the UI plus a manifest here ingests a new batch."
+        ),
+    )
+    base_path: str | None = Field(
+        None,
+        description=(
+            "Folder that relative media paths in the manifest start from (upstream's --dataset_base_path). "
+            "Empty: the manifest's own folder. Absolute media paths are used as written."
+        ),
+    )
+    replace: bool = Field(
+        False,
+        description="Let a batch already registered with a different manifest read `manifest` instead (kiwi ingest --replace).",
+    )
+    min_frames: int = Field(
+        81, description="Videos shorter than this many frames (frames, not seconds) are quarantined as too_few_frames."
+    )
 
 
 class NormalizeConfig(dg.Config):
     """Run config for `normalized_clips` (sample preparation, docs/contract.md §1)."""
 
-    num_frames: int = Field(81, description="Keep the first N frames from frame 0; images always give 1 frame.")
-    max_area: int = Field(1280 * 720, description="Resize so width*height <= max_area, keeping the aspect ratio.")
-    multiple: int = Field(32, description="Floor both sides to a multiple of this, then center-crop.")
+    num_frames: int = Field(
+        81, description="Frames kept per clip, the first N from frame 0 (images always give 1). Model side: 4k+1."
+    )
+    max_area: int = Field(
+        1280 * 720,
+        description="Pixel budget per frame (width x height, px^2; 921600 = 1280x720): larger frames are scaled down keeping the aspect ratio.",
+    )
+    multiple: int = Field(32, description="Both sides are floored to a multiple of this many px, then center-cropped.")
+
+
+def _batch_entry(store: MediaStore, batch: str, config: RawPairsConfig) -> dict:
+    """The registry entry this run reads: registered now from the run config, or registered before."""
+    if not config.manifest or not config.manifest.strip():
+        return store.batch_source(batch)
+    source = open_source(config.manifest, config.base_path)  # a bad manifest stops here with one line
+    store.check_registration(batch, source.spec, replace=config.replace, base_path=config.base_path)
+    return store.register_batch(batch, source.spec, replace=config.replace, base_path=config.base_path)
 
 
 @batch_asset(group_name="ingestion", kinds={"python", "csv"})
 def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, data: BatchData) -> dg.MaterializeResult:
-    """Manifest rows of one batch, every media file probed (PyAV) and sha256-hashed; bad rows quarantined."""
+    """Manifest rows of one batch (CSV or parquet chunks), every media file probed (PyAV) and sha256-hashed; bad rows quarantined."""
     batch, store = context.partition_key, data.store
-    manifest = read_manifest(store.batch_manifest(batch))
-    context.log.info(f"batch {batch}: {len(manifest.rows)} rows from {manifest.path}")
+    entry = _batch_entry(store, batch, config)
+    source = open_source(entry["manifest"], entry.get("base_path"))
+    context.log.info(f"batch {batch}: {source.rows} rows from {source.spec} (media under {source.base_dir})")
     started = time.perf_counter()
+    step = max(50, source.rows // 20)
 
     def progress(done: int, total: int) -> None:
-        if done == total or done % 50 == 0:
+        if done == total or done % step == 0:
             context.log.info(f"probed {done}/{total} rows")
 
-    result = validate_manifest(manifest, min_frames=config.min_frames, progress=progress)
-    folder = store.asset_dir(batch, "raw_edit_pairs")
-    store_accepted_media(result.accepted, store, folder / "media")
-    (folder / "manifest.csv").unlink(missing_ok=True)  # the manifest may change under the same batch name
-    copy_into(manifest.path, folder / "manifest.csv")
-    table = raw_table(result.accepted, batch, manifest.sha256)
+    out = ingest_source(source, store, batch, min_frames=config.min_frames, progress=progress)
     return data.publish(
         context,
         "raw_edit_pairs",
-        table,
-        result.quarantined,
-        rows_in=len(manifest.rows),
+        out.table,
+        out.quarantined,
+        rows_in=out.rows_in,
         extra_metadata={
-            "manifest": dg.MetadataValue.path(str(manifest.path)),
-            "manifest_sha256": manifest.sha256,
-            "rows_repaired": manifest.repaired_rows,
-            "videos": int((table["media"] == "video").sum()) if len(table) else 0,
-            "images": int((table["media"] == "image").sum()) if len(table) else 0,
+            "manifest": dg.MetadataValue.path(source.spec),
+            "manifest_format": source.kind,
+            "manifest_files": len(source.files),
+            "base_path": dg.MetadataValue.path(str(source.base_dir)),
+            "manifest_sha256": source.sha256,
+            "rows_repaired": source.repaired_rows,
+            "videos": out.videos,
+            "images": out.images,
+            "embedded_references": out.embedded_refs,
             "seconds": round(time.perf_counter() - started, 2),
         },
     )
@@ -112,7 +151,7 @@ def raw_rows_accounted(context: dg.AssetCheckExecutionContext, store: MediaStore
     """Every manifest row is either accepted or quarantined: nothing silently dropped."""
     batch = context.partition_key
     folder = store.asset_dir(batch, "raw_edit_pairs")
-    rows_in = len(read_manifest(folder / "manifest.csv").rows)
+    rows_in = scan_csv(folder / "manifest.csv").rows
     accepted = len(store.read_table(batch, "raw_edit_pairs"))
     quarantined = len(pd.read_parquet(folder / "quarantine.parquet"))
     return dg.AssetCheckResult(

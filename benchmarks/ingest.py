@@ -5,6 +5,7 @@ Why a ratio: absolute clips/s depend on the machine; the ratio says how much our
 decode that any path must pay. Target: ingest throughput >= 0.7 x bare decode throughput.
 
     .venv/bin/python benchmarks/ingest.py [--repeat 3] [--max-area 921600] [--frames 81]
+    .venv/bin/python benchmarks/ingest.py --memory [--rows 200000]   # peak RSS of a huge manifest
 
 Prints a table and writes benchmarks/results/ingest.json (git-ignored).
 """
@@ -228,8 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument("--target", type=float, default=0.7)
     parser.add_argument("--breakdown", action="store_true", help="also time each normalization step alone (CPU ms)")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of a huge duplicate-heavy manifest instead")
+    parser.add_argument("--rows", type=int, default=200_000, help="rows of the --memory manifest")
     args = parser.parse_args(argv)
     demo = args.demo_dir or Path(os.environ.get("KIWI_DEMO_DIR", find_demo_dir()))
+    if args.memory:
+        from benchmarks.ingest_memory import run as memory_run
+
+        memory_run(args.rows, Path(demo).resolve())
+        return 0
     videos = sorted((demo / "video" / "source").glob("*.mp4"))
     if not videos:
         print(f"error: no demo videos under {demo / 'video' / 'source'}", file=sys.stderr)

@@ -63,10 +63,18 @@ def quarantine_summary(batch: str) -> None:
 
 
 def ingest(
-    manifest: Path = typer.Argument(
-        ..., help="Manifest CSV: prompt, src_video, tgt_video[, ref_image] (paths relative to it)."
+    manifest: list[str] = typer.Argument(
+        ...,
+        help="Manifest: a CSV (prompt, src_video, tgt_video[, ref_image]) or a quoted glob of released parquet "
+        "chunks ('DIR/chunk_*.parquet': iid, prompt, src_video, tgt_video, ref_image_bytes).",
     ),
     batch: str = typer.Option(..., "--batch", "-b", help="Batch name (a Dagster partition)."),
+    base_path: Path = typer.Option(
+        None,
+        "--base-path",
+        help="Folder relative media paths start from (upstream's --dataset_base_path); default: the manifest's folder. "
+        "Absolute media paths are used as written.",
+    ),
     select: str = typer.Option(DEFAULT_INGEST_SELECTION, "--select", help="Assets to materialize for the batch."),
     replace: bool = typer.Option(
         False, "--replace", help="Let an already registered batch read this manifest instead of its own."
@@ -77,22 +85,30 @@ def ingest(
     A batch keeps the manifest it was first ingested from: another manifest (by content) under the
     same name is refused unless --replace. Ingests of one batch queue; different batches run side by side.
     """
-    from kiwi_platform.ingestion.manifest import read_manifest
+    from kiwi_platform.ingestion.sources import open_source
     from kiwi_platform.resources.store import check_batch_name
     from kiwi_platform.runner import load_definitions, materialize, register_batch, resolve_selection
 
     check_batch_name(batch)
-    parsed = read_manifest(manifest)  # an unreadable manifest stops here with one line
+    if len(manifest) > 1:
+        raise KiwiUserError(
+            f"got {len(manifest)} manifest paths ({manifest[0]}, {manifest[1]}, ...): pass one CSV, or quote the "
+            "glob of parquet chunks ('DIR/chunk_*.parquet') so kiwi expands it, not the shell",
+            code="bad_arguments",
+        )
+    base = str(base_path.expanduser().resolve()) if base_path is not None else None
+    source = open_source(manifest[0], base)  # an unreadable manifest or bad chunks stop here with one line
     store = _store()
-    store.check_registration(batch, parsed.path, replace=replace)  # a conflict stops here, before the slow part
+    store.check_registration(batch, source.spec, replace=replace, base_path=base)  # before the slow part
     import dagster as dg
 
     defs = load_definitions()
     resolve_selection(defs, select)  # a bad selection must not leave a half-registered batch behind
-    with store.claim_batch(batch, parsed.path, replace=replace) as entry:
+    run_config = {"ops": {"raw_edit_pairs": {"config": {"manifest": source.spec, "base_path": base}}}}
+    with store.claim_batch(batch, source.spec, replace=replace, base_path=base) as entry:
         register_batch(dg.DagsterInstance.get(), batch)
-        console.print(f"batch {batch}: {len(parsed.rows)} rows from {entry['manifest']}")
-        outcomes = materialize(select, [batch], defs=defs)
+        console.print(f"batch {batch}: {source.rows} rows from {entry['manifest']} (media under {source.base_dir})")
+        outcomes = materialize(select, [batch], defs=defs, run_config=run_config)
         print_outcomes(outcomes)
         quarantine_summary(batch)  # still under the batch's lock: the summary is of this run
     if not all(o.success for o in outcomes):

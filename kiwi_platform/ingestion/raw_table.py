@@ -2,59 +2,136 @@
 
 Accepted media are stored under content-addressed names (`<sha256><suffix>`), so DVC versions
 exactly the bytes the rest of the pipeline reads and a file shared by many rows is stored once.
+An embedded reference (parquet `ref_image_bytes`) is stored the same way, as the file it encodes.
+
+`RawTableWriter` streams: each accepted row's media are stored as it arrives and rows go to the
+parquet file in row groups, so a batch of a million pairs is never one DataFrame in memory. The
+schema is fixed (`SCHEMA`), so an empty batch has the same columns and types as a full one.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from kiwi_platform.lib.files import remove_stale
+from kiwi_platform.lib.files import remove_stale, write_bytes_atomic
 from kiwi_platform.lib.publish import copy_into
-from kiwi_platform.media.probe import MediaInfo
-from kiwi_platform.resources.store import MediaStore
+from kiwi_platform.resources.store import MediaStore, StagedTable
 
 ROLES = ("src", "tgt", "ref")
+ROW_GROUP = 4096
+_PROBE = (
+    ("kind", pa.string()),
+    ("codec", pa.string()),
+    ("width", pa.int64()),
+    ("height", pa.int64()),
+    ("fps", pa.float64()),
+    ("frames", pa.int64()),
+    ("duration", pa.float64()),
+    ("size_bytes", pa.int64()),
+    ("rotation", pa.int64()),
+)
+SCHEMA = pa.schema(
+    [
+        ("batch", pa.string()),
+        ("pair_id", pa.string()),
+        ("row", pa.int64()),
+        ("iid", pa.string()),
+        ("prompt", pa.string()),
+        ("media", pa.string()),
+        *((f"{role}_rel", pa.string()) for role in ROLES),
+        ("ref_embedded", pa.bool_()),
+        *((f"{role}_sha256", pa.string()) for role in ROLES),
+        *((f"{p}{name}", kind) for p in ("src_", "tgt_") for name, kind in _PROBE),
+        ("ref_width", pa.int64()),
+        ("ref_height", pa.int64()),
+        *((f"{role}_file", pa.string()) for role in ROLES),
+        ("manifest_sha256", pa.string()),
+    ]
+)
+
+
+def store_media(rec: dict, store: MediaStore, media_dir: Path) -> set[Path]:
+    """Copy one accepted row's files into `media_dir`, set `<role>_file` (store-relative); return the copies."""
+    kept = set()
+    sources = rec.pop("_sources")
+    ref_suffix = rec.pop("_ref_suffix", "")
+    for role in ROLES:
+        origin = sources.get(role)
+        if not origin:
+            rec[f"{role}_file"] = ""
+            continue
+        if isinstance(origin, bytes):  # an embedded reference: the bytes are the file
+            dst = media_dir / f"{rec['ref_sha256']}{ref_suffix}"
+            if not dst.exists():
+                write_bytes_atomic(dst, origin)
+        else:
+            dst = copy_into(Path(origin), media_dir / f"{rec[f'{role}_sha256']}{Path(origin).suffix.lower()}")
+        kept.add(dst)
+        rec[f"{role}_file"] = store.rel(dst)
+    return kept
+
+
+class RawTableWriter:
+    """Stores media and appends accepted rows to a staged parquet file, `ROW_GROUP` rows at a time."""
+
+    def __init__(self, store: MediaStore, batch: str, manifest_sha256: str) -> None:
+        self.store, self.batch, self.manifest_sha256 = store, batch, manifest_sha256
+        self.media_dir = store.asset_dir(batch, "raw_edit_pairs") / "media"
+        # beside the DVC-tracked folder, so a killed run cannot leave a stray file inside it
+        self.path = store.batch_dir(batch) / f".raw_edit_pairs.table.{os.getpid()}.parquet"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self.path, SCHEMA)
+        self._buffer: list[dict] = []
+        self._kept: set[Path] = set()
+        self.rows = self.videos = self.images = self.embedded_refs = 0
+
+    def add(self, rec: dict) -> None:
+        self._kept |= store_media(rec, self.store, self.media_dir)
+        rec.update(batch=self.batch, manifest_sha256=self.manifest_sha256)
+        self._buffer.append(rec)
+        self.rows += 1
+        self.videos += rec["media"] == "video"
+        self.images += rec["media"] == "image"
+        self.embedded_refs += bool(rec["ref_embedded"])
+        if len(self._buffer) >= ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=SCHEMA))
+            self._buffer.clear()
+
+    def close(self) -> StagedTable:
+        """Finish the file and drop media an earlier run of the batch stored but this one does not use."""
+        self._flush()
+        self._writer.close()
+        remove_stale(self.media_dir, self._kept)
+        return StagedTable(self.path, self.rows)
+
+    def abort(self) -> None:
+        self._writer.close()
+        self.path.unlink(missing_ok=True)
 
 
 def store_accepted_media(accepted: list[dict], store: MediaStore, media_dir: Path) -> None:
-    """Copy each accepted row's files into `media_dir` and record where (`<role>_file`, store-relative)."""
+    """Copy every accepted row's files into `media_dir` (small batches and tests; assets stream)."""
     kept: set[Path] = set()
     for rec in accepted:
-        for role in ROLES:
-            if rec[f"{role}_path"]:
-                dst = media_dir / f"{rec[f'{role}_sha256']}{Path(rec[f'{role}_path']).suffix.lower()}"
-                kept.add(copy_into(Path(rec[f"{role}_path"]), dst))
-                rec[f"{role}_file"] = store.rel(dst)
-            else:
-                rec[f"{role}_file"] = ""
+        kept |= store_media(rec, store, media_dir)
     remove_stale(media_dir, kept)
 
 
 def raw_table(accepted: list[dict], batch: str, manifest_sha256: str) -> pd.DataFrame:
     """One row per accepted pair, with the batch name and the manifest's hash for lineage."""
-    table = pd.DataFrame(accepted, columns=raw_columns(accepted))
-    table.insert(0, "batch", batch)
-    table["manifest_sha256"] = manifest_sha256
-    return table
+    rows = [{**rec, "batch": batch, "manifest_sha256": manifest_sha256} for rec in accepted]
+    return pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas()
 
 
-def raw_columns(records: list[dict]) -> list[str]:
+def raw_columns(records: list[dict] | None = None) -> list[str]:
     """The table's columns; fixed even when no row was accepted, so readers see a stable schema."""
-    if records:
-        return list(records[0].keys())
-    probe = [f"{p}{k}" for p in ("src_", "tgt_") for k in MediaInfo.__dataclass_fields__]
-    return [
-        "pair_id",
-        "row",
-        "prompt",
-        "media",
-        *(f"{role}_rel" for role in ROLES),
-        *(f"{role}_path" for role in ROLES),
-        *(f"{role}_sha256" for role in ROLES),
-        *probe,
-        "ref_width",
-        "ref_height",
-        *(f"{role}_file" for role in ROLES),
-    ]
+    return list(SCHEMA.names)

@@ -1,29 +1,37 @@
 """Check every manifest row and split the manifest into accepted pairs and quarantine records.
 
-Counts in = accepted + quarantined, always: each row ends in exactly one of the two lists.
-Files referenced by many rows are hashed and probed once.
+Counts in = accepted + quarantined, always: each row ends in exactly one of the two.
+Rows stream through (`iter_validated`): what is kept across rows is small per row (a 16-byte
+digest per row for duplicate detection) and a bounded cache of recently probed files, so a
+clip shared by many adjacent rows is hashed and probed once and memory does not grow with the
+files a huge manifest names.
 
 Prompts go to a tokenizer, a parquet table and people's terminals: one with a NUL byte or other
 control characters (`bad_prompt`) or longer than `MAX_PROMPT_CHARS` (`prompt_too_long`) is
 quarantined. A file that exists but cannot be read (permission denied, I/O error) is
 `unreadable_file`, not `missing_file`: the fix is chmod or the disk, not finding the file.
+Quarantine records name a path the way the tables do (relative to the base folder), never the
+machine's absolute location of a relative path.
 """
 
 from __future__ import annotations
 
 import errno
-import os
+import hashlib
 import unicodedata
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiwi_platform.ingestion.manifest import Manifest, ManifestRow
+from kiwi_platform.ingestion.manifest import REQUIRED_COLUMNS, Manifest, ManifestRow
+from kiwi_platform.ingestion.paths import resolve_inside, resolve_media_path, stored_name
 from kiwi_platform.lib.files import sha256_bytes, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
-from kiwi_platform.media.probe import MediaInfo, media_kind, probe_media
+from kiwi_platform.media.probe import MediaInfo, media_kind, probe_image_bytes, probe_media
 
 MAX_PROMPT_CHARS = 10_000  # an edit instruction, not a document; longer is broken input
+FILE_CACHE_SIZE = 4096  # probed files remembered at once (LRU); a file seen again later is re-probed
 _PROMPT_WHITESPACE = {"\t", "\n", "\r"}  # the only control characters a prompt may hold
 # OSError numbers that mean "there is no such file here"; any other error reading it is unreadable_file.
 _NOT_THERE = {errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
@@ -37,24 +45,6 @@ class ValidationResult:
     @property
     def total(self) -> int:
         return len(self.accepted) + len(self.quarantined)
-
-
-def resolve_inside(base: Path, relative: str) -> Path:
-    """Resolve a manifest path; reject absolute paths and anything (symlinks too) leaving `base`."""
-    if os.path.isabs(relative) or relative.startswith("~"):
-        raise RowRejected(
-            "path_escape", f"absolute path {relative!r} is not allowed; paths are relative to the manifest", relative
-        )
-    base = base.resolve()
-    candidate = base / relative
-    try:
-        resolved = candidate.resolve()
-    except (OSError, RuntimeError, ValueError) as exc:  # symlink loop, NUL byte, name too long
-        raise RowRejected("missing_file", f"{relative!r} cannot be resolved to a file ({exc})", relative) from None
-    if not resolved.is_relative_to(base):
-        what = "a symlink that points" if candidate.is_symlink() or _has_symlink(base, relative) else "a path that goes"
-        raise RowRejected("path_escape", f"{relative!r} is {what} outside the manifest folder {base}", relative)
-    return resolved
 
 
 def check_prompt(prompt: str) -> None:
@@ -71,41 +61,71 @@ def check_prompt(prompt: str) -> None:
         )
 
 
-def _has_symlink(base: Path, relative: str) -> bool:
-    current = base
-    for part in Path(relative).parts:
-        current = current / part
-        if current.is_symlink():
-            return True
-    return False
-
-
 class _FileFacts:
-    """Memoised sha256 + probe per file, so a clip used by 1,000 rows is read once."""
+    """Memoised sha256 + probe per file (LRU-bounded), so a clip used by 1,000 rows is read once."""
 
-    def __init__(self) -> None:
-        self._cache: dict[Path, tuple[str, MediaInfo]] = {}
+    def __init__(self, size: int = FILE_CACHE_SIZE) -> None:
+        self._cache: OrderedDict[Path, tuple[str, MediaInfo]] = OrderedDict()
+        self._size = size
 
-    def get(self, path: Path, want_image: bool = False) -> tuple[str, MediaInfo]:
-        if path not in self._cache:
-            try:
-                if not path.exists():
-                    raise RowRejected("missing_file", f"{path.name} does not exist", str(path))
-                if not path.is_file():
-                    raise RowRejected("not_media", f"{path} is not a regular file", str(path))
-                with open(path, "rb") as fh:  # permission denied shows here, before any decoder guesses
-                    fh.read(1)
-                info = probe_media(path)
-                self._cache[path] = (sha256_file(path), info)
-            except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
-                reason = "missing_file" if exc.errno in _NOT_THERE else "unreadable_file"
-                raise RowRejected(reason, f"{path.name} cannot be read ({exc.strerror or exc})", str(path)) from None
-        digest, info = self._cache[path]
+    def get(self, path: Path, shown: str, want_image: bool = False) -> tuple[str, MediaInfo]:
+        try:
+            digest, info = self._get(path)
+        except RowRejected as rej:  # name the file as the tables do, not by this machine's location
+            raise RowRejected(rej.reason, rej.message.replace(str(path), shown), shown) from None
         if want_image and info.kind != "image":
             raise RowRejected(
-                "unreadable_image", f"{path.name} is not an image (reference images must be images)", str(path)
+                "unreadable_image", f"{path.name} is not an image (reference images must be images)", shown
             )
         return digest, info
+
+    def _get(self, path: Path) -> tuple[str, MediaInfo]:
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        try:
+            if not path.exists():
+                raise RowRejected("missing_file", f"{path.name} does not exist")
+            if not path.is_file():
+                raise RowRejected("not_media", f"{path.name} is not a regular file")
+            with open(path, "rb") as fh:  # permission denied shows here, before any decoder guesses
+                fh.read(1)
+            info = probe_media(path)
+            facts = (sha256_file(path), info)
+        except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
+            reason = "missing_file" if exc.errno in _NOT_THERE else "unreadable_file"
+            raise RowRejected(reason, f"{path.name} cannot be read ({exc.strerror or exc})") from None
+        self._cache[path] = facts
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return facts
+
+
+class _Seen:
+    """Earlier rows by a 16-byte digest of a key: duplicate detection at ~100 bytes per row."""
+
+    def __init__(self) -> None:
+        self._rows: dict[bytes, int] = {}
+
+    def first(self, key: tuple, row: int) -> int | None:
+        digest = hashlib.blake2b("\x1f".join(map(str, key)).encode(), digest_size=16).digest()
+        earlier = self._rows.get(digest)
+        if earlier is None:
+            self._rows[digest] = row
+        return earlier
+
+
+def iter_validated(
+    rows: Iterable[ManifestRow], base: Path, *, columns: Iterable[str], min_frames: int
+) -> Iterator[dict | QuarantineRecord]:
+    """For each row, in order: its accepted record (a dict) or its QuarantineRecord."""
+    missing = tuple(c for c in REQUIRED_COLUMNS if c not in tuple(columns))
+    state = (_FileFacts(), _Seen(), _Seen(), _Seen())
+    for row in rows:
+        try:
+            yield _check_row(row, base.resolve(), missing, state, min_frames=min_frames)
+        except RowRejected as rej:
+            yield QuarantineRecord(row=row.row, reason=rej.reason, message=rej.message, path=rej.path)
 
 
 def validate_manifest(
@@ -114,33 +134,19 @@ def validate_manifest(
     min_frames: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
-    """Quarantine unusable rows with a reason; return probed, hashed facts for the rest."""
+    """All rows of an in-memory manifest at once (small manifests and tests; assets stream)."""
     result = ValidationResult()
-    facts = _FileFacts()
-    seen_paths: dict[tuple, int] = {}
-    seen_content: dict[tuple, int] = {}
-    for done, row in enumerate(manifest.rows, start=1):
-        try:
-            result.accepted.append(_check_row(manifest, row, facts, seen_paths, seen_content, min_frames=min_frames))
-        except RowRejected as rej:
-            result.quarantined.append(
-                QuarantineRecord(row=row.row, reason=rej.reason, message=rej.message, path=rej.path)
-            )
+    items = iter_validated(manifest.rows, manifest.base_dir, columns=manifest.columns, min_frames=min_frames)
+    for done, item in enumerate(items, start=1):
+        (result.quarantined if isinstance(item, QuarantineRecord) else result.accepted).append(item)
         if progress:
             progress(done, len(manifest.rows))
     return result
 
 
-def _check_row(
-    manifest: Manifest,
-    row: ManifestRow,
-    facts: _FileFacts,
-    seen_paths: dict[tuple, int],
-    seen_content: dict[tuple, int],
-    *,
-    min_frames: int,
-) -> dict:
-    for column in manifest.missing_columns:
+def _check_row(row: ManifestRow, base: Path, missing: tuple[str, ...], state: tuple, *, min_frames: int) -> dict:
+    facts, seen_paths, seen_content, seen_iids = state
+    for column in missing:
         raise RowRejected("missing_column", f"the manifest has no {column!r} column")
     if row.prompt is None or not row.prompt.strip():
         raise RowRejected("empty_prompt", "the prompt is empty")
@@ -149,59 +155,67 @@ def _check_row(
         if value is None:
             raise RowRejected("missing_column", f"{column} is empty in this row")
     prompt = row.prompt.strip()
-    path_key = (prompt, row.src, row.tgt, row.ref)
-    if path_key in seen_paths:
-        raise RowRejected("duplicate_row", f"repeats row {seen_paths[path_key]}")
-    seen_paths[path_key] = row.row
+    embedded_sha = sha256_bytes(row.ref_bytes) if row.ref_bytes else ""
+    earlier = seen_paths.first((prompt, row.src, row.tgt, row.ref, embedded_sha), row.row)
+    if earlier is not None:
+        raise RowRejected("duplicate_row", f"repeats row {earlier}")
+    if row.iid is not None and (earlier := seen_iids.first((row.iid,), row.row)) is not None:
+        raise RowRejected("duplicate_row", f"iid {row.iid!r} was already used by row {earlier}")
 
-    base = manifest.base_dir
-    src_path, tgt_path = resolve_inside(base, row.src), resolve_inside(base, row.tgt)
-    ref_path = resolve_inside(base, row.ref) if row.ref else None
-    src_sha, src = facts.get(src_path)
-    tgt_sha, tgt = facts.get(tgt_path)
-    ref_sha, ref = facts.get(ref_path, want_image=True) if ref_path else ("", None)
+    names = {"src": stored_name(base, row.src), "tgt": stored_name(base, row.tgt)}
+    names["ref"] = stored_name(base, row.ref) if row.ref else ""
+    src_path, tgt_path = resolve_media_path(base, row.src), resolve_media_path(base, row.tgt)
+    ref_path = resolve_media_path(base, row.ref) if row.ref else None
+    src_sha, src = facts.get(src_path, names["src"])
+    tgt_sha, tgt = facts.get(tgt_path, names["tgt"])
+    ref_sha, ref_size, ref_suffix = "", (0, 0), ""
+    if ref_path:
+        ref_sha, ref = facts.get(ref_path, names["ref"], want_image=True)
+        ref_size, ref_suffix = (ref.width, ref.height), ref_path.suffix.lower()
+    elif row.ref_embedded:
+        ref_suffix, *ref_size = probe_image_bytes(row.ref_bytes)
+        ref_sha = embedded_sha
 
     if src.kind != tgt.kind:
-        raise RowRejected("kind_mismatch", f"source is a {src.kind} but target is a {tgt.kind}", str(tgt_path))
+        raise RowRejected("kind_mismatch", f"source is a {src.kind} but target is a {tgt.kind}", names["tgt"])
     if src.kind == "video":
-        for info, path in ((src, src_path), (tgt, tgt_path)):
+        for info, path, role in ((src, src_path, "src"), (tgt, tgt_path, "tgt")):
             if info.frames < min_frames:
                 raise RowRejected(
-                    "too_few_frames", f"{path.name} has {info.frames} frames, {min_frames} needed", str(path)
+                    "too_few_frames", f"{path.name} has {info.frames} frames, {min_frames} needed", names[role]
                 )
     if (src.width, src.height) != (tgt.width, tgt.height):
         raise RowRejected(
-            "size_mismatch", f"source is {src.width}x{src.height}, target is {tgt.width}x{tgt.height}", str(tgt_path)
+            "size_mismatch", f"source is {src.width}x{src.height}, target is {tgt.width}x{tgt.height}", names["tgt"]
         )
     if src.frames != tgt.frames:
-        raise RowRejected("frame_count_mismatch", f"source has {src.frames} frames, target {tgt.frames}", str(tgt_path))
+        raise RowRejected("frame_count_mismatch", f"source has {src.frames} frames, target {tgt.frames}", names["tgt"])
 
-    content_key = (prompt, src_sha, tgt_sha, ref_sha)
-    if content_key in seen_content:
-        raise RowRejected("duplicate_row", f"same prompt and file contents as row {seen_content[content_key]}")
-    seen_content[content_key] = row.row
+    earlier = seen_content.first((prompt, src_sha, tgt_sha, ref_sha), row.row)
+    if earlier is not None:
+        raise RowRejected("duplicate_row", f"same prompt and file contents as row {earlier}")
 
-    pair_id = sha256_bytes(f"{src_sha}:{tgt_sha}:{ref_sha}:{prompt}".encode())[:16]
-    record = {
-        "pair_id": pair_id,
+    return {
+        "pair_id": row.iid or sha256_bytes(f"{src_sha}:{tgt_sha}:{ref_sha}:{prompt}".encode())[:16],
         "row": row.row,
+        "iid": row.iid or "",
         "prompt": prompt,
         "media": src.kind,
-        "src_rel": row.src,
-        "tgt_rel": row.tgt,
-        "ref_rel": row.ref or "",
-        "src_path": str(src_path),
-        "tgt_path": str(tgt_path),
-        "ref_path": str(ref_path) if ref_path else "",
+        "src_rel": names["src"],
+        "tgt_rel": names["tgt"],
+        "ref_rel": names["ref"],
+        "ref_embedded": ref_path is None and bool(ref_sha),
         "src_sha256": src_sha,
         "tgt_sha256": tgt_sha,
         "ref_sha256": ref_sha,
         **src.to_dict("src_"),
         **tgt.to_dict("tgt_"),
-        "ref_width": ref.width if ref else 0,
-        "ref_height": ref.height if ref else 0,
+        "ref_width": int(ref_size[0]),
+        "ref_height": int(ref_size[1]),
+        # transient, not table columns: where to copy each file from (raw_table.RawTableWriter)
+        "_sources": {"src": src_path, "tgt": tgt_path, "ref": ref_path or row.ref_bytes},
+        "_ref_suffix": ref_suffix,
     }
-    return record
 
 
-__all__ = ["ValidationResult", "validate_manifest", "resolve_inside", "media_kind"]
+__all__ = ["ValidationResult", "iter_validated", "validate_manifest", "resolve_inside", "media_kind"]

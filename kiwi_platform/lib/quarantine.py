@@ -20,7 +20,7 @@ REASONS: dict[str, str] = {
     "missing_column": "a required manifest column is absent or empty",
     "empty_prompt": "the instruction prompt is empty or whitespace",
     "duplicate_row": "the row repeats an earlier row (same paths or same content)",
-    "path_escape": "a path points outside the manifest's folder",
+    "path_escape": "a relative path points outside the batch's base folder",
     "missing_file": "a referenced file does not exist",
     "empty_file": "a referenced file has zero bytes",
     "not_media": "a referenced file is not a decodable video or image",

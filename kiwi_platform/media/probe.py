@@ -166,3 +166,34 @@ def _first_frame_orientation(stream, packet, packets: int) -> Orientation | None
     if frames:
         return Orientation.of_frame(frames[0])
     return Orientation() if packets >= _FIRST_FRAME_PACKETS else None
+
+
+IMAGE_FORMAT_SUFFIX = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
+
+
+def probe_image_bytes(data: bytes | None, what: str = "the embedded reference") -> tuple[str, int, int]:
+    """(file suffix, displayed width, height) of an image held in memory (an embedded reference).
+
+    A null, empty or undecodable image, or one in a format we do not store, is `unreadable_image`.
+    """
+    import io
+
+    if not data:
+        raise RowRejected("unreadable_image", f"{what} image is {'null' if data is None else 'empty (0 bytes)'}")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            width, height, fmt = img.width, img.height, (img.format or "").lower()
+            exif_orientation = img.getexif().get(0x0112)
+    except UnidentifiedImageError:
+        raise RowRejected("unreadable_image", f"{what} image is not in a format Pillow can read") from None
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RowRejected("unreadable_image", f"{what} image cannot be decoded ({detail})") from None
+    if fmt not in IMAGE_FORMAT_SUFFIX:
+        raise RowRejected("unreadable_image", f"{what} image is {fmt or 'of an unknown format'}, not JPEG/PNG/WebP")
+    if exif_swaps_axes(exif_orientation):
+        width, height = height, width
+    return IMAGE_FORMAT_SUFFIX[fmt], width, height

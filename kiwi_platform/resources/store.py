@@ -3,8 +3,9 @@
 Assets pass paths and hashes, not pickled objects: the store names the folders, tables are
 parquet files written atomically, and each asset folder is versioned by DVC as one unit.
 
-The batch registry (`<data_dir>/registry/<batch>.json`) says which manifest a batch reads, with
-the manifest's sha256. Several `kiwi` processes may register and run batches at once, so:
+The batch registry (`<data_dir>/registry/<batch>.json`) says which manifest a batch reads (a CSV
+file, or a glob of parquet chunks such as `DIR/chunk_*.parquet`), with the manifest's sha256 and
+the base folder its relative media paths start from (None: the manifest's own folder). Several `kiwi` processes may register and run batches at once, so:
 registering is a read-compare-write under a registry lock, and a different manifest for a batch
 that is (being) ingested is refused unless replaced explicitly; each run of a batch holds that
 batch's run lock, and an entry is only ever changed while nobody runs the batch, so a run reads
@@ -14,10 +15,13 @@ the manifest it announced.
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import json
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +34,53 @@ from kiwi_platform.lib.locks import file_lock
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REGISTRY_LOCK_TIMEOUT_S = 120.0  # the registry lock is held for a read and a small write
 UNPARTITIONED = "_unpartitioned"  # run-lock name of the unpartitioned assets; never a batch name
+
+
+GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """A table already written (streamed in row groups) to a temporary parquet file.
+
+    `write_table` renames it into place instead of serialising a DataFrame, so an asset whose table
+    has millions of rows never holds them all in memory. `len()` is its row count.
+    """
+
+    path: Path
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def manifest_files(spec: str | os.PathLike) -> list[Path]:
+    """The files a manifest spec names: one file, or every match of a glob (sorted); may be empty."""
+    text = os.path.expanduser(str(spec))
+    if GLOB_CHARS & set(text):
+        return sorted(Path(p).resolve() for p in glob.glob(text) if not os.path.basename(p).startswith("."))
+    return [Path(text).resolve()]
+
+
+def manifest_digest(spec: str | os.PathLike) -> str:
+    """sha256 of a manifest: of the file itself, or for a glob of the sorted (name, sha256) lines of
+    its files, so renaming the folder keeps the digest and changing, adding or removing a chunk does not."""
+    files = manifest_files(spec)
+    if not GLOB_CHARS & set(str(spec)):
+        return sha256_file(files[0])
+    if not files:
+        raise KiwiUserError(f"manifest {spec} matches no file", code="manifest_missing")
+    lines = "".join(f"{p.name}\t{sha256_file(p)}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def normalize_spec(spec: str | os.PathLike) -> str:
+    """An absolute form of a manifest spec (a glob stays a glob, with an absolute folder)."""
+    text = os.path.expanduser(str(spec))
+    if GLOB_CHARS & set(text):
+        folder, pattern = os.path.split(text)
+        return os.path.join(str(Path(folder or ".").resolve()), pattern)
+    return str(Path(text).resolve())
 
 
 def check_batch_name(name: str) -> str:
@@ -62,8 +113,14 @@ class MediaStore(dg.ConfigurableResource):
     def table_path(self, batch: str, asset: str) -> Path:
         return self.asset_dir(batch, asset) / "table.parquet"
 
-    def write_table(self, batch: str, asset: str, df: pd.DataFrame, name: str = "table") -> tuple[Path, str]:
+    def write_table(
+        self, batch: str, asset: str, df: pd.DataFrame | StagedTable, name: str = "table"
+    ) -> tuple[Path, str]:
         path = self.asset_dir(batch, asset) / f"{name}.parquet"
+        if isinstance(df, StagedTable):  # written already, row group by row group: just move it in
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(df.path, path)
+            return path, sha256_file(path)
         with atomic_path(path) as tmp:
             df.to_parquet(tmp, index=False)
         return path, sha256_file(path)
@@ -108,25 +165,31 @@ class MediaStore(dg.ConfigurableResource):
             yield
 
     def registry_entry(self, batch: str) -> dict | None:
-        """The registered {batch, manifest, sha256}, or None. Entries written before sha256 was
-        recorded get it from the manifest file when that is still readable."""
+        """The registered {batch, manifest, sha256, base_path}, or None. Entries written before sha256
+        was recorded get it from the manifest file when that is still readable."""
         path = self.registry_path(batch)
         if not path.exists():
             return None
         entry = json.loads(path.read_text())
+        entry.setdefault("base_path", None)
         if not entry.get("sha256"):
-            manifest = Path(entry["manifest"])
-            entry["sha256"] = sha256_file(manifest) if manifest.is_file() else None
+            try:
+                entry["sha256"] = manifest_digest(entry["manifest"])
+            except (OSError, KiwiUserError):
+                entry["sha256"] = None
         return entry
 
-    def register_batch(self, batch: str, manifest: Path, *, replace: bool = False) -> dict:
-        """Record that `batch` reads `manifest`; idempotent for the same manifest content.
+    def register_batch(
+        self, batch: str, manifest: Path | str, *, replace: bool = False, base_path: Path | str | None = None
+    ) -> dict:
+        """Record that `batch` reads `manifest` (a file or a glob of chunks) with relative media paths
+        under `base_path` (None: the manifest's folder); idempotent for the same manifest content.
 
         A different manifest (by sha256) for a registered batch is refused with a one-line
         KiwiUserError unless `replace`. Changing an existing entry (replacing it, or the same
-        content at a new path) waits until no run of the batch is in flight.
+        content at a new path or base) waits until no run of the batch is in flight.
         """
-        new = self._entry_for(batch, manifest)
+        new = self._entry_for(batch, manifest, base_path)
         with self._registry_lock():
             current = self.registry_entry(batch)
             if current is None:  # first registration: no run of this batch can be in flight
@@ -140,22 +203,25 @@ class MediaStore(dg.ConfigurableResource):
                 write_text_atomic(self.registry_path(batch), json.dumps(new, indent=2))
         return new
 
-    def check_registration(self, batch: str, manifest: Path, *, replace: bool = False) -> None:
+    def check_registration(
+        self, batch: str, manifest: Path | str, *, replace: bool = False, base_path: Path | str | None = None
+    ) -> None:
         """Refuse a conflicting manifest early, before slow work (reads only; `register_batch` decides)."""
         current = self.registry_entry(batch)
         if current is not None:
-            self._settled(current, self._entry_for(batch, manifest), replace)
+            self._settled(current, self._entry_for(batch, manifest, base_path), replace)
 
     @staticmethod
-    def _entry_for(batch: str, manifest: Path) -> dict:
-        path = Path(manifest).resolve()
-        return {"batch": check_batch_name(batch), "manifest": str(path), "sha256": sha256_file(path)}
+    def _entry_for(batch: str, manifest: Path | str, base_path: Path | str | None = None) -> dict:
+        spec = normalize_spec(manifest)
+        base = str(Path(os.path.expanduser(str(base_path))).resolve()) if base_path else None
+        return {"batch": check_batch_name(batch), "manifest": spec, "sha256": manifest_digest(spec), "base_path": base}
 
     @staticmethod
     def _settled(current: dict, new: dict, replace: bool) -> bool:
         """True when `current` already is `new`; raises on a different manifest unless `replace`."""
         if current.get("sha256") == new["sha256"]:
-            return current["manifest"] == new["manifest"]
+            return current["manifest"] == new["manifest"] and current.get("base_path") == new.get("base_path")
         if current["manifest"] == new["manifest"] and current.get("sha256") is None:
             return False  # an old entry whose file is gone: same path, record the hash now
         if replace:
@@ -169,14 +235,16 @@ class MediaStore(dg.ConfigurableResource):
         )
 
     @contextlib.contextmanager
-    def claim_batch(self, batch: str, manifest: Path, *, replace: bool = False) -> Iterator[dict]:
+    def claim_batch(
+        self, batch: str, manifest: Path | str, *, replace: bool = False, base_path: Path | str | None = None
+    ) -> Iterator[dict]:
         """Register `manifest` as `batch` and hold the batch's run lock until the block ends.
 
         A conflicting manifest is refused at once, before any waiting. If another process replaced
         the entry while this one waited for the run lock, this one is refused too: the block only
         ever runs on the manifest it registered. Yields the registry entry in force.
         """
-        new = self.register_batch(batch, manifest, replace=replace)
+        new = self.register_batch(batch, manifest, replace=replace, base_path=base_path)
         with self.run_lock(batch):
             current = self.registry_entry(batch)
             if current is None or current.get("sha256") != new["sha256"]:
@@ -188,11 +256,20 @@ class MediaStore(dg.ConfigurableResource):
                 )
             yield current
 
+    def batch_source(self, batch: str) -> dict:
+        """The registry entry a run of `batch` reads; one line saying what to provide when there is none."""
+        entry = self.registry_entry(batch)
+        if entry is None:
+            raise KiwiUserError(
+                f"batch {batch!r} has no manifest: set raw_edit_pairs' run config `manifest` (a CSV, or a glob of "
+                f"parquet chunks) and optionally `base_path` in the Launchpad, or run "
+                f"`kiwi ingest MANIFEST --batch {batch} [--base-path DIR]`",
+                code="batch_unregistered",
+            )
+        return entry
+
     def batch_manifest(self, batch: str) -> Path:
-        path = self.registry_path(batch)
-        if not path.exists():
-            raise KiwiUserError(f"batch {batch!r} is not registered; run `kiwi ingest MANIFEST.csv --batch {batch}`")
-        return Path(json.loads(path.read_text())["manifest"])
+        return Path(self.batch_source(batch)["manifest"])
 
     def batches(self) -> list[str]:
         """Registered batch names; an entry being written (a hidden temp file) is not one yet."""

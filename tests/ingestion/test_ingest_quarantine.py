@@ -81,10 +81,25 @@ def test_bad_row_is_quarantined_with_its_reason(
         assert Path(record.path).name == culprit, record.path
 
 
-def test_absolute_path_is_path_escape(kit: Kit, write_manifest: Callable[..., Path]) -> None:
-    """An absolute path is refused even though the file is a valid clip, and the record names it."""
+def test_absolute_path_is_taken_as_written(kit: Kit, write_manifest: Callable[..., Path]) -> None:
+    """An absolute path names the file its author meant, even outside the manifest folder: the row is
+    accepted and the table records the path as written (it is outside the base, so not relative)."""
     result = run(write_manifest([("p", str(kit.outside), "a_tgt.mp4", "")]))
-    assert [(q.reason, q.path) for q in result.quarantined] == [("path_escape", str(kit.outside))]
+    assert result.quarantined == [] and len(result.accepted) == 1
+    assert (result.accepted[0]["src_rel"], result.accepted[0]["tgt_rel"]) == (str(kit.outside), "a_tgt.mp4")
+
+
+def test_absolute_path_inside_the_base_is_stored_relative(kit: Kit, write_manifest: Callable[..., Path]) -> None:
+    """An absolute path that lies under the base folder is recorded relative to it, like a relative path."""
+    result = run(write_manifest([("p", str(kit.root / "a.mp4"), "./a_tgt.mp4", "")]))
+    assert [(r["src_rel"], r["tgt_rel"]) for r in result.accepted] == [("a.mp4", "a_tgt.mp4")]
+
+
+def test_tilde_path_is_path_escape_with_a_hint(kit: Kit, write_manifest: Callable[..., Path]) -> None:
+    """`~` is not expanded (upstream does not either): the row is path_escape and the message says what to write."""
+    result = run(write_manifest([("p", "~/a.mp4", "a_tgt.mp4", "")]))
+    assert [(q.reason, q.path) for q in result.quarantined] == [("path_escape", "~/a.mp4")]
+    assert "absolute path" in result.quarantined[0].message
     assert_sentence(result.quarantined[0].message)
 
 
@@ -137,7 +152,7 @@ def test_good_rows_are_accepted_with_probed_facts(kit: Kit, write_manifest: Call
     assert result.quarantined == []
     video, ref, image = result.accepted
     assert (video["media"], video["src_width"], video["src_height"], video["src_frames"]) == ("video", 96, 64, 24)
-    assert (ref["ref_width"], ref["ref_height"], Path(ref["ref_path"]).name) == (64, 64, "ref.jpg")
+    assert (ref["ref_width"], ref["ref_height"], ref["ref_rel"]) == (64, 64, "ref.jpg")
     assert (image["media"], image["tgt_frames"]) == ("image", 1)
     import hashlib
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -128,3 +129,107 @@ def test_dvc_yaml_is_installed_and_dvc_status_works(platform):
         text=True,
     )
     assert project.stdout.strip() == ""
+
+
+def test_new_batch_from_run_config_alone(platform, small_synth):
+    """The UI flow: a partition added by hand plus `raw_edit_pairs.config.manifest` in the Launchpad
+    ingests a batch nobody registered before; the run config registers it like `kiwi ingest` does."""
+    defs, resources, instance = platform
+    instance.add_dynamic_partitions("batch", ["ui-new-batch"])
+    config = {"ops": {**SMALL_RUN_CONFIG["ops"]}}
+    config["ops"]["raw_edit_pairs"] = {"config": {"min_frames": 9, "manifest": str(small_synth), "base_path": None}}
+    [outcome] = materialize("group:ingestion", ["ui-new-batch"], defs=defs, run_config=config)
+    assert outcome.ok, outcome.errors
+    entry = resources["store"].registry_entry("ui-new-batch")
+    assert entry["manifest"] == str(small_synth.resolve()) and entry["sha256"] == sha256_file(small_synth)
+    assert _metadata(instance, "raw_edit_pairs", "ui-new-batch")["accepted"] == 6
+
+
+def test_partition_without_manifest_fails_in_one_line(platform):
+    """A partition added in the UI with no manifest registered or configured fails with one line that
+    says what to provide (the run config field or `kiwi ingest`), not a stack trace."""
+    defs, resources, instance = platform
+    instance.add_dynamic_partitions("batch", ["empty-batch"])
+    [outcome] = materialize("group:ingestion", ["empty-batch"], defs=defs)
+    assert not outcome.ok and outcome.materialized == []
+    [error] = [e for e in outcome.errors if e.startswith("raw_edit_pairs")]
+    assert "has no manifest" in error and "manifest" in error and "kiwi ingest" in error
+    assert "\n" not in error and "Traceback" not in error
+
+
+def test_released_parquet_chunks_through_the_cli(kiwi_home, demo_dir, tmp_path):
+    """`kiwi ingest 'DIR/chunk_*.parquet' --batch rv --base-path VIDEO_ROOT` on chunks in the released
+    layout exits 0, prints the quarantine by reason (null / undecodable reference, repeated iid), and
+    the rows add up (5 in = 2 accepted + 3 quarantined), checked by raw_rows_accounted."""
+    from tests.ingestion.refvie_parquet import refvie_rows, write_chunks
+    from tests.integration.test_cli import kiwi
+
+    write_chunks(tmp_path / "refvie", refvie_rows(demo_dir))
+    proc = kiwi(
+        "ingest", str(tmp_path / "refvie" / "chunk_*.parquet"), "--batch", "rv", "--base-path", str(demo_dir),
+        "--select", "raw_edit_pairs", home=kiwi_home,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "check raw_edit_pairs:raw_rows_accounted pass" in proc.stdout
+    assert "2 accepted, 3 quarantined" in proc.stdout and "unreadable_image" in proc.stdout
+    listed = kiwi("quarantine", "--batch", "rv", "--json", home=kiwi_home)
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["row"], r["reason"]) for r in rows] == [
+        (2, "unreadable_image"),
+        (3, "unreadable_image"),
+        (5, "duplicate_row"),
+    ]
+
+
+def test_inbox_sensor_registers_and_requests_ingestion(platform, small_synth, tmp_path):
+    """The inbox sensor (stopped by default) turns a settled manifest in $KIWI_HOME/inbox into a batch
+    partition and one run request carrying the manifest in run config; running that request ingests it,
+    and the next evaluation requests nothing."""
+    import os
+    import time
+
+    from kiwi_platform.inbox_sensor import ingest_from_inbox
+    from kiwi_platform.settings import KiwiSettings
+
+    defs, resources, instance = platform
+    assert ingest_from_inbox.default_status == dg.DefaultSensorStatus.STOPPED
+    inbox = KiwiSettings.from_env().home / "inbox"
+    inbox.mkdir(parents=True)
+    dropped = inbox / "synth drop.csv"
+    dropped.write_text(
+        "".join(
+            line if i == 0 else _absolute_row(line, small_synth.parent)
+            for i, line in enumerate(small_synth.read_text().splitlines(keepends=True))
+        )
+    )
+    os.utime(dropped, (time.time() - 60, time.time() - 60))
+    context = dg.build_sensor_context(instance=instance, resources={"store": resources["store"]})
+    result = ingest_from_inbox(context)
+    [request] = result.run_requests
+    assert request.partition_key == "synth-drop"
+    assert result.dynamic_partitions_requests[0].partition_keys == ["synth-drop"]
+    instance.add_dynamic_partitions("batch", ["synth-drop"])
+    config = {"ops": {**SMALL_RUN_CONFIG["ops"]}}
+    config["ops"]["raw_edit_pairs"] = {
+        "config": {**request.run_config["ops"]["raw_edit_pairs"]["config"], "min_frames": 9}
+    }
+    [outcome] = materialize("group:ingestion", ["synth-drop"], defs=defs, run_config=config)
+    assert outcome.ok, outcome.errors
+    assert _metadata(instance, "raw_edit_pairs", "synth-drop")["accepted"] == 6
+    again = ingest_from_inbox(
+        dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"store": resources["store"]})
+    )
+    assert isinstance(again, dg.SkipReason)
+
+
+def _absolute_row(line: str, folder: Path) -> str:
+    """A synth manifest row with its media paths made absolute (the inbox holds only the CSV)."""
+    import csv
+    import io
+
+    cells = next(csv.reader([line]))
+    header = ["prompt", "src_video", "tgt_video", "ref_image"]
+    out = [c if not c or header[i] == "prompt" else str(folder / c) for i, c in enumerate(cells)]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(out)
+    return buf.getvalue()

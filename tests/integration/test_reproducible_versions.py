@@ -68,3 +68,27 @@ def test_same_batch_in_two_fresh_homes_gives_identical_versions(
         for key in HASHED_METADATA:
             assert second[asset][key] == first[asset][key], f"{asset} {key} differs between homes"
     assert second["clip_sha256"] == first["clip_sha256"]
+
+
+def test_same_data_from_two_locations_gives_identical_versions(
+    kiwi_home: Path, small_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same batch copied to two different folders (a moved dataset, a moved KIWI_HOME) and ingested
+    from each gives the same table_sha256 and dvc_md5, including a quarantined row naming a missing
+    file: tables hold paths relative to the batch's base, not where this machine keeps the files."""
+    import shutil
+
+    copies = []
+    for name in ("first/place", "elsewhere/entirely/other"):
+        folder = tmp_path / name
+        shutil.copytree(small_synth.parent, folder)
+        manifest = folder / "manifest.csv"
+        manifest.write_text(manifest.read_text() + "a pair whose files are gone,src/gone.mp4,tgt/gone.mp4\n")
+        copies.append(manifest)
+    first = ingest_in_fresh_home(kiwi_home, copies[0], monkeypatch)
+    second = ingest_in_fresh_home(tmp_path / "second-home", copies[1], monkeypatch)
+    assert first["raw_edit_pairs"]["quarantined"] == 1 and first["raw_edit_pairs"]["accepted"] == 6
+    for asset in ASSETS:
+        for key in HASHED_METADATA:
+            assert second[asset][key] == first[asset][key], f"{asset} {key} differs between locations"
+        assert second[asset]["files"] == first[asset]["files"], f"{asset}: files differ between locations"

@@ -1,0 +1,54 @@
+"""Where a batch's files came from on this machine, kept out of the versioned data (issue 16.9).
+
+The `raw_edit_pairs` table names media relative to the batch's base folder, so the same data
+ingested from a moved copy (another KIWI_HOME, a dataset mounted elsewhere) has the same table
+bytes and DVC md5. The absolute origin is still worth knowing (lineage, `--verify` of the
+user's originals): it goes to `batches/<batch>/raw_edit_pairs.origin.json`, beside the
+DVC-tracked folder and not inside it, and to the asset's Dagster metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from kiwi_platform.lib.files import write_text_atomic
+
+ORIGIN_FILE = "raw_edit_pairs.origin.json"
+ROLES = ("src", "tgt", "ref")
+
+
+def write_origin(batch_dir: Path, *, kind: str, manifest: str, base_path: Path, files: list[str]) -> Path:
+    """Record the absolute manifest, its files and the base folder of the batch's latest ingestion."""
+    entry = {"format": kind, "manifest": manifest, "manifest_files": files, "base_path": str(base_path)}
+    return write_text_atomic(batch_dir / ORIGIN_FILE, json.dumps(entry, indent=2) + "\n")
+
+
+def read_origin(batch_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(batch_dir) / ORIGIN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def with_source_paths(raw: pd.DataFrame, batch_dir: Path) -> pd.DataFrame:
+    """`raw` plus `src_path`, `tgt_path`, `ref_path`: each file's absolute origin on this machine
+    ("" for an embedded reference, or when the batch's origin is unknown and the path relative)."""
+    origin = read_origin(batch_dir) or {}
+    base = origin.get("base_path")
+    out = raw.copy()
+    for role in ROLES:
+        column = out[f"{role}_rel"] if f"{role}_rel" in out else pd.Series([""] * len(out), index=out.index)
+        out[f"{role}_path"] = [_absolute(base, rel) for rel in column.fillna("")]
+    return out
+
+
+def _absolute(base: str | None, rel: str) -> str:
+    if not rel:
+        return ""
+    if os.path.isabs(rel):
+        return rel
+    return os.path.normpath(os.path.join(base, rel)) if base else ""
