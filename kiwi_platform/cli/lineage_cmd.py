@@ -69,6 +69,17 @@ def render_tree(result, max_files: int | None = None) -> Tree:
             node.add(f"{f.role}: {f.path} sha256 {f.sha256[:16]} {STATUS_STYLE[f.status]}")
         if len(shown) < len(b.files):
             node.add(f"... {len(b.files) - len(shown)} more files (kiwi lineage shows all)")
+        for st in b.generated_by:
+            made = node.add(f"made by DVC stage {st.stage} (dvc.lock): {st.out} md5 {st.out_md5}")
+            made.add(f"cmd: {st.cmd}")
+            if st.params:
+                made.add("params: " + ", ".join(f"{k}={v}" for k, v in sorted(st.params.items())))
+            inputs = st.inputs if max_files is None else st.inputs[:max_files]
+            for f in inputs:
+                digest = f"sha256 {f.sha256[:16]}" if f.sha256 else f"md5 {f.md5}"
+                made.add(f"{f.role}: {f.path} {digest} {STATUS_STYLE[f.status]}")
+            if len(inputs) < len(st.inputs):
+                made.add(f"... {len(st.inputs) - len(inputs)} more inputs (kiwi lineage shows all)")
     return root
 
 

@@ -5,12 +5,23 @@ the instance and keeps its `gpu` pool slot: the next training run would wait for
 run queue counts it against `max_concurrent_runs`. Every CLI run therefore records its owner
 (host, pid and the process's start time, so a recycled pid is not mistaken for it), and each
 `kiwi` command that launches runs first fails the runs whose owner is gone and frees their slots.
+
+Runs launched from the UI, a schedule or a sensor execute in a run worker process that the code
+server starts (Dagster's DefaultRunLauncher). That launcher cannot tell whether its worker still
+lives, so Dagster's run monitoring (`run_monitoring:` in dagster.yaml, run by `dagster-daemon`)
+would never fail a killed one. `KiwiRunLauncher` is the same launcher plus that check: the worker
+is the pid it logged when it started ("Started process for run (pid: N)"), alive only if a
+process with that pid started before that event; a CLI run's worker is its owner (tags above).
+The monitoring daemon then marks a dead worker's run failed, frees its pool slots
+(`free_slots_after_run_end_seconds`) and the queue starts the next run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +45,20 @@ def _process_start(pid: int) -> str | None:
             return "unknown"
         return None
     return stat.rsplit(")", 1)[1].split()[19]  # field 22 counted after the parenthesised command name
+
+
+def _process_started_at(pid: int) -> float | None:
+    """Epoch seconds at which `pid` started, None when it is gone (or a zombie: dead, not yet reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
+            return None
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+    except (OSError, IndexError, StopIteration, ValueError):
+        return None if Path("/proc/self/stat").exists() else time.time()  # no procfs: cannot tell, assume alive
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def owner_tags() -> dict[str, str]:
@@ -69,3 +94,51 @@ def pool_waits(instance: dg.DagsterInstance, pools: set[str]) -> list[str]:
             holders = ", ".join(sorted({f"{s.run_id[:8]} ({s.step_key})" for s in info.claimed_slots}))
             lines.append(f"waiting for a slot of pool `{pool}` ({limit} slot(s), held by run {holders})")
     return lines
+
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", socket.gethostname()}
+_WORKER_STARTED = ("Started process for run", "Started process for resuming job")
+
+
+class KiwiRunLauncher(dg.DefaultRunLauncher):
+    """Dagster's default launcher with a run worker health check, for run monitoring (see above)."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: dg.DagsterRun):
+        from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+
+        if PID_TAG in run.tags:  # a CLI run: its worker is the kiwi process that owns it
+            if run.tags.get(HOST_TAG) != socket.gethostname() or _owner_alive(run.tags):
+                return CheckRunHealthResult(WorkerStatus.RUNNING, "owner process alive or on another host")
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED, f"the kiwi process running it (pid {run.tags[PID_TAG]}) is gone"
+            )
+        worker = self._worker(run)
+        if worker is None:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker not local or not started yet")
+        pid, logged_at = worker
+        started_at = _process_started_at(pid)
+        if started_at is not None and started_at <= logged_at + 1.0:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, f"run worker pid {pid} alive")
+        return CheckRunHealthResult(WorkerStatus.FAILED, f"its run worker (pid {pid}) is gone")
+
+    def _worker(self, run: dg.DagsterRun) -> tuple[int, float] | None:
+        """(pid, when it logged its start) of the run's latest worker on this host, or None."""
+        from dagster._core.storage.tags import GRPC_INFO_TAG
+
+        try:
+            host = json.loads(run.tags.get(GRPC_INFO_TAG, "{}")).get("host", "")
+        except ValueError:
+            host = ""
+        if host not in _LOCAL_HOSTS:
+            return None  # a code server elsewhere: its pids mean nothing here
+        events = self._instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        for event in reversed(events):
+            if event.message and event.message.startswith(_WORKER_STARTED):
+                pid = event.dagster_event.engine_event_data.metadata.get("pid") if event.dagster_event else None
+                if pid is not None:
+                    return int(pid.value), event.timestamp
+        return None

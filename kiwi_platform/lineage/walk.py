@@ -1,5 +1,6 @@
 """Walk a model's lineage: model version/alias -> MLflow run -> stage checkpoints -> training
-manifest (DVC md5, lakeFS commit) -> quadruplet batches -> raw manifest files with sha256.
+manifest (DVC md5, lakeFS commit) -> quadruplet batches -> raw manifest files with sha256 ->
+for generated batches, the DVC stages that made them and their input files (dvc.lock deps).
 
 The chain is built only from what the platform recorded (MLflow tags, DVC pointer files, the
 batch tables), so `verify=True` can re-hash every reachable file and name any mismatch.
@@ -15,18 +16,13 @@ import pandas as pd
 import yaml
 
 from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.ingestion.origins import with_source_paths
 from kiwi_platform.lib import mlflow_tags
 from kiwi_platform.lib.checkpoint_manifest import MANIFEST_NAME as CHECKPOINT_MANIFEST
-from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lineage.dvc_stages import StageInputs, generating_stages
+from kiwi_platform.lineage.refs import FileRef
+from kiwi_platform.lineage.refs import verify as verify_ref
 from kiwi_platform.resources.tracking import MlflowTracking
-
-
-@dataclass
-class FileRef:
-    path: str
-    sha256: str
-    role: str
-    status: str = "unchecked"  # unchecked | ok | mismatch | missing
 
 
 @dataclass
@@ -38,6 +34,7 @@ class BatchLineage:
     manifest_sha256: str
     samples_used: int
     files: list[FileRef] = field(default_factory=list)
+    generated_by: list[StageInputs] = field(default_factory=list)  # DVC stages that made its raw files
 
 
 @dataclass
@@ -71,7 +68,8 @@ class Lineage:
 
     def files(self) -> list[FileRef]:
         checkpoints = [f for s in self.stages for f in s.checkpoint_files]
-        return [s.manifest for s in self.stages] + checkpoints + [f for b in self.batches for f in b.files]
+        derived = [f for b in self.batches for st in b.generated_by for f in st.inputs]
+        return [s.manifest for s in self.stages] + checkpoints + [f for b in self.batches for f in b.files] + derived
 
     @property
     def mismatches(self) -> list[FileRef]:
@@ -157,7 +155,7 @@ def build_lineage(tracking: MlflowTracking, ref: str, verify: bool = False) -> L
     )
     if verify:
         for ref_ in lineage.files():
-            _verify(ref_)
+            verify_ref(ref_)
     return lineage
 
 
@@ -175,6 +173,8 @@ def _batches(stages: list[StageLineage], root: Path) -> list[BatchLineage]:
     for batch, pairs in sorted(used.items()):
         bdir = root / "batches" / batch
         raw = pd.read_parquet(bdir / "raw_edit_pairs" / "table.parquet")
+        if "src_path" not in raw:  # the table names files relative to the batch's base; origins has the base
+            raw = with_source_paths(raw, bdir)
         raw = raw[raw["pair_id"].isin(pairs)]
         files: list[FileRef] = []
         seen: set[str] = set()
@@ -200,6 +200,7 @@ def _batches(stages: list[StageLineage], root: Path) -> list[BatchLineage]:
                 manifest_sha,
                 len(pairs),
                 files,
+                generating_stages(root, [f.path for f in files if f.role.startswith("raw ")]),
             )
         )
     return out
@@ -229,13 +230,3 @@ def _dvc_md5(pointer: Path) -> str:
         return yaml.safe_load(pointer.read_text())["outs"][0]["md5"]
     except (OSError, KeyError, TypeError, IndexError, yaml.YAMLError):
         return ""
-
-
-def _verify(ref: FileRef) -> None:
-    path = Path(ref.path)
-    if not path.exists():
-        ref.status = "missing"
-    elif not ref.sha256:
-        ref.status = "unchecked"
-    else:
-        ref.status = "ok" if sha256_file(path) == ref.sha256 else "mismatch"

@@ -5,13 +5,17 @@ so DVC's metadata and history never dirty the project checkout. It is created on
 a local-directory remote (`KIWI_DVC_REMOTE`, default `.kiwi/dvc-remote`); point that at s3://...
 or gs://... for a team. The project's top-level `dvc.yaml` is installed into the data repo, so
 `dvc status` / `dvc repro` there reproduce the declared datasets.
+
+A stage is installed only once this repo has a reason to know it: it was reproduced here
+(`repro`, or it is in `dvc.lock`), or the platform declared it with its real inputs
+(`declare_stage`, e.g. the synthetic demo set with the demo clips it reads). A fresh home
+therefore reports no `deleted` outputs for datasets it never made.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,11 +25,20 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from kiwi_platform.lib.files import write_text_atomic
 from kiwi_platform.lib.locks import file_lock
 from kiwi_platform.settings import PROJECT_ROOT
 
 # (repo, remote url) -> the .dvc/config this process left after configuring the remote
 _remote_ready: dict[tuple[str, str], bytes] = {}
+#: machine-local files in the data repo (absolute paths): never committed
+_LOCAL_ONLY = (
+    "# machine-local: batch registry and ingestion origins (absolute paths)",
+    "/registry/",
+    "/batches/*/*.origin.json",
+)
+#: `meta` key marking a stage the platform declared in code (kept across dvc.yaml updates)
+DECLARED_BY = "kiwi_declared_by"
 
 
 class DvcError(RuntimeError):
@@ -108,14 +121,13 @@ class DvcRepo(dg.ConfigurableResource):
         self._ensure_remote()
         self._install_dvc_yaml()
         ignore = root / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# machine-local batch registry (absolute manifest paths)\n/registry/\n")
-        setup_files = [
-            f for f in (".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", ".gitignore") if (root / f).exists()
-        ]
-        if self.git("status", "--porcelain", "--", *setup_files).stdout.strip():
-            self.git("add", "--", *setup_files)
-            self.git("commit", "-q", "-m", "kiwi: set up data repository", "--", *setup_files)
+        text = ignore.read_text() if ignore.exists() else ""
+        missing = [line for line in _LOCAL_ONLY if line not in text.splitlines()]
+        if missing:
+            write_text_atomic(ignore, text + "".join(line + "\n" for line in missing))
+        self._commit_setup(
+            "kiwi: set up data repository", ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", ".gitignore"
+        )
 
     def _ensure_remote(self) -> None:
         """Point the `local` default remote at `remote_url`: two dvc calls, skipped while the config is
@@ -132,12 +144,62 @@ class DvcRepo(dg.ConfigurableResource):
             self.dvc("remote", "add", "-d", "local", self.remote_url)
         _remote_ready[key] = config.read_bytes()
 
-    def _install_dvc_yaml(self) -> None:
-        """Copy the project's dvc.yaml (the declared datasets) into the data repo when it changed."""
-        template = PROJECT_ROOT / "dvc.yaml"
-        target = self.root_path / "dvc.yaml"
-        if template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
-            shutil.copyfile(template, target)
+    def _install_dvc_yaml(self, activate: str | None = None, declare: dict[str, dict] | None = None) -> None:
+        """Write the data repo's dvc.yaml: the project's dvc.yaml (top-level keys, comments) with only
+        the stages this repo knows (see the module docstring); `activate` adds a template stage,
+        `declare` adds or replaces stages defined in code."""
+        template_path, target = PROJECT_ROOT / "dvc.yaml", self.root_path / "dvc.yaml"
+        text = template_path.read_text() if template_path.exists() else ""
+        template = yaml.safe_load(text) or {}
+        installed = (yaml.safe_load(target.read_text()) or {}) if target.exists() else {}
+        stages = {n: st for n, st in (installed.get("stages") or {}).items() if DECLARED_BY in (st.get("meta") or {})}
+        for name, stage in (declare or {}).items():
+            stages[name] = {**stage, "meta": {**(stage.get("meta") or {}), DECLARED_BY: name}}
+        reproduced = self._locked_stages()
+        for name, stage in (template.get("stages") or {}).items():
+            if name not in stages and (name in reproduced or name == activate):
+                stages[name] = stage
+        document = {k: v for k, v in template.items() if k != "stages"}
+        if stages:
+            document = {"stages": stages, **document}
+        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+        header += f"# Installed from {template_path} plus the stages this data repo made or declared.\n"
+        rendered = header + (yaml.safe_dump(document, sort_keys=False, width=1000) if document else "")
+        if not target.exists() or target.read_text() != rendered:
+            write_text_atomic(target, rendered)
+
+    def _locked_stages(self) -> set[str]:
+        lock = self.root_path / "dvc.lock"
+        try:
+            return set((yaml.safe_load(lock.read_text()) or {}).get("stages") or {})
+        except (OSError, yaml.YAMLError, AttributeError):
+            return set()
+
+    def declare_stage(self, name: str, stage: dict, params: dict | None = None) -> None:
+        """Install (or update) a stage defined in code, with its parameters under `name` in params.yaml.
+
+        Used for stages whose inputs are machine-local paths (the demo clips, the generator's code),
+        which the project's dvc.yaml cannot name. Committed in the data repo with the setup files.
+        """
+        with self.locked():
+            self._ensure_unlocked()
+            self._install_dvc_yaml(declare={name: stage})
+            if params is not None:
+                self._set_params(name, params)
+            self._commit_setup(f"kiwi: declare stage {name}", "dvc.yaml", "params.yaml")
+
+    def _set_params(self, key: str, values: dict) -> None:
+        path = self.root_path / "params.yaml"
+        current = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+        if current.get(key) != values:
+            current[key] = values
+            write_text_atomic(path, yaml.safe_dump(current, sort_keys=True, width=1000))
+
+    def _commit_setup(self, message: str, *files: str) -> None:
+        present = [f for f in files if (self.root_path / f).exists()]
+        if present and self.git("status", "--porcelain", "--", *present).stdout.strip():
+            self.git("add", "--", *present)
+            self.git("commit", "-q", "-m", message, "--", *present)
 
     # -- versioning -------------------------------------------------------------------------
     def track(self, path: Path, message: str) -> TrackedOutput:
@@ -162,7 +224,7 @@ class DvcRepo(dg.ConfigurableResource):
         changed = []
         for line in self.git("status", "--porcelain", "-uall").stdout.splitlines():
             path = line[3:].strip().strip('"')
-            if path.endswith((".dvc", ".gitignore", "dvc.lock", "dvc.yaml")):
+            if path.endswith((".dvc", ".gitignore", "dvc.lock", "dvc.yaml", "params.yaml")):
                 changed.append(path)
         if changed:
             self.git("add", "--", *changed)
@@ -176,6 +238,7 @@ class DvcRepo(dg.ConfigurableResource):
         """`dvc repro STAGE` from the data repo's dvc.yaml, commit dvc.lock, push the outputs."""
         with self.locked():
             self._ensure_unlocked()
+            self._install_dvc_yaml(activate=stage)  # a template stage asked for by name becomes known here
             self.dvc("repro", stage)
             self._commit_metadata(message)
             if self.push:

@@ -7,6 +7,7 @@ Layout under out_dir (paths in manifest and sidecar are relative to out_dir):
     tgt/<pair>.mp4|png        target, same size and frame count
     gt/<pair>/masks/NNNN.png  binary 0/255 mask of the edited region, one per frame
     gt/<pair>/reference.png   the true reference image
+    sources.json              sha256 of every demo file the generator could read (lineage)
 The manifest and sidecar are written last, so an interrupted run never lists unfinished pairs.
 """
 
@@ -24,10 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.synth.clips import DemoLibrary, default_demo_dir
 from kiwi_platform.synth.edits import BUILDERS, EDIT_TYPES, Edit
 from kiwi_platform.synth.media import write_mask, write_mp4, write_png, write_text
 
+#: Written beside the manifest: the sha256 of the demo files the set was made from.
+SOURCES_NAME = "sources.json"
 MASK_MEANING = {
     "local_add": "pixels of the added object",
     "local_replace": "union of the old and the new object's pixels",
@@ -49,6 +53,16 @@ class SynthSummary:
     edit_counts: dict[str, int] = field(default_factory=dict)
     media_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def _sources_json(library: DemoLibrary) -> str:
+    """sha256 and size of every demo file the generator could read, by path inside the demo folder
+    (relative, so the same demo gives the same bytes on every machine): lineage's link to the clips."""
+    files = {
+        path.relative_to(library.demo_dir).as_posix(): {"sha256": sha256_file(path), "size": path.stat().st_size}
+        for path in sorted([*library.videos, *library.stills])
+    }
+    return json.dumps({"demo_dir_files": files}, indent=1, sort_keys=True) + "\n"
 
 
 def _validate(n: int, frames: int, height: int, width: int, image_share: float) -> None:
@@ -153,6 +167,7 @@ def generate(
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["prompt", "src_video", "tgt_video"] + (["ref_image"] if with_ref else []))
     writer.writerows(rows)
+    write_text(out_dir / SOURCES_NAME, _sources_json(library))
     write_text(out_dir / "ground_truth.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     write_text(out_dir / "manifest.csv", buf.getvalue())
     return SynthSummary(

@@ -65,6 +65,10 @@ def test_lineage_json_walks_champion_down_to_raw_files(graph):
         used |= set(pd.read_parquet(store.root_path / f"training/manifests/stage{s}.parquet")["pair_id"])
     assert batch["samples_used"] == len(used)
     raw = store.read_table(BATCH, "raw_edit_pairs")
+    if "src_path" not in raw:  # the table names files relative to the batch's base folder
+        from kiwi_platform.ingestion.origins import with_source_paths
+
+        raw = with_source_paths(raw, store.batch_dir(BATCH))
     raw = raw[raw["pair_id"].isin(used)]
     listed = {f["path"]: f for f in batch["files"]}
     for rec in raw.to_dict("records"):

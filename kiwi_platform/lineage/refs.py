@@ -1,0 +1,39 @@
+"""A file in a model's lineage, the hash recorded for it, and re-hashing it for `--verify`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiwi_platform.lib.files import sha256_file
+
+
+@dataclass
+class FileRef:
+    path: str
+    sha256: str
+    role: str
+    status: str = "unchecked"  # unchecked | ok | mismatch | missing
+    md5: str = ""  # DVC's md5 where no sha256 was recorded (a stage dependency)
+
+
+def verify(ref: FileRef) -> None:
+    """Re-hash `ref` (sha256 when recorded, else DVC's md5) and set its status."""
+    path = Path(ref.path)
+    if not path.exists():
+        ref.status = "missing"
+    elif ref.sha256:
+        ref.status = "ok" if sha256_file(path) == ref.sha256 else "mismatch"
+    elif ref.md5 and path.is_file():
+        ref.status = "ok" if _md5_file(path) == ref.md5 else "mismatch"
+    else:
+        ref.status = "unchecked"
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
