@@ -7,9 +7,23 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 export KIWI_HOME ?= $(CURDIR)/.kiwi
 export DAGSTER_HOME ?= $(KIWI_HOME)/dagster
 
-.PHONY: setup demo lint test test-fast bench ui clean
+.PHONY: setup browser demo lint test test-fast bench ui clean
 
-setup: $(VENV)/.kiwi-installed
+setup: $(VENV)/.kiwi-installed browser
+
+# The browser test (tests/ui) drives Debian's chromium with Playwright; Playwright never downloads
+# a browser. Installed here when missing (root: apt-get, quietly); otherwise say how.
+CHROMIUM ?= /usr/bin/chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (for tests/ui)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (tests/ui skips without it, fails with CI=true)"; \
+	  fi; \
+	fi
 
 # torch/torchvision are pinned and installed with pip first (they lie on this machine's disk,
 # GPU users get the same CUDA build). antlr4 4.13.2 is installed on its own, after DVC 3:

@@ -3,6 +3,13 @@
 Runs are recorded in the Dagster instance under DAGSTER_HOME (same run history, same asset
 catalog as the UI). One run per batch partition; unpartitioned selections run once.
 
+Each run is a run of the code location's asset job, created the way the UI's Launchpad creates
+one (origin of the location, job snapshot, asset selection, partition tags), so the UI shows it
+everywhere it shows its own runs: the Overview timeline, the job's runs, re-execution. It then
+executes here, in this process (the in-process executor: logs stream to the terminal, no process
+per step), not through the daemon's run queue: a `kiwi` command works without a daemon, its runs
+count against the queue's `max_concurrent_runs`, and steps take their pools' slots like any run's.
+
 Several `kiwi` processes may run at once: each run holds its batch's run lock (the unpartitioned
 run a lock of its own), so two runs never write the same asset folders together; runs of
 different batches go side by side.
@@ -15,7 +22,10 @@ import sys
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import execute_run
 
+from kiwi_platform.code_location import is_code_location, job_origins
 from kiwi_platform.env import prepare_environment
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.lib.dead_runs import owner_tags, pool_waits, reap_dead_runs
@@ -118,7 +128,9 @@ def materialize(
         if not wanted:
             raise KiwiUserError("no batches registered yet; run `kiwi ingest MANIFEST.csv --batch NAME` first")
     job = defs.resolve_implicit_global_asset_job_def()
+    of_location = is_code_location(defs)
     config = {"loggers": {"kiwi_console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    config = _run_config(job, config)
     plan = [(p, partitioned) for p in wanted] + ([(None, unpartitioned)] if unpartitioned else [])
     outcomes: list[RunOutcome] = []
     for partition, run_keys in plan:
@@ -128,16 +140,60 @@ def materialize(
         with _run_lock(defs, partition):
             for line in pool_waits(instance, {p for k in run_keys if (p := defs.resolve_assets_def(k).op.pool)}):
                 _say(line)
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                asset_selection=sorted(run_keys, key=lambda k: k.to_user_string()),
-                raise_on_error=False,
-                run_config=ops,
-                tags={"kiwi/source": "cli", **owner_tags(), **(tags or {})},
+            run = _create_run(
+                instance,
+                job,
+                run_keys,
+                partition,
+                ops,
+                {"kiwi/source": "cli", **owner_tags(), **(tags or {})},
+                of_location=of_location,
             )
+            result = execute_run(InMemoryJob(job), run, instance)
         outcomes.append(_summarise(result, partition, graph))
     return outcomes
+
+
+def _create_run(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    keys: set[dg.AssetKey],
+    partition: str | None,
+    run_config: dict,
+    tags: dict[str, str],
+    *,
+    of_location: bool,
+) -> dg.DagsterRun:
+    """A NOT_STARTED run of `job` on `keys` (and their checks), as the Launchpad creates it.
+
+    With `of_location` it carries the code location's origins (see kiwi_platform.code_location);
+    the partition becomes the run's partition tag after Dagster validated it.
+    """
+    from dagster._core.execution.execute_in_process import merge_run_tags
+
+    selection = sorted(keys, key=lambda k: k.to_user_string())
+    run_tags = merge_run_tags(job, partition, tags, selection, instance, run_config)
+    remote_origin, code_origin = job_origins(job.name) if of_location else (None, None)
+    return instance.create_run_for_job(
+        job_def=job,
+        run_config=run_config,
+        tags=run_tags,
+        asset_selection=frozenset(selection),
+        remote_job_origin=remote_origin,
+        job_code_origin=code_origin,
+    )
+
+
+def _run_config(job: dg.JobDefinition, config: dict) -> dict:
+    """The run config with the in-process executor chosen where the job's executor leaves a choice.
+
+    The default executor (`multi_or_in_process`) starts one process per step under the UI; the CLI
+    runs every step in its own process, as it always has. A job whose executor is already in-process
+    needs nothing; an explicit `execution` section in `config` wins.
+    """
+    if job.executor_def.name == "multi_or_in_process_executor" and "execution" not in config:
+        return {**config, "execution": {"config": {"in_process": {}}}}
+    return config
 
 
 def _say(line: str) -> None:
@@ -161,7 +217,7 @@ def _ops_config(config: dict, keys: set[dg.AssetKey]) -> dict:
     return {**{k: v for k, v in config.items() if k != "ops"}, **({"ops": ops} if ops else {})}
 
 
-def _summarise(result: dg.ExecuteInProcessResult, partition: str | None, graph) -> RunOutcome:
+def _summarise(result, partition: str | None, graph) -> RunOutcome:
     outcome = RunOutcome(run_id=result.run_id, partition=partition, success=result.success)
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":

@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from kiwi_platform.evaluation.mlflow_log import champion_version, log_evaluation, logged_evaluation, model_version_info
 from kiwi_platform.evaluation.result import EvalResult
 from kiwi_platform.evaluation.run import evaluate_checkpoint
 from kiwi_platform.evaluation.settings import EvalSettings
@@ -38,6 +37,13 @@ def score_candidate(
     progress: Progress | None = None,
 ) -> tuple[EvalResult, dict]:
     """Evaluate `version` (and the champion, or its logged scores); returns its result and the summary."""
+    # imported here: mlflow costs ~1 s, and every run worker imports the code location before its first step
+    from kiwi_platform.evaluation.mlflow_log import (
+        champion_version,
+        log_evaluation,
+        logged_evaluation,
+        model_version_info,
+    )
 
     def evaluate(model_version: str, checkpoint: str) -> EvalResult:
         def report(stage: str, done: int, total: int) -> None:

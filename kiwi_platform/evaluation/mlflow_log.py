@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import time
 
-from mlflow.entities import Metric
-
 from kiwi_platform.lib import mlflow_tags
 from kiwi_platform.resources.tracking import MlflowTracking
 
@@ -50,6 +48,8 @@ def log_evaluation(tracking: MlflowTracking, version: str, result) -> str:
     client = tracking.client()
     run_id = model_version_info(tracking, version)["run_id"]
     now = int(time.time() * 1000)
+    from mlflow.entities import Metric  # mlflow costs ~1 s: not at code-location import
+
     metrics = [Metric(f"eval/{k}", float(v), now, 0) for k, v in sorted(result.headline.items()) if v == v]
     for i in range(0, len(metrics), 500):
         client.log_batch(run_id, metrics=metrics[i : i + 500])

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 KIWI = [sys.executable, "-m", "kiwi_platform"]
 
 
@@ -88,3 +90,61 @@ def test_read_only_commands_refuse_without_state(tmp_path):
         proc = kiwi(*args, home=home)
         assert proc.returncode == 2 and "no Kiwi state" in proc.stderr, args
     assert not home.exists()
+
+
+TIMELINE_QUERY = """
+query CliRuns {
+  runsOrError(filter: {tags: [{key: "kiwi/source", value: "cli"}]}) {
+    ... on Runs { results { id pipelineName status repositoryOrigin { repositoryName repositoryLocationName } } }
+  }
+  workspaceOrError {
+    ... on Workspace {
+      locationEntries { name locationOrLoadError { ... on RepositoryLocation { repositories { name pipelines { name } } } } }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.slow
+def test_cli_run_is_a_run_of_the_code_location_the_ui_loads(kiwi_home, tmp_path, monkeypatch):
+    """After `kiwi ingest`, the webserver's GraphQL (the workspace loaded as `dagster-webserver -m
+    kiwi_platform.definitions` loads it) returns the run with the repository origin of a loaded
+    location and a job of that location, the fields the Overview timeline groups runs by (it drops
+    runs without an origin), and the run executed in the CLI's process with the owner tags."""
+    import dagster as dg
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    manifest = tmp_path / "header-only.csv"
+    manifest.write_text("src_video,tgt_video,prompt\n")  # a batch with no rows: the cheapest real run
+    proc = kiwi("ingest", str(manifest), "--batch", "b1", "--select", "raw_edit_pairs", home=kiwi_home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    monkeypatch.setenv("DAGSTER_HOME", str(kiwi_home / "dagster"))
+    monkeypatch.setenv("KIWI_HOME", str(kiwi_home))
+    instance = dg.DagsterInstance.get()
+    target = ModuleTarget(
+        module_name="kiwi_platform.definitions", attribute=None, working_directory=None, location_name=None
+    )
+    try:
+        [run] = instance.get_runs()
+        with WorkspaceProcessContext(instance, target) as process_context:
+            result = execute_dagster_graphql(process_context.create_request_context(), TIMELINE_QUERY)
+    finally:
+        instance.dispose()
+    assert not result.errors, result.errors
+    [shown] = result.data["runsOrError"]["results"]
+    assert (shown["id"], shown["status"]) == (run.run_id, "SUCCESS")
+    origin = shown["repositoryOrigin"]
+    assert origin is not None, "the Overview timeline drops a run without a repository origin"
+    locations = {
+        entry["name"]: {
+            repo["name"]: {p["name"] for p in repo["pipelines"]}
+            for repo in entry["locationOrLoadError"]["repositories"]
+        }
+        for entry in result.data["workspaceOrError"]["locationEntries"]
+    }
+    assert shown["pipelineName"] in locations[origin["repositoryLocationName"]][origin["repositoryName"]]
+    assert run.tags["kiwi/pid"] != str(os.getpid()) and run.tags["dagster/partition"] == "b1"
+    assert run.job_code_origin is not None
