@@ -28,7 +28,7 @@ from kiwi_platform.lib.expectations import (
     validate_dataframe,
 )
 from kiwi_platform.lib.integrity import check_files
-from kiwi_platform.lib.preview import pair_strip_markdown
+from kiwi_platform.lib.preview import pair_strip_markdown, raw_pair_strip_markdown
 from kiwi_platform.resources.batch_data import BatchData
 from kiwi_platform.resources.store import MediaStore
 
@@ -98,6 +98,7 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
             context.log.info(f"probed {done}/{total} rows")
 
     out = ingest_source(source, store, batch, min_frames=config.min_frames, progress=progress)
+    preview = {"preview": dg.MetadataValue.md(raw_pair_strip_markdown(store.root_path, out.table.head(4)))}
     return data.publish(
         context,
         "raw_edit_pairs",
@@ -115,6 +116,7 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
             "images": out.images,
             "embedded_references": out.embedded_refs,
             "seconds": round(time.perf_counter() - started, 2),
+            **(preview if len(out.table) else {}),
         },
     )
 

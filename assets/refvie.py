@@ -6,6 +6,7 @@ plus a local `*_model_path` for the real-model ones); the defaults need no weigh
 """
 
 import time
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -26,6 +27,7 @@ from kiwi_platform.refvie.backends.registry import (
     build_segmenter,
 )
 from kiwi_platform.refvie.pipeline import DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_JUDGE_THRESHOLD
+from kiwi_platform.refvie.previews import reference_preview, region_preview
 from kiwi_platform.refvie.reference_table import synthesize_batch
 from kiwi_platform.refvie.region_table import ground_batch
 from kiwi_platform.refvie.types import EDIT_TYPES
@@ -41,37 +43,74 @@ FILE_HASH_COLUMNS = (
 
 
 class EditRegionsConfig(dg.Config):
-    """Which grounder/segmenter find the edited region (see README, "Switching backends")."""
+    """Which grounder/segmenter find the edited region (README, "Switching RefVIE backends")."""
 
-    grounder: str = Field("diff", description="diff (no weights) | qwen (a local Qwen2.5-VL folder).")
-    grounder_model_path: str = Field("", description="Local Qwen2.5-VL folder for grounder=qwen.")
-    segmenter: str = Field("diff", description="diff (no weights) | sam (a local SAM folder).")
-    segmenter_model_path: str = Field("", description="Local SAM folder for segmenter=sam.")
+    grounder: Literal["diff", "qwen"] = Field(
+        "diff",
+        description="Finds the edited box. diff: aligned frame differences, no weights (default). "
+        "qwen: Qwen2.5-VL grounding prompt; needs grounder_model_path.",
+    )
+    grounder_model_path: str = Field(
+        "", description="Local Qwen2.5-VL folder (transformers format) for grounder=qwen; unused otherwise."
+    )
+    segmenter: Literal["diff", "sam"] = Field(
+        "diff",
+        description="Per-frame mask inside the box. diff: difference mask, no weights (default). "
+        "sam: transformers SamModel with a box prompt; needs segmenter_model_path.",
+    )
+    segmenter_model_path: str = Field("", description="Local SAM folder (transformers format) for segmenter=sam.")
 
 
 class ReferenceConfig(dg.Config):
     """Which inpainter cleans the background for background-change references."""
 
-    inpainter: str = Field("opencv", description="opencv (no weights) | diffusers (a local inpainting pipeline).")
-    inpainter_model_path: str = Field("", description="Local diffusers inpainting pipeline for inpainter=diffusers.")
+    inpainter: Literal["opencv", "diffusers"] = Field(
+        "opencv",
+        description="Fills the removed object for background references. opencv: Telea, no weights (default). "
+        "diffusers: any AutoPipelineForInpainting folder; needs inpainter_model_path.",
+    )
+    inpainter_model_path: str = Field(
+        "", description="Local diffusers inpainting pipeline folder for inpainter=diffusers."
+    )
 
 
 class QualityConfig(dg.Config):
-    """QC thresholds and backends (see README, "Switching backends")."""
+    """QC thresholds and backends (README, "Switching RefVIE backends"); dropped samples go to quarantine."""
 
-    min_reference_side: int = Field(16, description="References smaller than this (either side, px) are degenerate.")
+    min_reference_side: int = Field(
+        16, ge=1, description="Smallest reference side, in pixels; smaller ones are qc_reference_too_small. Default 16."
+    )
     max_reference_aspect: float = Field(
-        8.0, description="References longer than this many times their width are slivers."
+        8.0,
+        ge=1,
+        description="Largest long-side/short-side ratio of a reference (a ratio, >1); longer slivers are "
+        "qc_reference_too_small. Default 8.",
     )
-    judge: str = Field("embedding", description="embedding (no weights) | vlm (a local vision-language model).")
-    judge_model_path: str = Field("", description="Local model folder for judge=vlm.")
+    judge: Literal["embedding", "vlm"] = Field(
+        "embedding",
+        description="Does the reference match the edit? embedding: image-embedding similarity, no weights "
+        "(default). vlm: a vision-language judge (KIWI_JUDGE_* endpoint or judge_model_path).",
+    )
+    judge_model_path: str = Field("", description="Local model folder for judge=vlm; unused otherwise.")
     judge_min_score: float = Field(
-        DEFAULT_JUDGE_THRESHOLD, description="In [0, 1]; below it the reference does not match the edit."
+        DEFAULT_JUDGE_THRESHOLD,
+        ge=0,
+        le=1,
+        description=f"Judge score in [0, 1] below which the reference is dropped (qc_judge_rejected; the pair "
+        f"stays as an instruction-only sample). Default {DEFAULT_JUDGE_THRESHOLD}.",
     )
-    embedder: str = Field("phash", description="phash (no weights) | clip (a local CLIP folder) for deduplication.")
-    embedder_model_path: str = Field("", description="Local CLIP folder for embedder=clip.")
+    embedder: Literal["phash", "clip"] = Field(
+        "phash",
+        description="Image embedding for near-duplicate detection. phash: perceptual hash + layout/colour "
+        "descriptor, no weights (default). clip: a local CLIP folder in embedder_model_path.",
+    )
+    embedder_model_path: str = Field("", description="Local CLIP folder (transformers format) for embedder=clip.")
     duplicate_threshold: float = Field(
-        DEFAULT_DUPLICATE_THRESHOLD, description="Embedding cosine at/above which two samples are near-duplicates."
+        DEFAULT_DUPLICATE_THRESHOLD,
+        ge=0,
+        le=1,
+        description=f"Embedding cosine similarity in [0, 1] at or above which a sample is a near-duplicate of an "
+        f"earlier one and dropped whole (qc_near_duplicate). Default {DEFAULT_DUPLICATE_THRESHOLD}.",
     )
 
 
@@ -105,6 +144,12 @@ def edit_regions(context: dg.AssetExecutionContext, config: EditRegionsConfig, d
         "edit_types": dg.MetadataValue.json({k: int(v) for k, v in types.items()}),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    preview = region_preview(table, data.store.root_path)
+    if preview is not None:
+        extra["preview"] = dg.MetadataValue.md(
+            "Per edit type: the middle target frame of a few pairs, the found edit mask tinted red.\n\n"
+            + image_markdown(preview, "edit masks per edit type")
+        )
     return data.publish(context, "edit_regions", table, rejected, rows_in=len(clips), extra_metadata=extra)
 
 
@@ -126,6 +171,12 @@ def reference_images(
         "reference_origin": dg.MetadataValue.json(origins),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    preview = reference_preview(table, data.store.root_path)
+    if preview is not None:
+        extra["preview"] = dg.MetadataValue.md(
+            "Per edit type: a few of the references kept (synthesized, or brought by the manifest).\n\n"
+            + image_markdown(preview, "references per edit type")
+        )
     return data.publish(context, "reference_images", table, rejected, rows_in=len(regions), extra_metadata=extra)
 
 
@@ -190,15 +241,28 @@ def quadruplets_valid(context: dg.AssetCheckExecutionContext, store: MediaStore)
 
 @batch_check(quadruplets, blocking=False)
 def quadruplet_task_mix(context: dg.AssetCheckExecutionContext, store: MediaStore) -> dg.AssetCheckResult:
-    """Task-type and edit-type mix of the batch; warns when the batch yields no sample."""
+    """Warning only (severity WARN, never blocks): the batch's task and edit-type mix; warns when it yields no sample.
+
+    A batch whose every row was quarantined (the upstream demo manifests) is a warning, not an
+    error: nothing downstream breaks, training simply has nothing from it.
+    """
     df = store.read_table(context.partition_key, "quadruplets")
     tasks = {t: int((df["task"] == t).sum()) for t in TASKS}
     types = {t: int((df["edit_type"] == t).sum()) for t in EDIT_TYPES}
     table = "| task | samples |\n|---|---|\n" + "\n".join(f"| {t} | {n} |" for t, n in tasks.items())
+    status = (
+        f"{len(df)} samples"
+        if len(df)
+        else "warning: this batch yields no training sample (every row quarantined; see `kiwi quarantine`)"
+    )
     return dg.AssetCheckResult(
         passed=len(df) > 0,
+        # WARN on every evaluation, passed ones too: the UI colours a partitioned check's summary
+        # ("2 of 4 partitions failed") by the latest evaluation's severity, so it stays a warning
         severity=dg.AssetCheckSeverity.WARN,
+        description=status,
         metadata={
+            "status": status,
             "samples": len(df),
             "tasks": dg.MetadataValue.json(tasks),
             "edit_types": dg.MetadataValue.json(types),

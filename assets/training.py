@@ -9,6 +9,7 @@ from the previous stage's checkpoint (exact resume from `$KIWI_HOME/training/<st
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -25,13 +26,23 @@ from kiwi_platform.training.stage_outcome import StageRunLogger
 from kiwi_platform.training.stage_run import train_stage
 
 STAGE_NAMES = ("alignment", "instruction tuning", "reference tuning")
+# Steps per stage by default: enough for the tiny model's validation loss to fall visibly in the demo
+# (about 25 % in stages 1 and 2) while `kiwi demo` stays within a few minutes on 2 cores.
+DEMO_STEPS = 100
 
 
 class ManifestConfig(dg.Config):
     """Which batches feed training, and the stage-3 variant."""
 
-    batches: list[str] = Field([], description="Batches to train on; empty = every registered batch with quadruplets.")
-    stage3_reference_only: bool = Field(False, description="Stage 3 on reference samples only (docs/contract.md §3).")
+    batches: list[str] = Field(
+        [],
+        description="Batch names (partitions) to train on. Default [] = every registered batch that has quadruplets.",
+    )
+    stage3_reference_only: bool = Field(
+        False,
+        description="Stage 3 on reference samples only (image_ref, video_ref) instead of image:video:reference "
+        "1:1:1 (docs/contract.md §3). Default false.",
+    )
 
 
 @dg.asset(
@@ -68,30 +79,86 @@ def training_manifests(
 
 
 class StageConfig(dg.Config):
-    """Run config of one training stage. Defaults: the tiny model, a few CPU steps (the quick start)."""
+    """Run config of one training stage. Defaults: the quick start's (tiny model, 100 CPU steps at 64x96)."""
 
-    model: str = Field("tiny", description="tiny | kiwi-5b | a local pipeline folder (the stage-1 start point).")
+    model: str = Field(
+        "tiny",
+        description="Stage-1 start point: tiny (random-init demo model, no weights needed; default), kiwi-5b "
+        "(needs init_checkpoint) or a local pipeline folder. Later stages start from the previous stage.",
+    )
     init_checkpoint: str = Field(
-        "", description="Stage 1: a `kiwi model init` folder; later stages default to the previous stage."
+        "",
+        description="Stage 1 only: a `kiwi model init` folder to start from. Default empty = built from `model`; "
+        "stages 2 and 3 always start from the previous stage's checkpoint.",
     )
-    max_steps: int = Field(4, description="Optimizer steps of this stage (a longer run resumes a shorter one).")
-    lr: float = Field(0.0, description="Learning rate; 0 = the stage's default (1e-5, 1e-5, 5e-6).")
-    warmup_steps: int = Field(0, description="Linear warm-up steps.")
-    weight_decay: float = Field(0.01, description="AdamW weight decay.")
-    height: int = Field(64, description="Training height in pixels (when no resolution_schedule is given).")
-    width: int = Field(96, description="Training width in pixels (when no resolution_schedule is given).")
+    max_steps: int = Field(
+        DEMO_STEPS,
+        ge=1,
+        description=f"Optimizer steps of this stage (one step = one mix cycle: 1, 2 or 3 samples in stages 1-3). "
+        f"Default {DEMO_STEPS}; a longer run resumes a shorter one.",
+    )
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="Peak learning rate (AdamW, constant after warm-up). Default null = the stage default: "
+        "1e-5 / 1e-5 / 5e-6 for stages 1 / 2 / 3 (docs/contract.md §3), or 3e-3 for model=tiny (a random-init "
+        "~76K-parameter model needs a far higher rate to move in a demo-length run).",
+    )
+    warmup_steps: int = Field(
+        10, ge=0, description="Linear warm-up from 0 to lr over this many optimizer steps, then constant. Default 10."
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (decoupled, per step). Default 0.01.")
+    height: int = Field(
+        64,
+        ge=32,
+        multiple_of=32,
+        description="Training height in pixels (multiple of 32), used when resolution_schedule is empty. Default 64.",
+    )
+    width: int = Field(
+        96,
+        ge=32,
+        multiple_of=32,
+        description="Training width in pixels (multiple of 32), used when resolution_schedule is empty. Default 96.",
+    )
     resolution_schedule: list[str] = Field(
-        [], description='e.g. ["2000:608x608", "1280x704"]: until step 2000 at 608x608, then 1280x704.'
+        [],
+        description='Resolution by step, "UNTIL_STEP:HEIGHTxWIDTH" entries then a last "HEIGHTxWIDTH", e.g. '
+        '["2000:608x608", "1280x704"]: 608x608 up to step 2000, then 1280x704. Default [] = height x width.',
     )
-    frames: int = Field(5, description="Frames per video sample (4k+1).")
-    checkpoint_every: int = Field(2, description="Save a resumable checkpoint every N steps.")
-    eval_every: int = Field(2, description="Validation loss every N steps.")
-    eval_samples: int = Field(2, description="Validation samples held out of the manifest.")
-    mixed_precision: str = Field("no", description="no | bf16 | fp16.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
-    distributed: str = Field("ddp", description="ddp | fsdp | deepspeed_zero2 (under `accelerate launch`).")
-    seed: int = Field(0, description="Seed of initialization, data order and noise.")
-    register_model: bool = Field(True, description="Register the result as a version of the MLflow model.")
+    frames: int = Field(
+        5, ge=1, description="Frames per video sample (4k+1: 1, 5, 9 ... 81); image samples use 1. Default 5."
+    )
+    checkpoint_every: int = Field(
+        50,
+        ge=1,
+        description="Save a resumable checkpoint (weights, optimizer, RNG, data position) every N optimizer steps "
+        "and at the end. Default 50.",
+    )
+    eval_every: int = Field(
+        10,
+        ge=0,
+        description="Validation loss (fixed noise and timesteps, held-out pairs) every N optimizer steps and at "
+        "step 0; 0 = never. Default 10.",
+    )
+    eval_samples: int = Field(
+        2, ge=1, description="Validation samples (manifest rows of held-out pairs) per evaluation. Default 2."
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "no",
+        description="Autocast dtype. no: fp32 (default; CPU). bf16: Ampere+ GPUs. fp16: older GPUs, with loss scaling.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory, more compute. Default false."
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="Strategy with several processes (torchrun; ignored in one): ddp (default, replicated) or fsdp "
+        "(FSDP2: sharded weights, gradients and optimizer state; docs/distributed.md).",
+    )
+    seed: int = Field(0, description="Seed of initialization, data order and noise (integer). Default 0.")
+    register_model: bool = Field(
+        True, description="Register the result as a new version of the MLflow model `kiwi-edit`. Default true."
+    )
 
 
 def _stage_asset(stage: int, upstream: str | None) -> dg.AssetsDefinition:

@@ -22,8 +22,8 @@ after 1 warm-up, one sample per step, data prefetched one sample ahead):
 Phases of one 81x704x1280 step (separate probe, before prefetching): clip loading 3.3 s (CPU,
 now overlapped), VAE encode of source + target 2.35 s, MLLM forward 1.6 s, DiT + MLLM forward/
 backward 2.96 s, AdamW 0.12 s. The 107 GiB peak (5.0B trainable params with fp32 master weights,
-grads and AdamW moments) does not fit an 80 GB H100: use distributed=fsdp / deepspeed_zero2 across
-GPUs (or CPU offload). Next wins: cache VAE latents and MLLM inputs per clip in the data pipeline.
+grads and AdamW moments) does not fit an 80 GB H100: use distributed=fsdp across GPUs
+(`kiwi train plan`). Next wins: cache VAE latents and MLLM inputs per clip in the data pipeline.
 Tiny on 2 shared CPU cores: see benchmarks/results/train_step.json (numbers swing with load).
 """
 

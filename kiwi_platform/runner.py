@@ -38,6 +38,7 @@ class CheckOutcome:
     name: str
     passed: bool
     blocking: bool
+    severity: str = "ERROR"  # "WARN" for a warning-only check (shown as warn, never as FAIL)
 
 
 @dataclass
@@ -52,7 +53,7 @@ class RunOutcome:
 
     @property
     def failed_blocking_checks(self) -> list[CheckOutcome]:
-        return [c for c in self.checks if c.blocking and not c.passed]
+        return [c for c in self.checks if c.blocking and not c.passed and c.severity != "WARN"]
 
     @property
     def ok(self) -> bool:
@@ -234,7 +235,13 @@ def _summarise(result, partition: str | None, graph) -> RunOutcome:
                 bool(getattr(spec, "blocking", False)) if spec else _is_blocking(graph, evaluation.asset_check_key)
             )
             outcome.checks.append(
-                CheckOutcome(evaluation.asset_key.to_user_string(), evaluation.check_name, evaluation.passed, blocking)
+                CheckOutcome(
+                    evaluation.asset_key.to_user_string(),
+                    evaluation.check_name,
+                    evaluation.passed,
+                    blocking,
+                    getattr(evaluation.severity, "value", "ERROR"),
+                )
             )
     return outcome
 

@@ -19,6 +19,8 @@ from kiwi_platform.cli import (
     run_cmds,
     suite_cmds,
     synth_cmd,
+    train_cmds,
+    ui_cmd,
 )
 from kiwi_platform.errors import KiwiUserError
 
@@ -29,7 +31,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (run_cmds, data_cmds, demo_cmd, synth_cmd, export_cmd, model_cmds, lineage_cmd, report_cmd, suite_cmds):
+for module in (
+    run_cmds,
+    data_cmds,
+    demo_cmd,
+    synth_cmd,
+    export_cmd,
+    model_cmds,
+    lineage_cmd,
+    report_cmd,
+    suite_cmds,
+    train_cmds,
+    ui_cmd,
+):
     module.register(app)
 
 

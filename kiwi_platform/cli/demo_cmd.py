@@ -20,7 +20,6 @@ UPSTREAM_MANIFESTS = {
     "demo-image": "image_demo_training_set.csv",
 }
 SYNTH_BATCH = "synth-demo"
-SYNTH_STAGE, SYNTH_DIR = "synth_demo", "synth/demo"
 
 
 def demo(
@@ -33,6 +32,7 @@ def demo(
     from kiwi_platform.errors import KiwiUserError
     from kiwi_platform.resources import build_resources
     from kiwi_platform.runner import load_definitions, materialize, register_batch, resolve_selection
+    from kiwi_platform.synth.stage import SYNTH_STAGE, reproduce_demo_set
 
     defs = load_definitions()
     resolve_selection(defs, select)
@@ -47,9 +47,8 @@ def demo(
     dvc.ensure()
     console.print(f"DVC data repo {dvc.root_path} (remote {dvc.remote_url})")
     console.print(f"generating synthetic pairs: dvc repro {SYNTH_STAGE} (skipped when unchanged)")
-    dvc.repro(SYNTH_STAGE, "kiwi demo: synthetic pairs")
     batches = {name: settings.demo_dir / csv for name, csv in UPSTREAM_MANIFESTS.items()}
-    batches[SYNTH_BATCH] = dvc.root_path / SYNTH_DIR / "manifest.csv"
+    batches[SYNTH_BATCH] = reproduce_demo_set(dvc, settings.demo_dir, "kiwi demo: synthetic pairs")
     instance = dg.DagsterInstance.get()
     for name, manifest in batches.items():
         store.register_batch(name, manifest, replace=True)  # the demo owns its batch names
@@ -66,8 +65,10 @@ def demo(
         console.rule("lineage of models:/kiwi-edit@champion")
         console.print(render_tree(build_lineage(resources["tracking"], "models:/kiwi-edit@champion"), max_files=5))
     console.rule("where to look")
-    console.print(f"Dagster UI:   .venv/bin/kiwi ui  -> http://127.0.0.1:3000   (DAGSTER_HOME={settings.dagster_home})")
-    console.print(f"MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
+    console.print(
+        f"UIs:          .venv/bin/kiwi ui  -> Dagster http://127.0.0.1:3000 + MLflow {resources['tracking'].ui_url}"
+        f"   (DAGSTER_HOME={settings.dagster_home})"
+    )
     console.print(f"outputs:      {store.root_path / 'batches'}")
     console.print("quarantine:   .venv/bin/kiwi quarantine --batch demo-video")
     console.print(f"data versions: .venv/bin/kiwi dvc status   (DVC repo {dvc.root_path})")

@@ -1,10 +1,7 @@
-"""`kiwi ingest`, `kiwi materialize`, `kiwi ui`: start runs and the UI."""
+"""`kiwi ingest`, `kiwi materialize`: start runs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
@@ -28,11 +25,12 @@ def print_outcomes(outcomes) -> bool:
             f"run {out.run_id[:8]} batch {label}: {status}; materialized {', '.join(out.materialized) or 'nothing'}"
         )
         for check in out.checks:
-            mark = (
-                "[green]pass[/green]"
-                if check.passed
-                else ("[red]FAIL[/red]" if check.blocking else "[yellow]warn[/yellow]")
-            )
+            if check.passed:
+                mark = "[green]pass[/green]"
+            elif check.blocking and check.severity != "WARN":  # Dagster blocks only on ERROR severity
+                mark = "[red]FAIL[/red]"
+            else:
+                mark = "[yellow]warn[/yellow]"
             console.print(f"  check {check.asset}:{check.name} {mark}{' (blocking)' if check.blocking else ''}")
         for err in out.errors:
             console.print(f"  [red]error[/red] {err}")
@@ -135,21 +133,6 @@ def materialize_cmd(
         raise typer.Exit(1)
 
 
-def ui(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(3000, help="Port of the Dagster UI."),
-) -> None:
-    """Start the Dagster UI (dagster dev) with Kiwi Platform loaded and DAGSTER_HOME set."""
-    from kiwi_platform.env import prepare_environment
-
-    settings = prepare_environment()
-    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
-    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "kiwi_platform.definitions", "-h", host, "-p", str(port)]
-    # run from KIWI_HOME: a dagster.yaml in the checkout would otherwise look like a second instance config
-    sys.exit(subprocess.call(cmd, env=os.environ.copy(), cwd=settings.home))
-
-
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
     app.command("materialize")(materialize_cmd)
-    app.command("ui")(ui)

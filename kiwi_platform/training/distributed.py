@@ -1,14 +1,13 @@
-"""The accelerate setup: one process by default, the same code under `accelerate launch` / torchrun.
+"""The accelerate setup of the one-process / data-parallel loop (`distributed: ddp`).
 
 Strategies (TrainConfig.distributed):
-- `ddp` (default): data parallel; trainable gradients all-reduced once per mix cycle (no_sync on
-  the other micro-batches). Runs on CPU with gloo (tested with 2 processes) and on GPUs with NCCL.
-- `fsdp`: accelerate's FullyShardedDataParallelPlugin (full sharding of params, grads, optimizer
-  state, transformer blocks wrapped by size, optional CPU offload). Launch with
-  `accelerate launch --use_fsdp --num_processes N ...` or torchrun; needs GPUs.
-- `deepspeed_zero2`: accelerate's DeepSpeedPlugin(zero_stage=2) (optimizer state and gradients
-  sharded, optional optimizer offload to CPU). Needs `pip install deepspeed` and GPUs.
-FSDP/DeepSpeed checkpoints go through `accelerator.save_state` (sharded), not tested on CPU here.
+- `ddp` (default): this module. Data parallel under `accelerate launch` / torchrun; trainable
+  gradients all-reduced once per mix cycle (no_sync on the other micro-batches). Runs on CPU with
+  gloo (tested with 2 processes) and on GPUs with NCCL.
+- `fsdp`: FSDP2 (`torch.distributed.fsdp.fully_shard`) with DCP sharded checkpoints, in
+  `kiwi_platform.training.sharded` (`train_sharded`), not through accelerate; see docs/distributed.md.
+- DeepSpeed ZeRO-2 was removed: it never passed the parity and exact-resume tests. Asking for it
+  is a one-line error; FSDP2 shards optimizer state and gradients (and weights) instead.
 """
 
 from __future__ import annotations
@@ -24,39 +23,29 @@ from accelerate.utils import DistributedDataParallelKwargs
 from kiwi_platform.training.config import TrainConfig
 from kiwi_platform.training.errors import TrainingError
 
+REMOVED = {
+    "deepspeed_zero2": "distributed=deepspeed_zero2 was removed (it never passed the parity and exact-resume "
+    "tests); use distributed=fsdp (FSDP2: shards weights, gradients and optimizer state)",
+}
 
-def build_plugins(config: TrainConfig, offload: bool = False) -> dict[str, Any]:
-    """Accelerator kwargs for the configured strategy (plugin objects only; nothing starts)."""
-    if config.distributed == "ddp":
-        # Stage masks leave some trainable modules unused on some tasks (ref embedder on image tasks).
-        return {"kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)]}
+
+def check_strategy(name: str) -> None:
+    """One-line error for a strategy this version does not offer."""
+    if name in REMOVED:
+        raise TrainingError(REMOVED[name], code="bad_config")
+
+
+def build_plugins(config: TrainConfig) -> dict[str, Any]:
+    """Accelerator kwargs for the data-parallel loop (nothing starts)."""
+    check_strategy(config.distributed)
     if config.distributed == "fsdp":
-        from accelerate.utils import FullyShardedDataParallelPlugin
-
-        plugin = FullyShardedDataParallelPlugin(
-            reshard_after_forward="FULL_SHARD",
-            auto_wrap_policy="size_based_wrap",
-            min_num_params=int(1e7),
-            cpu_offload=offload,
-            use_orig_params=True,  # frozen and trainable params share flat parameters
-            state_dict_type="SHARDED_STATE_DICT",
-            activation_checkpointing=False,  # the model's own switch (gradient_checkpointing) does it
-        )
-        return {"fsdp_plugin": plugin}
-    try:
-        from accelerate.utils import DeepSpeedPlugin
-
-        plugin = DeepSpeedPlugin(
-            zero_stage=2,
-            gradient_accumulation_steps=config.grad_accumulation,
-            gradient_clipping=config.max_grad_norm or 0.0,
-            offload_optimizer_device="cpu" if offload else "none",
-        )
-    except (ImportError, ModuleNotFoundError) as exc:
         raise TrainingError(
-            f"distributed=deepspeed_zero2 needs DeepSpeed: pip install deepspeed ({exc})", code="missing_dependency"
-        ) from exc
-    return {"deepspeed_plugin": plugin}
+            "distributed=fsdp runs through kiwi_platform.training.sharded.train_sharded (FSDP2), "
+            "not the accelerate loop; call train_sharded or launch kiwi_platform.pipes.train_pod",
+            code="bad_config",
+        )
+    # Stage masks leave some trainable modules unused on some tasks (ref embedder on image tasks).
+    return {"kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)]}
 
 
 def build_accelerator(config: TrainConfig) -> Accelerator:

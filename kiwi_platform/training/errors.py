@@ -62,7 +62,7 @@ class TrainingOOM(TrainingError):
         super().__init__(
             f"out of GPU memory at step {step} ({frames} frames at {height}x{width}): lower the resolution "
             "schedule or frames, set gradient_checkpointing=true, use mixed_precision=bf16, enable CPU offload "
-            f"(distributed=fsdp with offload or deepspeed_zero2), or use more GPUs ({detail.splitlines()[0][:200]})",
+            f"(distributed=fsdp; see kiwi train plan), or use more GPUs ({detail.splitlines()[0][:200]})",
             code="out_of_memory",
         )
         self.step = step

@@ -255,6 +255,12 @@ def train(
     Raises TrainingError subclasses for user-fixable faults (empty manifest, hash mismatch,
     missing previous-stage checkpoint, divergence, OOM, SIGTERM) with one-line messages.
     """
+    if config.distributed == "fsdp" and pipeline is None:  # FSDP2 + sharded DCP checkpoints
+        from kiwi_platform.training.sharded import train_sharded
+
+        return train_sharded(
+            config, manifest_path, data_root, output_dir, callbacks=callbacks, resume=resume, save=save
+        )
     from model.build import save_checkpoint
 
     output_dir, manifest_path = Path(output_dir), Path(manifest_path)

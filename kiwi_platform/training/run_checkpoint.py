@@ -5,7 +5,8 @@ writes is exactly what `resume_run` restores, checked against the config hash an
 first), and on every process taking part at the same barriers. Keeping both halves together makes
 that agreement one page to read. The file side (atomic `step-N/` folders, MANIFEST.json, `latest`,
 RNG capture) is `kiwi_platform.training.checkpoint`; `train()` and the step logic are
-`kiwi_platform.training.loop`.
+`kiwi_platform.training.loop`. This is the one-process / DDP layout (replicated weights, rank 0
+writes them); `distributed: fsdp` checkpoints are sharded DCP folders: `kiwi_platform.training.sharded.dcp_state`.
 """
 
 from __future__ import annotations
@@ -113,8 +114,6 @@ def save_run(run: CheckpointedRun, seconds: float) -> Path:
         ckpt.tmp_dir_for(root, run.step)
     acc.wait_for_everyone()
     torch.save(ckpt.capture_rng(), tmp / f"rng-rank{run.rank}.pt")
-    if run.config.distributed != "ddp":
-        acc.save_state(str(tmp / "accelerate_state"))  # sharded model + optimizer (FSDP / DeepSpeed)
     acc.wait_for_everyone()
     final = root / f"step-{run.step}"
     if acc.is_main_process:

@@ -44,6 +44,10 @@ class StageRunLogger:
         self.context.log.warning(message)
 
 
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
 @dataclass
 class StageOutcome:
     stage: int
@@ -61,16 +65,19 @@ class StageOutcome:
     def metadata(self, tracking: MlflowTracking) -> dict[str, Any]:
         losses = self.result.get("losses") or []
         val = self.result.get("val_losses") or []
+        window = max(1, len(losses) // 4)  # quarters: one step's loss swings with its random timestep
         meta: dict[str, Any] = {
             "checkpoint_dir": dg.MetadataValue.path(str(self.checkpoint_dir)),
             "mlflow_run_id": self.run_id,
             "mlflow_run": dg.MetadataValue.url(tracking.run_url(self.run_id)),
             "mlflow_parent_run_id": self.parent_run_id,
             "steps": int(self.result.get("steps", 0)),
-            "loss_first": float(losses[0]) if losses else float("nan"),
-            "loss_last": float(losses[-1]) if losses else float("nan"),
-            "val_loss_first": float(val[0][1]) if val else float("nan"),
-            "val_loss_last": float(val[-1][1]) if val else float("nan"),
+            # per-step loss is noisy (each step draws its own timesteps): compare window means
+            "train_loss_start": _mean(losses[:window]),
+            "train_loss_end": _mean(losses[-window:]),
+            "train_loss_window_steps": window,
+            "val_loss_start": float(val[0][1]) if val else float("nan"),
+            "val_loss_end": float(val[-1][1]) if val else float("nan"),
             "trainable_params": int(self.result.get("trainable_params", 0)),
             "resumed_from": self.result.get("resumed_from") or "",
             "config_hash": self.result.get("config_hash", ""),

@@ -55,7 +55,8 @@ def resolve_init_checkpoint(stage: int, config, home: Path, parent: dict | None)
     return base
 
 
-def _train_config(stage: int, config, init_dir: Path):
+def build_train_config(stage: int, config, init_dir: Path):
+    """The TrainConfig of stage `stage` from the asset's run config (a StageConfig) and its start point."""
     from kiwi_platform.training import Resolution, TrainConfig
 
     resolutions = []
@@ -123,7 +124,7 @@ def train_stage(
         raise _fail(f"training manifest {manifest} is missing; materialize training_manifests first")
     init_dir = resolve_init_checkpoint(stage, config, home, parent)
     try:
-        train_config = _train_config(stage, config, init_dir)
+        train_config = build_train_config(stage, config, init_dir)
     except ValueError as exc:
         raise _fail(f"invalid stage {stage} config: {exc}".splitlines()[0]) from None
     manifest_sha = sha256_file(manifest)
@@ -161,7 +162,11 @@ def train_stage(
             }
         )
         mlflow.log_params(
-            {"code_git_sha": dagster_tags.get(mlflow_tags.CODE_GIT_SHA, ""), "config_hash": train_config.config_hash()}
+            {
+                "code_git_sha": dagster_tags.get(mlflow_tags.CODE_GIT_SHA, ""),
+                "config_hash": train_config.config_hash(),
+                "learning_rate": train_config.learning_rate,  # what `lr: null` resolved to
+            }
         )
         try:
             result = train(train_config, manifest, store.root_path, output_dir, callbacks=logger)

@@ -45,8 +45,9 @@ def test_upstream_demo_manifest_rows_are_quarantined_with_reasons(platform, demo
 
 
 def test_synthetic_batch_flows_to_normalized_clips_and_is_idempotent(platform, small_synth):
-    """Accepted pairs become clips of the configured frame count and size; a second materialization
-    reuses every clip, produces the same table hash and DVC md5, and adds no data-repo commit."""
+    """Accepted pairs become clips of the configured frame count and size, and both ingestion assets show
+    a source | target preview image; a second materialization reuses every clip, produces the same table
+    hash and DVC md5, and adds no data-repo commit."""
     defs, resources, instance = platform
     store = resources["store"]
     add_batch(platform, "synth", small_synth)
@@ -55,6 +56,8 @@ def test_synthetic_batch_flows_to_normalized_clips_and_is_idempotent(platform, s
     raw_meta = _metadata(instance, "raw_edit_pairs", "synth")
     meta = _metadata(instance, "normalized_clips", "synth")
     assert raw_meta["rows_in"] == 6 and raw_meta["accepted"] == 6
+    for preview in (raw_meta["preview"], _metadata(instance, "normalized_clips", "synth")["preview"]):
+        assert "source | target" in preview and "](data:image/jpeg;base64," in preview
     assert meta["accepted"] == 6 and meta["quarantined"] == 0
     table = store.read_table("synth", "normalized_clips")
     assert set(table["media"]) == {"image", "video"}

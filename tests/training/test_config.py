@@ -10,7 +10,7 @@ from kiwi_platform.training import TrainConfig
 
 def test_stage_defaults_follow_the_spec() -> None:
     """Each stage gets its LR and task mix, and accumulation equals one mix cycle."""
-    s1, s2, s3 = TrainConfig(stage=1), TrainConfig(stage=2), TrainConfig(stage=3)
+    s1, s2, s3 = (TrainConfig(stage=s, model="kiwi-5b") for s in (1, 2, 3))
     assert (s1.learning_rate, s2.learning_rate, s3.learning_rate) == (1e-5, 1e-5, 5e-6)
     assert s1.mix_cycle == ["image"] and s1.grad_accumulation == 1
     assert s2.mix_cycle == ["image", "video"] and s2.grad_accumulation == 2
@@ -56,3 +56,13 @@ def test_config_hash_tracks_weight_shaping_settings_only() -> None:
     assert base.config_hash() == TrainConfig(stage=2).config_hash()
     assert base.config_hash() != TrainConfig(stage=2, lr=2e-5).config_hash()
     assert base.config_hash() == TrainConfig(stage=2, max_steps=5000, checkpoint_every=7).config_hash()
+
+
+def test_tiny_model_default_lr_is_the_learning_signal_rate() -> None:
+    """lr unset on the tiny demo model means 3e-3 in every stage (it would not move at the released rates),
+    an explicit lr still wins, and the tiny default never shares a resume folder with an explicit 1e-5 run."""
+    assert {TrainConfig(stage=s).learning_rate for s in (1, 2, 3)} == {3e-3}
+    assert TrainConfig(stage=1, lr=1e-5).learning_rate == 1e-5
+    assert TrainConfig(stage=1).config_hash() != TrainConfig(stage=1, lr=1e-5).config_hash()
+    assert TrainConfig(stage=1).config_hash() == TrainConfig(stage=1, lr=3e-3).config_hash()
+    assert TrainConfig(stage=1, model="kiwi-5b").config_hash() != TrainConfig(stage=1).config_hash()

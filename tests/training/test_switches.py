@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kiwi_platform.training import TrainConfig, TrainingError, train
+from kiwi_platform.training import TrainConfig, train
 from kiwi_platform.training.distributed import build_plugins
 from kiwi_platform.training.fixtures import TrainingFixture
 
@@ -42,18 +42,9 @@ def test_bf16_mixed_precision_runs_on_cpu(training_data: TrainingFixture, tmp_pa
 
 
 def test_strategy_plugins_are_built_from_config() -> None:
-    """ddp asks accelerate to tolerate unused params; fsdp builds a FULL_SHARD plugin; ZeRO-2 builds its
-    DeepSpeed plugin, or says to install deepspeed when it is absent."""
+    """ddp asks accelerate to tolerate unused params (fsdp/zero-2 refusals: test_sharded_checkpoint)."""
     ddp = build_plugins(TrainConfig(distributed="ddp"))
     assert ddp["kwargs_handlers"][0].find_unused_parameters
-    fsdp = build_plugins(TrainConfig(distributed="fsdp"))["fsdp_plugin"]
-    assert "FULL_SHARD" in str(fsdp.reshard_after_forward)
-    try:
-        zero = build_plugins(TrainConfig(distributed="deepspeed_zero2", stage=2))["deepspeed_plugin"]
-    except TrainingError as exc:
-        assert "pip install deepspeed" in str(exc)
-    else:
-        assert zero.zero_stage == 2 and zero.gradient_accumulation_steps == 2
 
 
 def test_training_library_imports_no_dagster_or_mlflow() -> None:

@@ -1,0 +1,82 @@
+"""`torchrun --nproc_per_node N -m kiwi_platform.training.sharded CONFIG.json MANIFEST DATA_ROOT OUT`.
+
+The FSDP2 stage without Dagster (the Pipes twin is `kiwi_platform.pipes.train_pod`). Rank 0 prints
+one JSON line per step / eval / checkpoint; a user error prints `error: ...` once and every rank
+exits 2; SIGTERM exits 143 after its checkpoint. A rank that dies takes the job down: its peers
+fail their next collective (or time out after KIWI_DIST_TIMEOUT_S) and torchrun exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+app = typer.Typer(add_completion=False)
+
+
+class JsonLines:
+    """Callbacks that print one JSON object per event to stdout (rank 0 only calls them)."""
+
+    def _out(self, event: str, **data: object) -> None:
+        print(json.dumps({"event": event, **data}, default=str), flush=True)
+
+    def on_step(self, step: int, metrics: dict) -> None:
+        self._out("step", step=step, **metrics)
+
+    def on_eval(self, step: int, metrics: dict) -> None:
+        self._out("eval", step=step, **metrics)
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        self._out("checkpoint", step=step, path=str(path))
+
+    def on_warning(self, message: str) -> None:
+        self._out("warning", message=message)
+
+
+@app.command()
+def main(
+    config: Path = typer.Argument(..., help="TrainConfig as JSON"),
+    manifest: Path = typer.Argument(..., help="training manifest (parquet)"),
+    data_root: Path = typer.Argument(..., help="folder the manifest's paths are relative to"),
+    output_dir: Path = typer.Argument(..., help="checkpoints/, final/ and train_result.json go here"),
+    global_batch: int = typer.Option(0, help="samples per micro-batch over all processes; 0 = checkpoint's or world"),
+    resume: bool = typer.Option(True, help="continue from the newest valid checkpoint in OUTPUT_DIR"),
+) -> None:
+    from kiwi_platform.training.config import TrainConfig
+    from kiwi_platform.training.errors import TrainingError, TrainingInterrupted
+    from kiwi_platform.training.sharded import train_sharded
+
+    main_rank = os.environ.get("RANK", "0") == "0"
+    try:
+        cfg = TrainConfig(**json.loads(config.read_text(encoding="utf-8")))
+        result = train_sharded(
+            cfg,
+            manifest,
+            data_root,
+            output_dir,
+            callbacks=JsonLines() if main_rank else None,
+            resume=resume,
+            global_batch=global_batch or None,
+        )
+    except TrainingInterrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        raise typer.Exit(143) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        print(f"error: bad training config {config}: {problems}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except (TrainingError, FileNotFoundError, ValueError) as exc:
+        if main_rank:
+            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    if main_rank:
+        print(json.dumps({"event": "done", **result.to_json()}, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    app()
