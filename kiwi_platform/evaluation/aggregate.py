@@ -142,8 +142,15 @@ def headline_metrics(rows: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> 
     return out
 
 
-def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
-    """A GitHub-flavoured markdown table (index as the first column); NaN shown as an en dash."""
+def markdown_table(table: pd.DataFrame, digits: int = 2, max_columns: int | None = None) -> str:
+    """A GitHub-flavoured markdown table (index as the first column); NaN shown as an en dash.
+
+    `max_columns`: wider tables are split into several tables of at most that many value columns,
+    each repeating the index column, so none is cut off in a narrow view (the Dagster UI at 1280 px).
+    """
+    if max_columns and len(table.columns) > max_columns:
+        parts = [table.iloc[:, i : i + max_columns] for i in range(0, len(table.columns), max_columns)]
+        return "\n\n".join(markdown_table(part, digits) for part in parts)
 
     def cell(v: Any) -> str:
         if isinstance(v, (float, np.floating)):

@@ -21,6 +21,9 @@ from kiwi_platform.evaluation.reference_scores import comparison_markdown, refer
 from kiwi_platform.evaluation.settings import EvalSettings
 from kiwi_platform.lib.files import write_text_atomic
 
+# value columns per markdown table in Dagster metadata: wider tables are split so none is cut off at 1280 px
+METADATA_COLUMNS = 6
+
 
 @dataclass
 class EvalResult:
@@ -69,7 +72,7 @@ class EvalResult:
                 "judge tables cover the others, offline metrics cover all._"
             )
         for name, table in self.tables.items():
-            parts += [f"### {name.replace('_', ' ')}", markdown_table(table)]
+            parts += [f"### {name.replace('_', ' ')}", markdown_table(table, max_columns=METADATA_COLUMNS)]
         for bench in self.benchmarks:
             parts += [f"### {bench} vs the published rows", comparison_markdown(self.headline, bench)]
         return "\n\n".join(parts)

@@ -126,3 +126,19 @@ def test_markdown_table_renders_numbers_counts_and_gaps() -> None:
     assert lines[0].startswith("| category | preservation_psnr")
     assert any(line.startswith("| global_style | – |") for line in lines)
     assert lines[-1].startswith("| overall | 20.00 |") and lines[-1].endswith("| 4 |")
+
+
+def test_wide_tables_are_split_so_no_column_is_cut_off() -> None:
+    """With max_columns, a wide score table becomes several narrow tables that each repeat the category
+    column and together hold every column and value of the whole table, in order."""
+    table = build_tables(_rows(), judged=True)["openve_offline"]
+    assert len(table.columns) == 3
+    parts = markdown_table(table, max_columns=2).split("\n\n")
+    assert len(parts) == 2
+    headers = [part.splitlines()[0].strip("| ").split(" | ") for part in parts]
+    assert all(h[0] == "category" and len(h) <= 3 for h in headers)
+    assert [c for h in headers for c in h[1:]] == [str(c) for c in table.columns]
+    whole = markdown_table(table).splitlines()
+    for i, line in enumerate(whole[2:], start=2):  # each category row is the concatenation of its parts
+        cells = [part.splitlines()[i].strip("| ").split(" | ") for part in parts]
+        assert line.strip("| ").split(" | ") == cells[0][:1] + [c for row in cells for c in row[1:]]
