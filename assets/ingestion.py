@@ -98,7 +98,11 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
             context.log.info(f"probed {done}/{total} rows")
 
     out = ingest_source(source, store, batch, min_frames=config.min_frames, progress=progress)
-    preview = {"preview": dg.MetadataValue.md(raw_pair_strip_markdown(store.root_path, out.table.head(4)))}
+    preview = (
+        {"preview": dg.MetadataValue.md(raw_pair_strip_markdown(store.root_path, out.table.head(4)))}
+        if len(out.table)
+        else {}
+    )
     return data.publish(
         context,
         "raw_edit_pairs",
@@ -116,7 +120,7 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
             "images": out.images,
             "embedded_references": out.embedded_refs,
             "seconds": round(time.perf_counter() - started, 2),
-            **(preview if len(out.table) else {}),
+            **preview,
         },
     )
 

@@ -53,6 +53,13 @@ class StagedTable:
     def __len__(self) -> int:
         return self.rows
 
+    def head(self, n: int) -> pd.DataFrame:
+        """The first `n` rows (previews), read without loading the rest."""
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(self.path).iter_batches(batch_size=n), None)
+        return batch.to_pandas() if batch is not None else pd.DataFrame()
+
 
 def manifest_files(spec: str | os.PathLike) -> list[Path]:
     """The files a manifest spec names: one file, or every match of a glob (sorted); may be empty."""
