@@ -37,7 +37,8 @@ def lineage(
             checked = [f for f in result.files() if f.status != "unchecked"]
             typer.echo(f"verified {len(checked)} files: {len(result.mismatches)} mismatched or missing")
             for f in result.mismatches:  # one plain line each, whatever the terminal width
-                typer.echo(f"{f.status.upper()}: {f.role} {f.path} (expected sha256 {f.sha256})")
+                expected = f"sha256 {f.sha256}" if f.sha256 else f"DVC md5 {f.md5}"
+                typer.echo(f"{f.status.upper()}: {f.role} {f.path} (expected {expected})")
     if verify and result.mismatches:
         raise typer.Exit(1)
 
