@@ -112,8 +112,11 @@ def materialize(
     defs = defs or load_definitions()
     keys = resolve_selection(defs, selection)
     instance = dg.DagsterInstance.get()
-    for line in reap_dead_runs(instance):  # runs of killed kiwi processes would hold pool slots forever
+    reaped = reap_dead_runs(instance)  # runs of killed kiwi processes would hold pool slots forever
+    for _, line in reaped:
         _say(line)
+    if reaped:
+        _end_mlflow_runs(defs, [run_id for run_id, _ in reaped])
     graph = defs.resolve_asset_graph()
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     unpartitioned = keys - partitioned
@@ -195,6 +198,16 @@ def _run_config(job: dg.JobDefinition, config: dict) -> dict:
     if job.executor_def.name == "multi_or_in_process_executor" and "execution" not in config:
         return {**config, "execution": {"config": {"in_process": {}}}}
     return config
+
+
+def _end_mlflow_runs(defs: dg.Definitions, dagster_run_ids: list[str]) -> None:
+    """A killed training stage leaves its MLflow run RUNNING forever: mark those of reaped runs KILLED."""
+    from kiwi_platform.resources.tracking import MlflowTracking
+
+    tracking = (getattr(defs, "resources", None) or {}).get("tracking")
+    if isinstance(tracking, MlflowTracking):
+        for line in tracking.end_runs_of(dagster_run_ids):
+            _say(line)
 
 
 def _say(line: str) -> None:

@@ -77,7 +77,9 @@ def write_video(frames: list[Image.Image] | np.ndarray, path: str | Path, fps: i
         with av.open(tmp, mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=Fraction(fps))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"crf": "18"}
+            # x264's macroblock-tree rate control gives different bytes (and pixels) for the same frames
+            # from one encode to the next on short clips; without it equal frames give equal bytes
+            stream.options = {"crf": "18", "x264-params": "mbtree=0"}
             for arr in arrays:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
                     container.mux(packet)

@@ -71,8 +71,11 @@ def _owner_alive(tags: dict[str, str]) -> bool:
     return started is not None and started in ("unknown", tags.get(STARTED_TAG, ""))
 
 
-def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Fail this host's CLI runs whose owning process is gone and free their pool slots; one line each."""
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[tuple[str, str]]:
+    """Fail this host's CLI runs whose owning process is gone and free their pool slots.
+
+    Returns (run id, one line for the user) per reaped run, so the caller can also close what the
+    run had open elsewhere (its MLflow runs)."""
     host, cleaned = socket.gethostname(), []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=LIVE_STATUSES, tags={HOST_TAG: host})):
         if PID_TAG not in run.tags or _owner_alive(run.tags):
@@ -80,7 +83,12 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         pid = run.tags[PID_TAG]
         instance.report_run_failed(run, message=f"the kiwi process running it (pid {pid}) is gone; marked failed")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        cleaned.append(f"run {run.run_id[:8]} ({run.job_name}, pid {pid} is gone): marked failed, its pool slots freed")
+        cleaned.append(
+            (
+                run.run_id,
+                f"run {run.run_id[:8]} ({run.job_name}, pid {pid} is gone): marked failed, its pool slots freed",
+            )
+        )
     return cleaned
 
 

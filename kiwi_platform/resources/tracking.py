@@ -47,6 +47,19 @@ class MlflowTracking(dg.ConfigurableResource):
         self._mlflow()
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
+    def end_runs_of(self, dagster_run_ids: list[str]) -> list[str]:
+        """Mark KILLED the MLflow runs still RUNNING that the given (dead) Dagster runs started; one line each."""
+        from kiwi_platform.lib.mlflow_tags import DAGSTER_RUN_ID
+
+        client, lines = self.client(), []
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        for dagster_run in dagster_run_ids:
+            query = f"tags.`{DAGSTER_RUN_ID}` = '{dagster_run}' and attributes.status = 'RUNNING'"
+            for run in client.search_runs(experiments, filter_string=query) if experiments else []:
+                client.set_terminated(run.info.run_id, status="KILLED")
+                lines.append(f"MLflow run {run.info.run_id[:8]} of run {dagster_run[:8]}: marked KILLED")
+        return lines
+
     def _open_store_once(self) -> None:
         """Open the tracking and registry stores of a local SQLite URI under the init lock, once per process.
 
