@@ -1,10 +1,14 @@
-"""Ingestion throughput vs a bare PyAV decode of the same frames, measured in the same run.
+"""Ingestion CPU time vs a bare PyAV decode+convert of the same frames, measured in the same run.
 
 Why a ratio: absolute clips/s depend on the machine; the ratio says how much our ingestion path
 (probe + sha256 + decode/resize/crop + JPEG clip write + sha256 of the clip) costs on top of the
-decode that any path must pay. Target: ingest throughput >= 0.7 x bare decode throughput.
+decode that any path must pay. The headline is the CPU-time ratio (bare CPU / ingest CPU): the
+ingest path converts frames in a thread pool and the baseline does not, so wall time flatters it.
+Inputs are the demo clips upscaled to 1920x1088 (made here with PyAV, cached under
+benchmarks/results/hd_inputs/), so the resize path runs. Target: CPU-time ratio >= 0.8.
 
-    .venv/bin/python benchmarks/ingest.py [--repeat 3] [--max-area 921600] [--frames 81]
+    .venv/bin/python benchmarks/ingest.py [--repeat 3] [--max-area 921600] [--frames 81] [--hd-clips 3]
+    .venv/bin/python benchmarks/ingest.py --native    # the demo clips as they are (no resize)
     .venv/bin/python benchmarks/ingest.py --memory [--rows 200000]   # peak RSS of a huge manifest
 
 Prints a table and writes benchmarks/results/ingest.json (git-ignored).
@@ -34,10 +38,36 @@ from kiwi_platform.media.probe import probe_media  # noqa: E402
 from kiwi_platform.settings import find_demo_dir  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
+HD_INPUTS = Path(__file__).resolve().parent / "results" / "hd_inputs"
+HD_SIZE = (1920, 1088)
+
+
+def make_hd_input(src: Path, frames: int, out_dir: Path = HD_INPUTS) -> Path:
+    """`src`'s first `frames` frames upscaled to 1920x1088 H.264 (yuv420p, crf 18, fps kept), made once."""
+    dst = out_dir / f"{src.stem[:12]}_{HD_SIZE[0]}x{HD_SIZE[1]}_{frames}.mp4"
+    if dst.exists():
+        return dst
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".tmp.mp4")
+    with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
+        stream_in = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=stream_in.average_rate or 25)
+        stream.width, stream.height, stream.pix_fmt = *HD_SIZE, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for i, frame in enumerate(inp.decode(stream_in)):
+            if i >= frames:
+                break
+            big = frame.reformat(width=HD_SIZE[0], height=HD_SIZE[1], format="yuv420p", interpolation="BICUBIC")
+            big.pts = None
+            out.mux(stream.encode(big))
+        out.mux(stream.encode(None))
+    os.replace(tmp, dst)
+    return dst
 
 
 def bare_decode(path: Path, frames: int) -> int:
-    """The floor any ingestion pays: decode the first `frames` frames to RGB numpy, same threading as ours."""
+    """The floor any ingestion pays: decode the first `frames` frames and convert them to RGB numpy
+    at their own size, with the same codec threading as ours."""
     count = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -114,7 +144,7 @@ def breakdown(path: Path, frames: int, max_area: int) -> dict[str, float]:
     def to_rgb(frame: av.VideoFrame) -> np.ndarray:
         if same:
             return frame.to_ndarray(format="rgb24")
-        return frame.to_ndarray(format="rgb24", width=rw, height=rh, interpolation="AREA")
+        return frame.reformat(width=rw, height=rh, interpolation="AREA").to_ndarray(format="rgb24")
 
     out["to_rgb_and_resize"], rgb = cpu(lambda: [to_rgb(f) for f in decoded])
     out["center_crop"], cropped = cpu(lambda: [_center_crop(f, cw, ch) for f in rgb])
@@ -211,11 +241,11 @@ def print_table(result: dict, target: float) -> None:
             f"{c['file'][:12]}: bare decode {c['bare_decode_s'] * 1000:.0f} ms (cpu {c['bare_cpu_s'] * 1000:.0f} ms); "
             f"ingest {c['ingest_s'] * 1000:.0f} ms (cpu {c['ingest_cpu_s'] * 1000:.0f} ms) = {stages}"
         )
-    verdict = "meets" if result["overall"]["ratio"] >= target else "BELOW"
     overall = result["overall"]
+    verdict = "meets" if overall["cpu_ratio"] >= target else "BELOW"
     print(
-        f"\noverall ratio ingest/bare = {overall['ratio']:.2f} ({verdict} target {target}); "
-        f"CPU-time ratio {overall['cpu_ratio']:.2f}; load average {overall['load_average_1m']:.2f} "
+        f"\nCPU-time ratio bare/ingest = {overall['cpu_ratio']:.2f} ({verdict} target {target}); "
+        f"wall ratio {overall['ratio']:.2f}; load average {overall['load_average_1m']:.2f} "
         f"(wall-clock ratios are only meaningful on an otherwise idle machine)"
     )
 
@@ -227,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=81, help="first N frames per clip")
     parser.add_argument("--demo-dir", type=Path, default=None, help="folder holding video/source/*.mp4")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
-    parser.add_argument("--target", type=float, default=0.7)
+    parser.add_argument("--target", type=float, default=0.8, help="CPU-time ratio to meet")
+    parser.add_argument("--hd-clips", type=int, default=3, help="demo clips to upscale to 1920x1088 and measure")
+    parser.add_argument("--native", action="store_true", help="measure the demo clips as they are instead")
     parser.add_argument("--breakdown", action="store_true", help="also time each normalization step alone (CPU ms)")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a huge duplicate-heavy manifest instead")
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the --memory manifest")
@@ -242,12 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print(f"error: no demo videos under {demo / 'video' / 'source'}", file=sys.stderr)
         return 2
+    if not args.native:
+        videos = [make_hd_input(v, args.frames) for v in videos[: max(1, args.hd_clips)]]
     result = measure(videos, max(1, args.repeat), args.frames, args.max_area)
     result["config"] = {
         "repeat": args.repeat,
         "max_area": args.max_area,
         "frames": args.frames,
-        "target_ratio": args.target,
+        "target_cpu_ratio": args.target,
+        "inputs": "demo clips as they are" if args.native else f"demo clips upscaled to {HD_SIZE[0]}x{HD_SIZE[1]}",
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "pyav": av.__version__,

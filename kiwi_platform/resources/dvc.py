@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import yaml
@@ -29,8 +30,14 @@ from kiwi_platform.lib.files import write_text_atomic
 from kiwi_platform.lib.locks import file_lock
 from kiwi_platform.settings import PROJECT_ROOT
 
-# (repo, remote url) -> the .dvc/config this process left after configuring the remote
-_remote_ready: dict[tuple[str, str], bytes] = {}
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+#: hardlink the workspace to the cache (same bytes, no second copy); copy only where the filesystem
+#: cannot (the cache on another device). Not reflink first: DVC 3.67 then copies on ext4 instead of
+#: falling through to hardlink (measured). Not symlinks: readers resolving paths would land in the
+#: cache. DVC makes linked files read-only, and every writer here replaces files by rename.
+CACHE_TYPE = "hardlink,copy"
 #: machine-local files in the data repo (absolute paths): never committed
 _LOCAL_ONLY = (
     "# machine-local: batch registry and ingestion origins (absolute paths)",
@@ -39,6 +46,25 @@ _LOCAL_ONLY = (
 )
 #: `meta` key marking a stage the platform declared in code (kept across dvc.yaml updates)
 DECLARED_BY = "kiwi_declared_by"
+
+
+def _configured(config: Path, remote_url: str) -> bool:
+    """Whether `.dvc/config` already names `remote_url` as the default remote and links the cache."""
+    from configobj import ConfigObj, ConfigObjError
+
+    try:
+        conf = ConfigObj(str(config), list_values=False)
+    except (OSError, ConfigObjError):
+        return False
+    url = conf.get('remote "local"', {}).get("url", "")
+    if url and "://" not in url:  # DVC stores a relative local path relative to .dvc/
+        url = os.path.normpath(os.path.join(config.parent, url))
+    wanted = remote_url if "://" in remote_url else os.path.abspath(remote_url)
+    return (
+        conf.get("core", {}).get("remote") == "local"
+        and url == wanted
+        and conf.get("cache", {}).get("type", "").strip('"') == CACHE_TYPE
+    )
 
 
 class DvcError(RuntimeError):
@@ -88,6 +114,27 @@ class DvcRepo(dg.ConfigurableResource):
     def dvc(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
         return self._run(sys.executable, "-m", "dvc", *args, cwd=cwd, check=check)
 
+    @contextlib.contextmanager
+    def _repo(self) -> Iterator[Repo]:
+        """DVC in this process (its Python API): no interpreter start-up or DVC import per command."""
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+
+        saved = {k: os.environ.get(k) for k in ("DVC_NO_ANALYTICS", "DVC_SITE_CACHE_DIR")}
+        os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+        os.environ["DVC_SITE_CACHE_DIR"] = str(self.root_path / ".dvc" / "tmp" / "site-cache")
+        try:
+            with Repo(str(self.root_path)) as repo:
+                yield repo
+        except DvcException as exc:
+            raise DvcError(f"DVC failed in {self.root_path}: {exc}") from None
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
     def git(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
         return self._run("git", *args, cwd=cwd, check=check)
 
@@ -130,19 +177,20 @@ class DvcRepo(dg.ConfigurableResource):
         )
 
     def _ensure_remote(self) -> None:
-        """Point the `local` default remote at `remote_url`: two dvc calls, skipped while the config is
-        as this process left it (every asset publish calls this, holding the repository lock)."""
-        key, config = (str(self.root_path.resolve()), self.remote_url), self.root_path / ".dvc" / "config"
-        if config.exists() and _remote_ready.get(key) == config.read_bytes():
+        """Point the `local` default remote at `remote_url` and make the cache link instead of copy.
+
+        Read from `.dvc/config` without starting DVC; written (in-process) only when it differs, i.e.
+        once at set-up and again when `KIWI_DVC_REMOTE` changes, never on every publish.
+        """
+        config = self.root_path / ".dvc" / "config"
+        if _configured(config, self.remote_url):
             return
-        current = self.dvc("remote", "list", check=False).stdout.split()
-        if "local" in current:
-            self.dvc("remote", "modify", "local", "url", self.remote_url)
-        else:
-            if "://" not in self.remote_url:
-                Path(self.remote_url).mkdir(parents=True, exist_ok=True)
-            self.dvc("remote", "add", "-d", "local", self.remote_url)
-        _remote_ready[key] = config.read_bytes()
+        if "://" not in self.remote_url:
+            Path(self.remote_url).mkdir(parents=True, exist_ok=True)
+        with self._repo() as repo, repo.config.edit("repo") as conf:
+            conf["core"]["remote"] = "local"
+            conf["remote"]["local"] = {**conf["remote"].get("local", {}), "url": self.remote_url}
+            conf["cache"]["type"] = CACHE_TYPE
 
     def _install_dvc_yaml(self, activate: str | None = None, declare: dict[str, dict] | None = None) -> None:
         """Write the data repo's dvc.yaml: the project's dvc.yaml (top-level keys, comments) with only
@@ -203,21 +251,59 @@ class DvcRepo(dg.ConfigurableResource):
 
     # -- versioning -------------------------------------------------------------------------
     def track(self, path: Path, message: str) -> TrackedOutput:
-        """`dvc add` a file or folder, commit the .dvc file in the data repo, push to the remote."""
+        """`dvc add` a file or folder, commit the .dvc file in the data repo, push to the remote.
+
+        DVC runs in this process, and its whole-repo graph check is skipped: it parses every tracked
+        `.dvc` file, so each publish would cost more the more batches exist. `_check_overlap` does
+        the one check that matters here (no tracked folder above or below this one) in O(depth).
+        """
         with self.locked():
             self._ensure_unlocked()
             rel = os.path.relpath(Path(path).resolve(), self.root_path.resolve())
             if rel.startswith(".."):
                 raise DvcError(f"{path} is outside the data repository {self.root_path}")
-            self.dvc("add", rel)
-            out = yaml.safe_load((self.root_path / f"{rel}.dvc").read_text())["outs"][0]
-            self._commit_metadata(message)
-            if self.push:
-                self.dvc("push", "-q", f"{rel}.dvc")
+            self._check_overlap(rel)
+            with self._repo() as repo:
+                self._narrow(repo, rel)
+                repo.add(str(self.root_path / rel))
+                out = yaml.safe_load((self.root_path / f"{rel}.dvc").read_text())["outs"][0]
+                self._commit_metadata(message)
+                if self.push:
+                    repo.push(targets=[str(self.root_path / f"{rel}.dvc")])
             rev = self.git("rev-parse", "HEAD").stdout.strip()
         return TrackedOutput(
             path=rel, md5=out["md5"], files=int(out.get("nfiles", 1)), size=int(out.get("size", 0)), git_rev=rev
         )
+
+    def _narrow(self, repo: Repo, rel: str) -> None:
+        """Let `repo.add(rel)` see only the files that can own `rel`: its own `.dvc` file (a re-publish
+        updates it) and dvc.yaml (a pipeline output is refused, as DVC refuses it), not every one."""
+        from dvc.exceptions import OutputNotFoundError
+        from dvc.repo import Repo as DvcApi
+        from dvc.repo.index import Index
+
+        owners = [self.root_path / f for f in (f"{rel}.dvc", "dvc.yaml") if (self.root_path / f).exists()]
+        owned = list(Index.from_indexes(repo, [Index.from_file(repo, str(f)) for f in owners]).outs)
+
+        def find_outs_by_path(path, outs=None, recursive=False, strict=True):
+            if not (outs or owned):  # DVC reads an empty list as "all of them"
+                raise OutputNotFoundError(path, repo)
+            return DvcApi.find_outs_by_path(repo, path, outs=outs or owned, recursive=recursive, strict=strict)
+
+        repo.find_outs_by_path = find_outs_by_path
+        repo._skip_graph_checks = True
+
+    def _check_overlap(self, rel: str) -> None:
+        """Refuse to track a folder inside, or around, one DVC already tracks (one owner per file)."""
+        parts = Path(rel).parts
+        for depth in range(1, len(parts)):
+            above = self.root_path.joinpath(*parts[:depth])
+            if above.with_name(above.name + ".dvc").exists():
+                raise DvcError(f"{rel} is inside {above.relative_to(self.root_path)}, which DVC already tracks")
+        target = self.root_path / rel
+        inner = next(target.rglob("*.dvc"), None) if target.is_dir() else None
+        if inner is not None:
+            raise DvcError(f"{rel} holds {inner.relative_to(self.root_path)}, which DVC already tracks")
 
     def _commit_metadata(self, message: str) -> None:
         """Commit DVC's pointer files (.dvc, dvc.lock, .gitignore) and nothing else."""
