@@ -18,7 +18,7 @@ from kiwi_platform.lib.expectations import between, columns_present, not_null, u
 from kiwi_platform.lib.files import save_image_atomic
 from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.lib.preview import image_markdown
-from kiwi_platform.refvie.assembly import TASKS, QualitySettings, assemble_quadruplets
+from kiwi_platform.refvie.assembly import TASKS, QualitySettings, assemble_quadruplets, disagreement_rate
 from kiwi_platform.refvie.backends.registry import (
     build_embedder,
     build_grounder,
@@ -201,6 +201,9 @@ def quadruplets(context: dg.AssetExecutionContext, config: QualityConfig, data: 
         "embedder": config.embedder,
         "task_mix": dg.MetadataValue.json(table["task"].value_counts().to_dict() if len(table) else {}),
         "edit_type_mix": dg.MetadataValue.json(table["edit_type"].value_counts().to_dict() if len(table) else {}),
+        # share of kept pairs whose prompt and pixels name different edit types (flagged, not dropped)
+        "type_disagreement_rate": disagreement_rate(table),
+        "type_disagreements": int(table["type_disagreement"].astype(bool).sum()) if len(table) else 0,
         "seconds": round(time.perf_counter() - started, 2),
     }
     if out.sheet_items:

@@ -22,11 +22,40 @@ def synth(
     demo_dir: Path | None = typer.Option(
         None, "--demo-dir", help="Demo media folder (default: KIWI_DEMO_DIR or the shipped demo)."
     ),
+    difficulty: str = typer.Option(
+        "easy", "--difficulty", help="easy (default: today's set) or hard (every factor below but --photometric-only)."
+    ),
+    motion: bool = typer.Option(False, "--motion", help="Edited objects grow/shrink and pass behind a pole."),
+    camera: bool = typer.Option(False, "--camera", help="One pan/zoom per pair, shared by source and target."),
+    regenerate: bool = typer.Option(
+        False,
+        "--regenerate",
+        help="Targets re-rendered over the whole frame: gain/colour shift, noise, lossy re-encode.",
+    ),
+    distractors: bool = typer.Option(False, "--distractors", help="1-3 unedited objects besides the edited one."),
+    resize_replace: bool = typer.Option(
+        False, "--resize-replace", help="Replacements 0.6-0.75x or 1.3-1.5x the old object's size."
+    ),
+    photometric_only: bool = typer.Option(
+        False,
+        "--photometric-only",
+        help="Bad input: targets differ from sources only by regeneration (edit type no_edit, expect qc_no_edit).",
+    ),
 ) -> None:
     """Generate synthetic instruction edit pairs with ground-truth masks and reference images."""
     from kiwi_platform.cli.paths import output_folder
     from kiwi_platform.synth import generate  # imported here so `kiwi --help` stays fast
+    from kiwi_platform.synth.difficulty import Difficulty
 
+    factors = Difficulty.preset(
+        difficulty,
+        motion=motion,
+        camera=camera,
+        regenerate=regenerate,
+        distractors=distractors,
+        resize_replace=resize_replace,
+        photometric_only=photometric_only,
+    )
     output_folder(out)
 
     console = Console()
@@ -45,6 +74,7 @@ def synth(
             with_ref=with_ref,
             demo_dir=demo_dir,
             progress=lambda done, total: bar.update(task, completed=done),
+            difficulty=factors,
         )
     table = Table(title=f"{summary.n_pairs} synthetic pairs in {summary.seconds:.1f} s")
     table.add_column("edit type")
@@ -54,6 +84,8 @@ def synth(
     console.print(table)
     media = ", ".join(f"{count} {kind}" for kind, count in sorted(summary.media_counts.items()))
     console.print(f"media: {media}", soft_wrap=True)
+    if factors.any:
+        console.print(f"difficulty factors: {', '.join(factors.factors)}", soft_wrap=True, highlight=False)
     console.print(f"manifest: {summary.manifest}", soft_wrap=True, highlight=False)
     console.print(f"ground truth: {summary.ground_truth}", soft_wrap=True, highlight=False)
 

@@ -4,6 +4,11 @@ Per pair the reference must pass the size filter (`reference_size_ok`: minimum s
 ratio) and the semantic judge; a failing reference is dropped (the pair stays as an
 instruction-only sample) and quarantined with its reason. Then later near-duplicates are dropped
 whole, references compared with references and targets with targets.
+
+Each quadruplet also carries both witnesses of its edit type (`instruction_type` from the
+prompt, `pixel_type` from mask geometry) and `type_disagreement` when they differ: such a pair
+is kept, with the lower `type_confidence` the typing step gives it, so training can filter or
+down-weight it instead of the pipeline silently trusting either witness.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from PIL import Image
 
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
+from kiwi_platform.refvie.edit_types import TypeDecision, type_decision
 from kiwi_platform.refvie.pipeline import judge_reference
 from kiwi_platform.refvie.quality import find_near_duplicates, reference_size_ok
+from kiwi_platform.refvie.references import aligned_source
 from kiwi_platform.refvie.region_table import region_from_row
 from kiwi_platform.refvie.types import EditRegion, ImageEmbedder, ReferenceJudge, SampleRejected
 
@@ -40,6 +47,9 @@ QUADRUPLET_COLUMNS = [
     "fps",
     "judge_score",
     "type_confidence",
+    "instruction_type",
+    "pixel_type",
+    "type_disagreement",
     "dup_similarity",
     "mask_area",
     "src_clip_sha256",
@@ -84,6 +94,7 @@ def assemble_quadruplets(
         target = read_clip(root / rec["tgt_clip"])
         source = read_clip(root / rec["src_clip"])
         region = region_from_row(rec, root)
+        sample.update(type_columns(type_evidence(rec, region, source, target)))
         reference = None
         if rec["reference_file"]:
             reference = np.asarray(Image.open(root / rec["reference_file"]).convert("RGB"))
@@ -107,6 +118,37 @@ def assemble_quadruplets(
     kept = drop_duplicates(samples, embedder, settings.duplicate_threshold, rejected)
     rows = [{k: v for k, v in s.items() if not k.startswith("_")} for s in kept]
     return Assembly(pd.DataFrame(rows, columns=QUADRUPLET_COLUMNS), rejected, sheet)
+
+
+def type_evidence(rec: dict, region: EditRegion, source: np.ndarray, target: np.ndarray) -> TypeDecision:
+    """The typing decision behind a region row: the one `edit_regions` recorded in its scores when
+    present, else recomputed from the prompt and the stored masks (after `finalize_masks`, so a
+    style or background mask is judged whole; the region's own type is kept either way)."""
+    recorded = TypeDecision.from_scores(region.scores, region.edit_type, region.type_confidence)
+    if recorded is not None:
+        return recorded
+    fresh = type_decision(rec["prompt"], region.masks, aligned_source(source, region), target)
+    confidence = float(region.type_confidence)
+    if fresh.disagreement:  # the stage's score, lowered to the disagreement ceiling
+        confidence = min(confidence, fresh.confidence)
+    return TypeDecision(region.edit_type, confidence, fresh.instruction_type, fresh.pixel_type, fresh.pixel_confidence)
+
+
+def type_columns(decision: TypeDecision) -> dict:
+    """The quadruplet columns of a typing decision (an empty `instruction_type`: no known wording)."""
+    return {
+        "type_confidence": float(decision.confidence),
+        "instruction_type": decision.instruction_type or "",
+        "pixel_type": decision.pixel_type,
+        "type_disagreement": bool(decision.disagreement),
+    }
+
+
+def disagreement_rate(table: pd.DataFrame) -> float:
+    """Share of quadruplets whose instruction and pixels name different edit types (0 when empty)."""
+    if not len(table) or "type_disagreement" not in table:
+        return 0.0
+    return round(float(table["type_disagreement"].astype(bool).mean()), 4)
 
 
 def reference_problem(

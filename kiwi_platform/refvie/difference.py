@@ -1,8 +1,8 @@
 """Difference primitives of the edit-region stage: where an aligned source/target pair differs beyond codec noise.
 
-Why a module of its own: these array-level steps (alignment, Lab difference, noise floor,
-hysteresis, mask clean-up, shape completion, boxes) know nothing of prompts or backends, and
-several callers build on them: the default `diff` backends (`backends/diff.py`), edit
+Why a module of its own: these array-level steps (Lab difference, noise floor, hysteresis, mask
+clean-up, shape completion, boxes; alignment is re-exported from `alignment.py`, tracking over
+time is in `tracking.py`) know nothing of prompts or backends, and several callers build on them: the default `diff` backends (`backends/diff.py`), edit
 classification (`edit_types.py`), the stage itself (`regions.py`) and reference synthesis
 (`references.py`).
 
@@ -20,70 +20,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from kiwi_platform.refvie.alignment import align_source, estimate_shift, shift_frames  # noqa: F401  (re-exported)
 from kiwi_platform.refvie.types import Box, SampleRejected
 
 
 def to_lab(frames: np.ndarray) -> np.ndarray:
     """(T,H,W,3) uint8 RGB -> float32 Lab (L in 0..100)."""
     return np.stack([cv2.cvtColor(f.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab) for f in frames])
-
-
-def estimate_shift(source: np.ndarray, target: np.ndarray, max_shift: int = 4, crop: int = 192) -> tuple[int, int]:
-    """How far (dy, dx) the target's content moved relative to the source, (0, 0) when unsure.
-
-    Pairs from real editing models are sometimes re-cropped by a few pixels, which would turn
-    every edge into "change". Every shift within `max_shift` px is tried on a central crop of
-    the first frame (at most `crop` px square); the best is used only if it lowers the median
-    gray difference by 30% or more, so aligned pairs (and flat scenes) are left untouched.
-    """
-    a = cv2.cvtColor(source[0], cv2.COLOR_RGB2GRAY).astype(np.int16)
-    b = cv2.cvtColor(target[0], cv2.COLOR_RGB2GRAY).astype(np.int16)
-    h, w = a.shape
-    m = max_shift
-    if h <= 4 * m or w <= 4 * m:
-        return 0, 0
-    ch, cw = min(crop, h - 2 * m), min(crop, w - 2 * m)
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    ref = a[y0 : y0 + ch, x0 : x0 + cw]
-
-    def cost(dy: int, dx: int) -> float:  # target moved by (dy, dx): compare source with target at +(dy, dx)
-        return float(np.median(np.abs(ref - b[y0 + dy : y0 + dy + ch, x0 + dx : x0 + dx + cw])))
-
-    before = cost(0, 0)
-    if before < 2.0:
-        return 0, 0
-    costs = {(dy, dx): cost(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)}
-    (dy, dx), best = min(costs.items(), key=lambda kv: (kv[1], abs(kv[0][0]) + abs(kv[0][1])))
-    return (dy, dx) if best < 0.7 * before else (0, 0)
-
-
-def shift_frames(frames: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Translate (T,H,W,C) frames by (dy, dx), replicating edge pixels into the uncovered band."""
-    if dy == 0 and dx == 0:
-        return frames
-    h, w = frames.shape[1:3]
-    ys = np.clip(np.arange(h) - dy, 0, h - 1)
-    xs = np.clip(np.arange(w) - dx, 0, w - 1)
-    return frames[:, ys][:, :, xs]
-
-
-def align_source(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """The source moved onto the target's pixel grid (see `estimate_shift`), and the shift used.
-
-    Masks and boxes live on the target, so the source is the one that moves; the band the shift
-    uncovers is filled with the target's own pixels, which makes it "unchanged" rather than a
-    strip of false edits along the border.
-    """
-    dy, dx = estimate_shift(source, target)
-    if (dy, dx) == (0, 0):
-        return source, (0, 0)
-    moved = shift_frames(source, dy, dx).copy()
-    h, w = source.shape[1:3]
-    band = np.zeros((h, w), bool)
-    band[: max(dy, 0)] = band[h + min(dy, 0) :] = True
-    band[:, : max(dx, 0)] = band[:, w + min(dx, 0) :] = True
-    moved[:, band] = target[:, band]
-    return moved, (dy, dx)
 
 
 def color_difference(
@@ -206,38 +149,14 @@ def mask_box(mask: np.ndarray) -> Box | None:
     return int(xs[0]), int(ys[0]), int(xs[-1] + 1), int(ys[-1] + 1)
 
 
-def temporal_vote(masks: np.ndarray, min_area: int, radius: int = 6) -> np.ndarray:
-    """Keep a frame's small component only if a neighbouring frame has change near it.
-
-    Codec flicker makes isolated blobs that live for one frame; a moving object is present in
-    consecutive frames at nearby places (within `radius` px after dilation). Components of at
-    least 4 x `min_area` always stay: they are not flicker.
-    """
-    t = len(masks)
-    if t < 3:
-        return masks
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    near = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
-    out = np.zeros_like(masks)
-    for i, m in enumerate(masks):
-        support = np.zeros_like(m)
-        if i > 0:
-            support |= near[i - 1]
-        if i < t - 1:
-            support |= near[i + 1]
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-        keep = np.zeros(n, bool)
-        for c in range(1, n):
-            if stats[c, 4] >= 4 * min_area:
-                keep[c] = True
-            else:
-                keep[c] = bool(support[labels == c].any())
-        out[i] = keep[labels]
-    return out
-
-
 def complete_shapes(
-    masks: np.ndarray, low: float = 0.75, search: int = 12, contain: float = 0.85, min_part: float = 0.25
+    masks: np.ndarray,
+    low: float = 0.75,
+    search: int = 12,
+    contain: float = 0.85,
+    min_part: float = 0.25,
+    clips: tuple[np.ndarray, np.ndarray] | None = None,
+    same_colour: float = 15.0,
 ) -> np.ndarray:
     """Fill in frames where a moving object was only partly found, from a neighbouring whole view.
 
@@ -249,6 +168,12 @@ def complete_shapes(
     evidence to place the shape. This assumes the object keeps its shape over
     a few frames (rigid enough); the containment test leaves other cases alone, and images
     (T = 1) too.
+
+    With `clips` (source, target), a completed pixel must also look like the object there: the
+    difference missed it because source and target agree, so in source or target it must have
+    the colour (max channel difference below `same_colour`) of the matching pixel of the whole
+    view. A part hidden behind an occluder, or the margin of an object that is smaller in this
+    frame (it moves away from the camera), shows other colours and is not filled in.
     """
     t = len(masks)
     areas = masks.reshape(t, -1).sum(axis=1).astype(float)
@@ -279,8 +204,25 @@ def complete_shapes(
         placed = np.zeros_like(masks[i])
         placed[py0 + by : py0 + by + shape.shape[0], px0 + bx : px0 + bx + shape.shape[1]] = shape > 0
         if (placed & masks[i]).sum() >= contain * areas[i]:
+            if clips is not None:
+                placed &= masks[i] | _looks_alike(clips, i, k, (py0 + by - y0, px0 + bx - x0), same_colour)
             out[i] = masks[i] | placed
     return out
+
+
+def _looks_alike(
+    clips: tuple[np.ndarray, np.ndarray], i: int, k: int, offset: tuple[int, int], tol: float
+) -> np.ndarray:
+    """(H,W) bool: pixels of frame i whose colour matches frame k at (y, x) - offset, in source or target."""
+    h, w = clips[0].shape[1:3]
+    ys = np.clip(np.arange(h) - offset[0], 0, h - 1)
+    xs = np.clip(np.arange(w) - offset[1], 0, w - 1)
+    alike = np.zeros((h, w), bool)
+    for clip in clips:
+        a = cv2.GaussianBlur(clip[i], (3, 3), 0).astype(np.int16)
+        b = cv2.GaussianBlur(clip[k], (3, 3), 0).astype(np.int16)[ys][:, xs]
+        alike |= np.abs(a - b).max(axis=-1) < tol
+    return alike
 
 
 def _yx(box: Box | None) -> tuple[int, int, int, int]:

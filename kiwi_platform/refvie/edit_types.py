@@ -3,58 +3,31 @@
 Why a module of its own: naming the edit is a separate question from finding where it is. It
 reads the masks of whichever segmenter ran (not only the `diff` one) and the pixels under them,
 and its thresholds are tuned on their own (60 synth pairs at 128x224 after normalization, see
-benchmarks/refvie_pipeline.py). `prompt_edit_type` reads the instruction, `mask_geometry`
-measures the region, `geometry_edit_type` decides from geometry alone and `classify_edit`
-combines the two.
+benchmarks/refvie_pipeline.py). `prompt_edit_type` reads the instruction (`instruction.py`),
+`mask_geometry` measures the region, `geometry_edit_type` decides from geometry alone,
+`decide_edit_type` combines the two witnesses into a `TypeDecision` (flagging a disagreement
+with a lower confidence instead of silently trusting either) and `type_decision` runs it all.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from kiwi_platform.refvie.difference import color_difference
-from kiwi_platform.refvie.types import LOCAL_TYPES
+from kiwi_platform.refvie.instruction import PROMPT_PATTERNS as INSTRUCTION_PATTERNS
+from kiwi_platform.refvie.instruction import parse_instruction
+from kiwi_platform.refvie.types import EDIT_TYPES, LOCAL_TYPES
 
-#: Prompt patterns per edit type, checked in this order (the first match wins): background and
-#: style words first, because "Replace the background ..." and "Turn the video into ..." also
-#: contain a local verb.
-PROMPT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("background_change", re.compile(r"\b(background|backdrop|scene(ry)?|setting|surroundings)\b")),
-    (
-        "global_style",
-        re.compile(
-            r"\b(style|stylize|stylise|render(ed)?|look(s)? like|filter|posteri[sz]e|cartoon|sepia|painting|"
-            r"black and white|grayscale|greyscale|monochrome|thermal|vintage|anime|sketch)\b"
-            r"|\b(turn|convert|make|transform) the (whole )?(video|image|frame|clip|picture|photo)\b"
-        ),
-    ),
-    (
-        "recolor",
-        re.compile(
-            r"\b(recolou?r|colou?r of|change the colou?r|paint(ed)?|dye|tint)\b"
-            r"|\bmake the \w+(?: \w+)? (red|orange|yellow|green|cyan|blue|purple|pink|white|black)\b"
-        ),
-    ),
-    ("local_remove", re.compile(r"\b(remove|erase|delete|get rid of|take out|eliminate)\b")),
-    (
-        "local_replace",
-        re.compile(r"\b(replace|swap|substitute|exchange|turn(ed)? (it |the \w+ )?into|change the \w+ (in)?to)\b"),
-    ),
-    ("local_add", re.compile(r"\b(add|insert|put|place|introduce|include)\b")),
-)
+#: The prompt's patterns live with the instruction parser (re-exported for old imports).
+PROMPT_PATTERNS = INSTRUCTION_PATTERNS
 
 
 def prompt_edit_type(prompt: str) -> str | None:
     """The edit type the instruction names, or None when no known phrasing matches."""
-    text = " ".join(prompt.lower().split())
-    for edit_type, pattern in PROMPT_PATTERNS:
-        if pattern.search(text):
-            return edit_type
-    return None
+    return parse_instruction(prompt).edit_type
 
 
 @dataclass(frozen=True)
@@ -223,20 +196,69 @@ def geometry_edit_type(g: MaskGeometry) -> tuple[str, float]:
     return "local_replace", clip(0.5 + 2 * (FOREIGN_GAP - abs(gap)))
 
 
-def classify_edit(
-    prompt: str, masks: np.ndarray, source: np.ndarray, target: np.ndarray, diff: np.ndarray | None = None
-) -> tuple[str, float]:
-    """(edit_type, confidence): the prompt's named type when it has one, checked against geometry.
+#: Confidence ceilings when the instruction and the pixels disagree: within the local family
+#: (add vs replace is partly a matter of wording) and across families (local vs whole frame).
+DISAGREE_SAME_FAMILY = 0.75
+DISAGREE_OTHER_FAMILY = 0.6
 
-    The instruction is the stronger signal for intent (add vs replace is a matter of wording
-    as much as pixels), geometry is the fallback when the wording is unknown and lowers the
-    confidence when it disagrees. Agreement gives >= 0.9.
-    """
-    geo_type, geo_conf = geometry_edit_type(mask_geometry(masks, source, target, diff))
-    named = prompt_edit_type(prompt)
-    if named is None:
-        return geo_type, round(0.8 * geo_conf, 4)
-    if named == geo_type:
-        return named, round(0.9 + 0.1 * geo_conf, 4)
-    same_family = (named in LOCAL_TYPES) == (geo_type in LOCAL_TYPES)
-    return named, 0.75 if same_family else 0.6
+
+@dataclass(frozen=True)
+class TypeDecision:
+    """The typing step's verdict and both witnesses behind it."""
+
+    edit_type: str
+    confidence: float
+    instruction_type: str | None  # what the prompt names (None: no known phrasing)
+    pixel_type: str  # what mask geometry says on its own
+    pixel_confidence: float
+
+    @property
+    def disagreement(self) -> bool:
+        """True when the prompt names a type and the pixels show another one."""
+        return self.instruction_type is not None and self.instruction_type != self.pixel_type
+
+    def scores(self) -> dict[str, float]:
+        """The decision as floats for a region's `scores` (types as indexes into EDIT_TYPES, -1 = none)."""
+        return {
+            "type_disagreement": float(self.disagreement),
+            "instruction_type_code": float(EDIT_TYPES.index(self.instruction_type) if self.instruction_type else -1),
+            "pixel_type_code": float(EDIT_TYPES.index(self.pixel_type)),
+            "pixel_type_confidence": float(self.pixel_confidence),
+        }
+
+    @staticmethod
+    def from_scores(scores: dict, edit_type: str, confidence: float) -> TypeDecision | None:
+        """Rebuild from `scores()` output (None when the scores do not carry a decision)."""
+        if "pixel_type_code" not in scores:
+            return None
+        code = int(scores.get("instruction_type_code", -1))
+        return TypeDecision(
+            edit_type,
+            confidence,
+            EDIT_TYPES[code] if code >= 0 else None,
+            EDIT_TYPES[int(scores["pixel_type_code"])],
+            float(scores.get("pixel_type_confidence", 0.0)),
+        )
+
+
+def decide_edit_type(instruction_type: str | None, pixel_type: str, pixel_confidence: float) -> TypeDecision:
+    """Combine the two witnesses. The instruction is the stronger signal for intent, so its type
+    is kept when it names one; agreement gives >= 0.9, a disagreement at most 0.75 (same family)
+    or 0.6 (local vs whole frame); no known wording falls back to the pixels at 0.8 x their
+    confidence."""
+    if instruction_type is None:
+        return TypeDecision(pixel_type, round(0.8 * pixel_confidence, 4), None, pixel_type, pixel_confidence)
+    if instruction_type == pixel_type:
+        conf = round(0.9 + 0.1 * pixel_confidence, 4)
+        return TypeDecision(instruction_type, conf, instruction_type, pixel_type, pixel_confidence)
+    same_family = (instruction_type in LOCAL_TYPES) == (pixel_type in LOCAL_TYPES)
+    conf = DISAGREE_SAME_FAMILY if same_family else DISAGREE_OTHER_FAMILY
+    return TypeDecision(instruction_type, conf, instruction_type, pixel_type, pixel_confidence)
+
+
+def type_decision(
+    prompt: str, masks: np.ndarray, source: np.ndarray, target: np.ndarray, diff: np.ndarray | None = None
+) -> TypeDecision:
+    """Parse the prompt, measure the mask's geometry and combine them (`decide_edit_type`)."""
+    pixel_type, pixel_conf = geometry_edit_type(mask_geometry(masks, source, target, diff))
+    return decide_edit_type(parse_instruction(prompt).edit_type, pixel_type, pixel_conf)

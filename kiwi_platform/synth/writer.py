@@ -27,8 +27,10 @@ import numpy as np
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.synth.clips import DemoLibrary, default_demo_dir
+from kiwi_platform.synth.difficulty import REGEN_CRF, Difficulty
 from kiwi_platform.synth.edits import BUILDERS, EDIT_TYPES, Edit
-from kiwi_platform.synth.media import write_mask, write_mp4, write_png, write_text
+from kiwi_platform.synth.hard_edits import build as build_hard
+from kiwi_platform.synth.media import DEFAULT_CRF, write_mask, write_mp4, write_png, write_text
 
 #: Written beside the manifest: the sha256 of the demo files the set was made from.
 SOURCES_NAME = "sources.json"
@@ -39,6 +41,7 @@ MASK_MEANING = {
     "recolor": "pixels of the recolored object",
     "background_change": "background: everything except the kept foreground object",
     "global_style": "whole frame",
+    "no_edit": "empty: only a photometric regeneration differs (bad input, expect qc_no_edit)",
 }
 
 
@@ -84,7 +87,7 @@ def _bbox(mask: np.ndarray) -> list[int] | None:
     return [int(xs.min()), int(ys.min()), int(xs.max() + 1), int(ys.max() + 1)]
 
 
-def _write_pair(out_dir: Path, pair: str, media: str, edit: Edit) -> tuple[str, str]:
+def _write_pair(out_dir: Path, pair: str, media: str, edit: Edit, tgt_crf: int = DEFAULT_CRF) -> tuple[str, str]:
     ext = "png" if media == "image" else "mp4"
     src, tgt = f"src/{pair}.{ext}", f"tgt/{pair}.{ext}"
     mask_dir = out_dir / "gt" / pair / "masks"
@@ -100,7 +103,10 @@ def _write_pair(out_dir: Path, pair: str, media: str, edit: Edit) -> tuple[str, 
         write_png(out_dir / tgt, edit.tgt[0])
     else:
         write_mp4(out_dir / src, edit.src, edit.fps)
-        write_mp4(out_dir / tgt, edit.tgt, edit.fps)
+        if tgt_crf == DEFAULT_CRF:
+            write_mp4(out_dir / tgt, edit.tgt, edit.fps)
+        else:  # a regenerated target: lossy on purpose
+            write_mp4(out_dir / tgt, edit.tgt, edit.fps, crf=tgt_crf)
     return src, tgt
 
 
@@ -116,12 +122,17 @@ def generate(
     with_ref: bool = False,
     demo_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    difficulty: Difficulty | None = None,
 ) -> SynthSummary:
     """Generate `n` edit pairs (edit types round-robin) deterministically from `seed`.
 
     Exactly round(n * image_share) pairs are 1-frame PNG image pairs, the rest `frames`-frame
     mp4 videos; all media are height x width. `progress(done, total)` is called after each pair.
+    `difficulty` switches on hard-set factors (`synth.difficulty`); without any, the output is
+    the easy set, byte for byte. With factors, each record also lists them (`factors`), and a
+    `photometric_only` pair is recorded as edit type `no_edit` with `expected_qc`.
     """
+    hard = difficulty if difficulty is not None and difficulty.any else None
     _validate(n, frames, height, width, image_share)
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -134,8 +145,16 @@ def generate(
         pair, edit_type = f"{i:0{width_id}d}", EDIT_TYPES[i % len(EDIT_TYPES)]
         media = "image" if i in image_rows else "video"
         rng = np.random.default_rng([seed, 2, i])
-        edit = BUILDERS[edit_type](rng, library, 1 if media == "image" else frames, media)
-        src, tgt = _write_pair(out_dir, pair, media, edit)
+        if hard is None:
+            edit = BUILDERS[edit_type](rng, library, 1 if media == "image" else frames, media)
+            src, tgt = _write_pair(out_dir, pair, media, edit)
+        else:
+            hrng = np.random.default_rng([seed, 3, i])
+            edit, edit_type = build_hard(edit_type, rng, hrng, library, 1 if media == "image" else frames, media, hard)
+            regen = hard.regenerate or hard.photometric_only
+            src, tgt = _write_pair(out_dir, pair, media, edit, REGEN_CRF if regen else DEFAULT_CRF)
+            if edit_type == "no_edit":
+                edit.details["expected_qc"] = "qc_no_edit"
         reference = f"gt/{pair}/reference.png"
         rows.append([edit.prompt, src, tgt] + ([reference] if with_ref else []))
         records.append(

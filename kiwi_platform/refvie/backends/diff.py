@@ -3,10 +3,11 @@
 Why here: they are backends like `qwen_grounder` and `sam_segmenter`, chosen by config name in
 `registry.py` ("diff" is the default of both kinds), but need no model weights, only the
 primitives of `refvie/difference.py`. `DiffGrounder` finds the region coarsely
-(chroma-down-weighted Lab difference, per-clip noise floor, hysteresis, components, temporal
-voting, boxes); `DiffSegmenter` refines it to pixel masks (gap closing, hole filling,
-small-component removal, peeling of codec colour bleed, shape completion across frames) after
-this or any other `Grounder`.
+(chroma-down-weighted Lab difference, per-clip noise floor, hysteresis, components linked into
+tracks over time by `tracking.py` so flicker drops out and moving objects stay, per-frame boxes);
+`DiffSegmenter` refines it to pixel masks (gap closing, hole filling, small-component removal,
+peeling of codec colour bleed, shape completion per track) after this or any other `Grounder`.
+Both see the source already aligned and photometrically matched to the target (`regions.py`).
 """
 
 from __future__ import annotations
@@ -19,20 +20,19 @@ import numpy as np
 from kiwi_platform.refvie.difference import (
     _check_pair,
     color_difference,
-    complete_shapes,
     fill_holes,
     hysteresis,
     mask_box,
     noise_floor,
     remove_small,
-    temporal_vote,
 )
+from kiwi_platform.refvie.tracking import complete_tracks, link_tracks, prune_flicker
 from kiwi_platform.refvie.types import Grounding
 
 
 @dataclass
 class DiffGrounder:
-    """Coarse edited region from colour differences: hysteresis masks, temporal voting, boxes.
+    """Coarse edited region from colour differences: hysteresis masks, flicker pruned per track, boxes.
 
     `min_area_frac` is the smallest component kept, as a share of the frame (tiny blobs are
     codec noise or unrelated flicker).
@@ -50,7 +50,8 @@ class DiffGrounder:
         h, w = diff.shape[1:]
         min_area = max(4, int(self.min_area_frac * h * w))
         coarse = np.stack([remove_small(hysteresis(d, floor.low, floor.high), min_area) for d in diff])
-        coarse = temporal_vote(coarse, min_area)
+        tracks = link_tracks(coarse) if len(coarse) >= 3 else None
+        coarse = prune_flicker(coarse, min_area, tracks)
         boxes = [mask_box(m) for m in coarse]
         areas = coarse.reshape(len(coarse), -1).sum(axis=1)
         index = int(np.argmax(areas > 0)) if areas.any() else 0
@@ -62,6 +63,7 @@ class DiffGrounder:
             "global_change": float(floor.global_change),
             "changed_share": float(coarse.mean()),
             "strong_share": float((diff > floor.high).mean()),
+            "changed_strength": float(np.median(diff[coarse])) if coarse.any() else 0.0,  # typical ΔE' of the change
         }
         grounding = Grounding(
             box=boxes[index], frame_boxes=boxes, frame_index=index, coarse_masks=coarse, scores=scores
@@ -77,7 +79,8 @@ class DiffSegmenter:
     Per frame: close small gaps, drop components far smaller than the largest, fill enclosed
     holes (only small ones inside frame-sized regions, so the kept foreground of a background
     swap stays out), then peel `peel` layers of boundary pixels whose change is mostly chroma
-    (|ΔL| < `peel_ratio` x ΔE'): that is codec colour bleed outside the object, not the object.
+    (|ΔL| < `peel_ratio` x ΔE'): that is codec colour bleed outside the object, not the object
+    (`lossy_peel` more layers when the stage had to denoise a regenerated, lossy target).
     Works after any `Grounder`: without coarse masks it thresholds the colour difference inside
     each (slightly grown) box.
     """
@@ -93,6 +96,7 @@ class DiffSegmenter:
     peel_ratio: float = 0.4
     peel_rel: float = 0.6  # ... and whose change is below this share of the region's typical change
     shape_completion: bool = True
+    lossy_peel: int = 1  # extra layers peeled when the stage smoothed a regenerated (lossy, noisy) target
 
     def segment(self, source: np.ndarray, target: np.ndarray, grounding: Grounding, prompt: str) -> np.ndarray:
         _check_pair(source, target)
@@ -119,7 +123,7 @@ class DiffSegmenter:
             large = m.mean() > self.large_region
             m = fill_holes(m, max_hole=int(self.max_hole_frac * h * w) if large else None)
             if not large:
-                for _ in range(self.peel):
+                for _ in range(self.peel + (self.lossy_peel if grounding.scores.get("denoise_size", 0.0) > 0 else 0)):
                     inner = cv2.erode(m.astype(np.uint8), square) > 0
                     edge = m & ~inner
                     full = float(np.median(diff[i][inner])) if inner.any() else float("inf")
@@ -127,7 +131,7 @@ class DiffSegmenter:
                     m = m & ~(edge & bleed)
             out[i] = m
         if self.shape_completion and out.mean() < self.large_region:
-            out = complete_shapes(out)
+            out = complete_tracks(out, clips=(source, target))
         return out
 
 
