@@ -138,22 +138,10 @@ def test_materialize_dialog_run_for_an_existing_batch_succeeds(page, ui, shot):
     assert page.errors == []
 
 
-def _manifest_config_exists() -> bool:
-    import assets
-
-    for item in dg.load_assets_from_package_module(assets):
-        if isinstance(item, dg.AssetsDefinition) and dg.AssetKey("raw_edit_pairs") in item.keys:
-            return "manifest" in item.op.config_schema.config_type.fields
-    return False
-
-
 def test_new_batch_from_the_ui_with_a_manifest_in_run_config_succeeds(page, ui, ui_home, shot):
     """Issue 16.1's contract: "Add a partition" in the Materialize dialog, then config
     `ops: {raw_edit_pairs: {config: {manifest: /abs/path.csv}}}`: the new batch is ingested and the
-    run ends in Success. Written ahead of that change: until `raw_edit_pairs` takes a `manifest`
-    config field, this test is an expected failure (xfail), after it, it must pass."""
-    if not _manifest_config_exists():
-        pytest.xfail("issue 16.1 not landed yet: raw_edit_pairs has no `manifest` run config field")
+    run ends in Success."""
     manifest = ui_home.parent / "new-batch" / "manifest.csv"
     before = set(_runs(ui))
     dialog = _open_materialize_dialog(page)
