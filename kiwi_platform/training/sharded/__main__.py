@@ -16,26 +16,9 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from kiwi_platform.training.__main__ import JsonLines  # the same event lines as one-process training
+
 app = typer.Typer(add_completion=False)
-
-
-class JsonLines:
-    """Callbacks that print one JSON object per event to stdout (rank 0 only calls them)."""
-
-    def _out(self, event: str, **data: object) -> None:
-        print(json.dumps({"event": event, **data}, default=str), flush=True)
-
-    def on_step(self, step: int, metrics: dict) -> None:
-        self._out("step", step=step, **metrics)
-
-    def on_eval(self, step: int, metrics: dict) -> None:
-        self._out("eval", step=step, **metrics)
-
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        self._out("checkpoint", step=step, path=str(path))
-
-    def on_warning(self, message: str) -> None:
-        self._out("warning", message=message)
 
 
 @app.command()
