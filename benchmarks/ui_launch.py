@@ -38,10 +38,9 @@ mutation Launch($params: ExecutionParams!) {
   }
 }
 """
-EXECUTORS = {
-    "default (multiprocess: one process per step)": {},
-    "in_process (run config execution.config.in_process)": {"execution": {"config": {"in_process": {}}}},
-}
+#: The code location's executor is `in_process_executor` (definitions.py): the Materialize dialog sends
+#: no execution config, so this is what a UI launch gets.
+EXECUTORS = {"code location default (in-process executor)": {}}
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -12,8 +12,10 @@ after its checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -45,6 +47,29 @@ class JsonLines:
         self._out("warning", message=message)
 
 
+@contextlib.contextmanager
+def user_errors_exit(config: Path, speak: bool = True) -> Iterator[None]:
+    """Failures a user acts on become one line and an exit code: 143 stopped by a signal, 2 bad input.
+
+    `speak=False` on the ranks other than 0 of a sharded job, so the message is printed once.
+    """
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        if speak:
+            print(f"stopped: {exc}", file=sys.stderr)
+        raise typer.Exit(143) from None
+    except ValidationError as exc:
+        if speak:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+            print(f"error: bad training config {config}: {problems}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except (TrainingError, FileNotFoundError, ValueError) as exc:
+        if speak:
+            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def main(
     config: Path = typer.Argument(..., help="TrainConfig as JSON"),
@@ -53,19 +78,9 @@ def main(
     output_dir: Path = typer.Argument(..., help="checkpoints/, final/ and train_result.json go here"),
     resume: bool = typer.Option(True, help="continue from the newest valid checkpoint in OUTPUT_DIR"),
 ) -> None:
-    try:
+    with user_errors_exit(config):
         cfg = TrainConfig(**json.loads(config.read_text(encoding="utf-8")))
         result = train(cfg, manifest, data_root, output_dir, callbacks=JsonLines(), resume=resume)
-    except TrainingInterrupted as exc:
-        print(f"stopped: {exc}", file=sys.stderr)
-        raise typer.Exit(143) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        print(f"error: bad training config {config}: {problems}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    except (TrainingError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        raise typer.Exit(2) from None
     print(json.dumps({"event": "done", **result.to_json()}, default=str), flush=True)
 
 

@@ -159,5 +159,25 @@ def read_state(folder: Path) -> dict[str, Any]:
     return json.loads((folder / STATE).read_text(encoding="utf-8"))
 
 
+def run_progress(run: Any, seconds: float) -> dict[str, Any]:
+    """What every checkpoint records of a run's progress and identity, one-process and sharded alike.
+
+    Resume reads these back: the step and data position to continue from, the curves so far, and the
+    config and manifest hashes that must match the resuming run.
+    """
+    return {
+        "step": run.step,
+        "data_position": run.sampler.state_dict(),
+        "losses": run.losses,
+        "val_losses": [list(v) for v in run.val_losses],
+        "seconds": seconds,
+        "samples_seen": run.samples_seen,
+        "config_hash": run.config.config_hash(),
+        "config": run.config.model_dump(mode="json"),
+        "manifest_sha256": run.manifest_sha256,
+        "trainable": len(run.trainable_names),
+    }
+
+
 def write_state(folder: Path, state: dict[str, Any]) -> None:
     (folder / STATE).write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")

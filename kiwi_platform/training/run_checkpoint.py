@@ -120,22 +120,7 @@ def save_run(run: CheckpointedRun, seconds: float) -> Path:
         save_trainable(run.params, tmp / "trainable.safetensors")
         torch.save(run.optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(run.scheduler.state_dict(), tmp / "scheduler.pt")
-        ckpt.write_state(
-            tmp,
-            {
-                "step": run.step,
-                "data_position": run.sampler.state_dict(),
-                "losses": run.losses,
-                "val_losses": [list(v) for v in run.val_losses],
-                "seconds": seconds,
-                "samples_seen": run.samples_seen,
-                "config_hash": run.config.config_hash(),
-                "config": run.config.model_dump(mode="json"),
-                "manifest_sha256": run.manifest_sha256,
-                "world_size": run.world,
-                "trainable": len(run.trainable_names),
-            },
-        )
+        ckpt.write_state(tmp, {**ckpt.run_progress(run, seconds), "world_size": run.world})
         final = ckpt.publish(root, tmp, run.step, run.config.keep_checkpoints)
         emit(run.callbacks, "on_checkpoint", run.step, final)
     acc.wait_for_everyone()

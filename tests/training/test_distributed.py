@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kiwi_platform.training import train
 from kiwi_platform.training.fixtures import TrainingFixture
+from tests.training.launch import dist_env, torchrun
 
 from .conftest import fast_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -29,29 +21,18 @@ def test_two_gloo_processes_stay_in_sync(training_data: TrainingFixture, tmp_pat
     (each rank trained on its own samples and the gradients were averaged)."""
     cfg = fast_config(stage=2, max_steps=2, checkpoint_every=1)
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(_free_port()),
+        torchrun(
             str(Path(__file__).with_name("dist_worker.py")),
             json.dumps(cfg.model_dump(mode="json")),
             str(training_data.manifest),
             str(training_data.data_root),
             str(out),
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
+        env=dist_env(),
         cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

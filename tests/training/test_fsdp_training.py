@@ -10,9 +10,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from kiwi_platform.training import TrainConfig
 from kiwi_platform.training.checkpoint import checkpoints, verify
 from kiwi_platform.training.fixtures import TrainingFixture
 from kiwi_platform.training.sharded import train_sharded
+from tests.training.launch import dist_env, torchrun
 
 STEPS = 20
 REPO = Path(__file__).resolve().parents[2]
@@ -46,38 +45,11 @@ def sharded_config(**overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KIWI_DIST_TIMEOUT_S": "60"}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    return env
-
-
-def torchrun(*module_and_args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        "-m",
-        *module_and_args,
-    ]
-
-
 def _cli(cfg: TrainConfig, data: TrainingFixture, out: Path) -> list[str]:
     cfg_file = out.parent / f"{out.name}-config.json"
     cfg_file.write_text(json.dumps(cfg.model_dump(mode="json")))
     return torchrun(
+        "-m",
         "kiwi_platform.training.sharded",
         str(cfg_file),
         str(data.manifest),
@@ -98,8 +70,8 @@ def two_ranks(training_data: TrainingFixture, tmp_path_factory: pytest.TempPathF
     def stage2_fsdp(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
         return pipes.run(
             context=context,
-            command=torchrun("kiwi_platform.pipes.train_pod"),
-            env=_env(),
+            command=torchrun("-m", "kiwi_platform.pipes.train_pod"),
+            env=dist_env(),
             cwd=str(REPO),
             extras={
                 "train_config": cfg.model_dump(mode="json"),
@@ -166,7 +138,9 @@ def test_sigkill_of_one_rank_fails_cleanly_and_resume_is_exact(two_ranks, traini
     _, _, straight = two_ranks
     out = tmp_path / "killed"
     cmd = _cli(sharded_config(), training_data, out)
-    launcher = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    launcher = subprocess.Popen(
+        cmd, cwd=REPO, env=dist_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 240
         while not (out / "checkpoints" / "step-10").is_dir():
@@ -184,7 +158,7 @@ def test_sigkill_of_one_rank_fails_cleanly_and_resume_is_exact(two_ranks, traini
     assert max(int(c.name[5:]) for c in visible) < STEPS
     assert not (out / "final").exists()
 
-    again = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(cmd, cwd=REPO, env=dist_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = json.loads((out / "train_result.json").read_text())
     assert resumed["resumed_from"] and int(Path(resumed["resumed_from"]).name[5:]) >= 10
@@ -224,7 +198,7 @@ def test_world_size_must_divide_the_global_batch(training_data: TrainingFixture,
     """Global batch 3 on 2 processes is refused with one line naming both numbers, and the job exits."""
     cmd = _cli(sharded_config(), training_data, tmp_path / "bad")
     cmd[cmd.index("--global-batch") + 1] = "3"
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, env=dist_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors and "global batch 3" in errors[0] and "world size 2" in errors[0]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 
-from kiwi_platform.training.__main__ import JsonLines  # the same event lines as one-process training
+# the same event lines and exit codes as one-process training
+from kiwi_platform.training.__main__ import JsonLines, user_errors_exit
 
 app = typer.Typer(add_completion=False)
 
@@ -31,11 +30,10 @@ def main(
     resume: bool = typer.Option(True, help="continue from the newest valid checkpoint in OUTPUT_DIR"),
 ) -> None:
     from kiwi_platform.training.config import TrainConfig
-    from kiwi_platform.training.errors import TrainingError, TrainingInterrupted
     from kiwi_platform.training.sharded import train_sharded
 
     main_rank = os.environ.get("RANK", "0") == "0"
-    try:
+    with user_errors_exit(config, speak=main_rank):
         cfg = TrainConfig(**json.loads(config.read_text(encoding="utf-8")))
         result = train_sharded(
             cfg,
@@ -46,17 +44,6 @@ def main(
             resume=resume,
             global_batch=global_batch or None,
         )
-    except TrainingInterrupted as exc:
-        print(f"stopped: {exc}", file=sys.stderr)
-        raise typer.Exit(143) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        print(f"error: bad training config {config}: {problems}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    except (TrainingError, FileNotFoundError, ValueError) as exc:
-        if main_rank:
-            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        raise typer.Exit(2) from None
     if main_rank:
         print(json.dumps({"event": "done", **result.to_json()}, default=str), flush=True)
 

@@ -77,19 +77,10 @@ def save(run, seconds: float) -> Path:
         ckpt.write_state(
             tmp,
             {
+                **ckpt.run_progress(run, seconds),
                 "format": FORMAT,
-                "step": run.step,
-                "data_position": run.sampler.state_dict(),
                 "global_batch": run.global_batch,
                 "world_size": group.world,
-                "losses": run.losses,
-                "val_losses": [list(v) for v in run.val_losses],
-                "seconds": seconds,
-                "samples_seen": run.samples_seen,
-                "config_hash": run.config.config_hash(),
-                "config": run.config.model_dump(mode="json"),
-                "manifest_sha256": run.manifest_sha256,
-                "trainable": len(run.trainable_names),
             },
         )
         final = ckpt.publish(root, tmp, run.step, run.config.keep_checkpoints)
