@@ -19,19 +19,14 @@ from kiwi_platform.lib.files import save_image_atomic
 from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.lib.preview import image_markdown
 from kiwi_platform.refvie.assembly import TASKS, QualitySettings, assemble_quadruplets, disagreement_rate
-from kiwi_platform.refvie.backends.registry import (
-    build_embedder,
-    build_grounder,
-    build_inpainter,
-    build_judge,
-    build_segmenter,
-)
+from kiwi_platform.refvie.backends.registry import build_embedder, build_judge
 from kiwi_platform.refvie.pipeline import DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_JUDGE_THRESHOLD
 from kiwi_platform.refvie.previews import reference_preview, region_preview
 from kiwi_platform.refvie.reference_table import synthesize_batch
-from kiwi_platform.refvie.region_table import ground_batch
+from kiwi_platform.refvie.region_table import BackendSpec, ground_batch
 from kiwi_platform.refvie.types import EDIT_TYPES
 from kiwi_platform.resources.batch_data import BatchData
+from kiwi_platform.resources.engine import EngineResource
 from kiwi_platform.resources.store import MediaStore
 
 FILE_HASH_COLUMNS = (
@@ -126,16 +121,27 @@ def _progress(context: dg.AssetExecutionContext, what: str):
 
 
 @batch_asset(group_name="refvie", kinds={"python", "pytorch"}, deps=["normalized_clips"])
-def edit_regions(context: dg.AssetExecutionContext, config: EditRegionsConfig, data: BatchData) -> dg.MaterializeResult:
+def edit_regions(
+    context: dg.AssetExecutionContext, config: EditRegionsConfig, data: BatchData, engine: EngineResource
+) -> dg.MaterializeResult:
     """Edited region per pair: per-frame mask, box and edit type (pluggable grounder + segmenter)."""
     batch, started = context.partition_key, time.perf_counter()
     clips = data.read_table(batch, "normalized_clips")
-    grounder = build_grounder(config.grounder, model_path=config.grounder_model_path or None)
-    segmenter = build_segmenter(config.segmenter, model_path=config.segmenter_model_path or None)
+    # backends by name: each engine worker builds (loads) its own, once
+    grounder = BackendSpec.of("grounder", config.grounder, model_path=config.grounder_model_path)
+    segmenter = BackendSpec.of("segmenter", config.segmenter, model_path=config.segmenter_model_path)
     folder = data.store.asset_dir(batch, "edit_regions")
     progress = _progress(context, "grounded")
+    settings = engine.settings()
+    context.log.info(settings.describe(len(clips)))
     table, rejected = ground_batch(
-        clips, data.store.root_path, folder, grounder=grounder, segmenter=segmenter, progress=progress
+        clips,
+        data.store.root_path,
+        folder,
+        grounder=grounder,
+        segmenter=segmenter,
+        progress=progress,
+        engine=settings,
     )
     types = table["edit_type"].value_counts().to_dict() if len(table) else {}
     extra = {
@@ -155,16 +161,18 @@ def edit_regions(context: dg.AssetExecutionContext, config: EditRegionsConfig, d
 
 @batch_asset(group_name="refvie", kinds={"python", "image"}, deps=[edit_regions])
 def reference_images(
-    context: dg.AssetExecutionContext, config: ReferenceConfig, data: BatchData
+    context: dg.AssetExecutionContext, config: ReferenceConfig, data: BatchData, engine: EngineResource
 ) -> dg.MaterializeResult:
     """Reference image per pair: object on a white canvas (local edits) or the inpainted clean background."""
     batch, started = context.partition_key, time.perf_counter()
     regions = data.read_table(batch, "edit_regions")
-    inpainter = build_inpainter(config.inpainter, model_path=config.inpainter_model_path or None)
+    inpainter = BackendSpec.of("inpainter", config.inpainter, model_path=config.inpainter_model_path)
     folder = data.store.asset_dir(batch, "reference_images")
     progress = _progress(context, "references for")
+    settings = engine.settings()
+    context.log.info(settings.describe(len(regions)))
     table, rejected, origins = synthesize_batch(
-        regions, data.store.root_path, folder, inpainter=inpainter, progress=progress
+        regions, data.store.root_path, folder, inpainter=inpainter, progress=progress, engine=settings
     )
     extra = {
         "inpainter": config.inpainter,

@@ -3,65 +3,100 @@
 A reference brought by the manifest is kept as given; otherwise local and background edits get a
 synthesized one (object on white, or the inpainted clean background). Global style edits have no
 reference in RefVIE. A rejected reference leaves the pair usable as an instruction-only sample.
+
+The per-pair work (`SynthesizeRow`) runs through `kiwi_platform.engine.map_rows`, in this process
+or on Ray workers; like `GroundRow` it holds paths and a backend name, never a built model.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from kiwi_platform.engine import EngineSettings, map_rows
 from kiwi_platform.lib.files import atomic_path, remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.pipeline import synthesize_reference
-from kiwi_platform.refvie.region_table import Progress, region_from_row, rejection_record
+from kiwi_platform.refvie.region_table import BackendSpec, Progress, region_from_row, rejection_record, resolve
 from kiwi_platform.refvie.types import Inpainter, SampleRejected
 
 REFERENCE_TYPES = ("local_add", "local_replace", "local_remove", "recolor", "background_change")
 REFERENCE_COLUMNS = ["reference_file", "reference_sha256", "reference_origin"]
 
 
+@dataclass(frozen=True)
+class SynthesizeRow:
+    """One `edit_regions` row -> its `reference_images` row (image saved under `folder/images/`)."""
+
+    root: str
+    folder: str
+    inpainter: Inpainter | BackendSpec
+
+    def setup(self) -> None:
+        resolve(self.inpainter)
+
+    def __call__(self, rec: dict) -> dict:
+        out = {**rec, "reference_file": "", "reference_sha256": "", "reference_origin": "none"}
+        if rec["ref_file"]:  # the manifest brought its own reference: keep it as given
+            out.update(reference_file=rec["ref_file"], reference_sha256=rec["ref_sha256"], reference_origin="manifest")
+        elif rec["edit_type"] in REFERENCE_TYPES:
+            root = Path(self.root)
+            path = _synthesize(rec, root, image_file(Path(self.folder), rec), resolve(self.inpainter))
+            rel = os.path.relpath(path, root)
+            out.update(reference_file=rel, reference_sha256=sha256_file(path), reference_origin="synthesized")
+        return out
+
+
+def image_file(folder: Path, rec: dict) -> Path:
+    return folder / "images" / f"{rec['pair_id']}.png"
+
+
 def synthesize_batch(
-    regions: pd.DataFrame, root: Path, folder: Path, *, inpainter: Inpainter, progress: Progress | None = None
+    regions: pd.DataFrame,
+    root: Path,
+    folder: Path,
+    *,
+    inpainter: Inpainter | BackendSpec,
+    progress: Progress | None = None,
+    engine: EngineSettings | None = None,
 ) -> tuple[pd.DataFrame, list[QuarantineRecord], dict[str, int]]:
     """A reference per `edit_regions` row; images go to `folder/images/<pair_id>.png`.
 
-    Returns the table, the rejected references and how many rows came from each origin.
+    Returns the table, the rejected references and how many rows came from each origin. `engine`
+    says where the pairs run (default: this process); the table is the same either way.
     """
+    records = regions.to_dict("records")
+    if isinstance(inpainter, BackendSpec):
+        inpainter.validate()
+    fn = SynthesizeRow(str(root), str(folder), inpainter)
+    outcomes = map_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
     rows, rejected, kept, origins = [], [], set(), {}
-    for i, rec in enumerate(regions.to_dict("records"), start=1):
-        out = {**rec, "reference_file": "", "reference_sha256": "", "reference_origin": "none"}
-        try:
-            if rec["ref_file"]:  # the manifest brought its own reference: keep it as given
-                out.update(
-                    reference_file=rec["ref_file"], reference_sha256=rec["ref_sha256"], reference_origin="manifest"
-                )
-            elif rec["edit_type"] in REFERENCE_TYPES:
-                path = _synthesize(rec, root, folder / "images", inpainter)
-                kept.add(path)
-                rel = os.path.relpath(path, root)
-                out.update(reference_file=rel, reference_sha256=sha256_file(path), reference_origin="synthesized")
-        except SampleRejected as rej:
-            rejected.append(rejection_record(rec, rej, "reference_images"))
-            out["reference_origin"] = f"rejected:{rej.reason}"
+    for rec, outcome in zip(records, outcomes):
+        if outcome.ok:
+            out = outcome.value
+        else:
+            rejected.append(rejection_record(rec, outcome.rejection, "reference_images"))
+            origin = f"rejected:{outcome.rejection.reason}"
+            out = {**rec, "reference_file": "", "reference_sha256": "", "reference_origin": origin}
+        if out["reference_origin"] == "synthesized":
+            kept.add(image_file(folder, rec))
         origins[out["reference_origin"]] = origins.get(out["reference_origin"], 0) + 1
         rows.append(out)
-        if progress:
-            progress(i, len(regions))
     remove_stale(folder / "images", kept)
     return pd.DataFrame(rows, columns=list(regions.columns) + REFERENCE_COLUMNS), rejected, origins
 
 
-def _synthesize(rec: dict, root: Path, image_dir: Path, inpainter: Inpainter) -> Path:
+def _synthesize(rec: dict, root: Path, path: Path, inpainter: Inpainter) -> Path:
     region = region_from_row(rec, root)
     source = read_clip(root / rec["src_clip"])
     target = read_clip(root / rec["tgt_clip"])
     image = synthesize_reference(target, source, region, inpainter=inpainter)
-    path = image_dir / f"{rec['pair_id']}.png"
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
     return path

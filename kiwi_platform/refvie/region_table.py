@@ -2,17 +2,24 @@
 
 Also the way back: `region_from_row` rebuilds an EditRegion from a table row, for the stages
 that read regions (references, QC) and for export.
+
+The per-pair work (`GroundRow`) runs through `kiwi_platform.engine.map_rows`, in this process or
+on Ray workers, so it is a module-level class holding only paths and backend *names*
+(`BackendSpec`); each worker process builds its backends once, on first use.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from kiwi_platform.engine import EngineSettings, Progress, Rejection, map_rows
 from kiwi_platform.lib.files import remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
@@ -22,14 +29,72 @@ from kiwi_platform.refvie.types import EditRegion, Grounder, SampleRejected, Seg
 
 REGION_COLUMNS = ["edit_type", "type_confidence", "box", "mask_area", "region_scores"]
 
-Progress = Callable[[int, int], None]
+__all__ = ["BackendSpec", "GroundRow", "Progress", "ground_batch", "region_from_row", "rejection_record"]
 
 
-def rejection_record(rec: dict, rej: SampleRejected, stage: str) -> QuarantineRecord:
+@dataclass(frozen=True)
+class BackendSpec:
+    """A RefVIE backend by registry name and options, built where it runs (a Ray worker loads its own model)."""
+
+    kind: str
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, kind: str, name: str, **options: Any) -> BackendSpec:
+        """Options set to None or "" count as not set (as in `backends.registry.build`)."""
+        return cls(kind, name, tuple(sorted((k, v) for k, v in options.items() if v not in (None, ""))))
+
+    def validate(self) -> None:
+        """Fail now, in the driver, on an unknown backend name (one KiwiUserError line)."""
+        from kiwi_platform.refvie.backends.registry import backend_class
+
+        backend_class(self.kind, self.name)
+
+
+@functools.lru_cache(maxsize=16)
+def _built(spec: BackendSpec) -> Any:
+    from kiwi_platform.refvie.backends.registry import build
+
+    return build(spec.kind, spec.name, **dict(spec.options))
+
+
+def resolve(backend: Any) -> Any:
+    """A backend instance: built once per process from a BackendSpec, or the instance given."""
+    return _built(backend) if isinstance(backend, BackendSpec) else backend
+
+
+def rejection_record(rec: dict, rej: SampleRejected | Rejection, stage: str) -> QuarantineRecord:
     """The quarantine record of a pair a RefVIE stage rejected (the pair's target clip as the path)."""
     return QuarantineRecord(
         int(rec["row"]), rej.reason, rej.message, rec.get("tgt_clip", ""), stage, rej.score, rec["pair_id"]
     )
+
+
+@dataclass(frozen=True)
+class GroundRow:
+    """One `normalized_clips` row -> its `edit_regions` row (mask saved under `folder/masks/`)."""
+
+    root: str
+    folder: str
+    grounder: Grounder | BackendSpec
+    segmenter: Segmenter | BackendSpec
+
+    def setup(self) -> None:
+        resolve(self.grounder), resolve(self.segmenter)
+
+    def __call__(self, rec: dict) -> dict:
+        root = Path(self.root)
+        source, target = read_clip(root / rec["src_clip"]), read_clip(root / rec["tgt_clip"])
+        grounder, segmenter = resolve(self.grounder), resolve(self.segmenter)
+        region = analyse_pair(source, target, rec["prompt"], grounder=grounder, segmenter=segmenter)
+        mask_path = save_masks(mask_file(Path(self.folder), rec), region.masks)
+        rel = os.path.relpath(mask_path, root)
+        return {**rec, **region_columns(region), "mask_file": rel, "mask_sha256": sha256_file(mask_path)}
+
+
+def mask_file(folder: Path, rec: dict) -> Path:
+    return folder / "masks" / f"{rec['pair_id']}.npz"
 
 
 def ground_batch(
@@ -37,24 +102,28 @@ def ground_batch(
     root: Path,
     folder: Path,
     *,
-    grounder: Grounder,
-    segmenter: Segmenter,
+    grounder: Grounder | BackendSpec,
+    segmenter: Segmenter | BackendSpec,
     progress: Progress | None = None,
+    engine: EngineSettings | None = None,
 ) -> tuple[pd.DataFrame, list[QuarantineRecord]]:
-    """Find the edited region of every normalized pair; masks go to `folder/masks/<pair_id>.npz`."""
+    """Find the edited region of every normalized pair; masks go to `folder/masks/<pair_id>.npz`.
+
+    `engine` says where the pairs run (default: this process); the table is the same either way.
+    """
+    records = clips.to_dict("records")
+    for backend in (grounder, segmenter):
+        if isinstance(backend, BackendSpec):
+            backend.validate()
+    fn = GroundRow(str(root), str(folder), grounder, segmenter)
+    outcomes = map_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
     rows, rejected, kept = [], [], set()
-    for i, rec in enumerate(clips.to_dict("records"), start=1):
-        try:
-            source, target = read_clip(root / rec["src_clip"]), read_clip(root / rec["tgt_clip"])
-            region = analyse_pair(source, target, rec["prompt"], grounder=grounder, segmenter=segmenter)
-            mask_path = save_masks(folder / "masks" / f"{rec['pair_id']}.npz", region.masks)
-            kept.add(mask_path)
-            rel = os.path.relpath(mask_path, root)
-            rows.append({**rec, **region_columns(region), "mask_file": rel, "mask_sha256": sha256_file(mask_path)})
-        except SampleRejected as rej:
-            rejected.append(rejection_record(rec, rej, "edit_regions"))
-        if progress:
-            progress(i, len(clips))
+    for rec, outcome in zip(records, outcomes):
+        if outcome.ok:
+            rows.append(outcome.value)
+            kept.add(mask_file(folder, rec))
+        else:
+            rejected.append(rejection_record(rec, outcome.rejection, "edit_regions"))
     remove_stale(folder / "masks", kept)
     table = pd.DataFrame(rows, columns=list(clips.columns) + REGION_COLUMNS + ["mask_file", "mask_sha256"])
     return table, rejected

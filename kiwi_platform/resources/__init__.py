@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kiwi_platform.resources.batch_data import BatchData
 from kiwi_platform.resources.dvc import DvcRepo
+from kiwi_platform.resources.engine import EngineResource
 from kiwi_platform.resources.judge import JudgeResource
 from kiwi_platform.resources.lakefs import LakeFSResource
 from kiwi_platform.resources.settings import SettingsResource
@@ -25,6 +26,7 @@ def build_resources(settings: KiwiSettings | None = None) -> dict:
         "lakefs": lakefs,
         "data": BatchData(store=store, dvc=dvc, lakefs=lakefs),
         "judge": JudgeResource.from_env(),
+        "engine": EngineResource.from_env(),
         "tracking": MlflowTracking(
             tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifacts)
         ),
@@ -34,6 +36,7 @@ def build_resources(settings: KiwiSettings | None = None) -> dict:
 __all__ = [
     "BatchData",
     "DvcRepo",
+    "EngineResource",
     "JudgeResource",
     "LakeFSResource",
     "MediaStore",

@@ -1,0 +1,133 @@
+"""Per-row work in input order: `map_rows(fn, rows)` in this process or on Ray Data.
+
+Why one entry point: every per-pair stage (grounding, references, later QC and features) has the
+same shape (a pure-ish function of one row, some rows rejected with a reason) and the same
+contract (rows in = accepted + quarantined, results in input order, same bytes whatever ran
+them). The stage says what to do with one row; `EngineSettings` says where it runs, so moving a
+stage from one process to a Ray cluster is configuration, not code.
+
+A row function raising one of `rejects` becomes a `Rejection` (reason, message, score) in that
+row's slot: never dropped, never duplicated. Any other exception is a bug and fails the batch.
+The function travels to Ray workers by pickle, so it must be a module-level function or an
+instance of a module-level class whose fields are plain config (backends named, not built).
+An optional `setup()` method on it runs once per copy before its first row: once per actor in
+actor-pool mode (`ActorPool`, for GPU stages that load a model), once per task otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Progress = Callable[[int, int], None]
+EngineName = Literal["auto", "local", "ray"]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where per-row work runs; built by `EngineResource` (see docs/ray.md). Picklable, no Dagster."""
+
+    engine: EngineName = "local"
+    ray_address: str = ""  # KIWI_RAY_ADDRESS: "host:port" or "ray://host:port"; "" = local Ray
+    ray_min_rows: int = 64  # auto: use Ray for batches of at least this many rows
+    num_cpus: int = 0  # local Ray size; 0 = every core of this machine
+    rows_per_task: int = 1  # rows per Ray task: the unit a crashed worker's retry redoes
+    max_retries: int = 3  # Ray task retries after a worker process dies (system failures only)
+
+    def backend_for(self, n_rows: int) -> Literal["local", "ray"]:
+        """`local` or `ray` for a batch of `n_rows` (auto = Ray on a cluster address or a large batch)."""
+        if self.engine != "auto":
+            return self.engine
+        return "ray" if self.ray_address or n_rows >= self.ray_min_rows else "local"
+
+    def describe(self, n_rows: int) -> str:
+        """One line for the logs: where a batch of `n_rows` runs."""
+        if self.backend_for(n_rows) == "local":
+            return f"engine: in-process loop ({n_rows} rows)"
+        where = f"Ray cluster at {self.ray_address}" if self.ray_address else "local Ray"
+        return f"engine: Ray Data on {where} ({n_rows} rows, {self.rows_per_task} per task)"
+
+
+@dataclass(frozen=True)
+class ActorPool:
+    """Run the row function in `size` long-lived Ray actors (each calls `fn.setup()` once: load the model)."""
+
+    size: int = 1
+    num_gpus: float = 0.0
+    num_cpus: float = 1.0
+    max_restarts: int = 3  # an actor whose process dies is restarted up to this many times
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row the stage refused, with its reason code (becomes a quarantine record upstream)."""
+
+    reason: str
+    message: str
+    score: float | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Rejection:
+        score = getattr(exc, "score", None)
+        return cls(
+            str(getattr(exc, "reason", type(exc).__name__)),
+            str(getattr(exc, "message", exc)),
+            None if score is None else float(score),
+        )
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """What one row became: `value` when accepted, `rejection` when refused."""
+
+    index: int
+    value: Any = None
+    rejection: Rejection | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.rejection is None
+
+
+def prepare(fn: Callable) -> Callable:
+    """Call the function's `setup()` (load models) if it has one; returns the function."""
+    setup = getattr(fn, "setup", None)
+    if callable(setup):
+        setup()
+    return fn
+
+
+def run_row(fn: Callable, index: int, row: Any, rejects: tuple[type[BaseException], ...]) -> RowOutcome:
+    """One row through `fn`: its value, or its Rejection when `fn` raised one of `rejects`."""
+    try:
+        return RowOutcome(index, fn(row))
+    except rejects as exc:
+        return RowOutcome(index, rejection=Rejection.of(exc))
+
+
+def map_rows(
+    fn: Callable[[Any], Any],
+    rows: Sequence[Any],
+    *,
+    settings: EngineSettings | None = None,
+    rejects: tuple[type[BaseException], ...] = (),
+    progress: Progress | None = None,
+    pool: ActorPool | None = None,
+) -> list[RowOutcome]:
+    """`fn` over every row, one `RowOutcome` per row in input order (see the module docstring)."""
+    settings = settings or EngineSettings()
+    rows = list(rows)
+    if not rows:
+        return []
+    if settings.backend_for(len(rows)) == "ray":
+        from kiwi_platform.engine.ray_runner import run_on_ray
+
+        return run_on_ray(fn, rows, settings=settings, rejects=rejects, progress=progress, pool=pool)
+    prepare(fn)
+    out = []
+    for i, row in enumerate(rows):
+        out.append(run_row(fn, i, row, rejects))
+        if progress:
+            progress(i + 1, len(rows))
+    return out
