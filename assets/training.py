@@ -4,6 +4,8 @@ Logic lives in `kiwi_platform.training`; this module only declares the assets. E
 from the previous stage's checkpoint (exact resume from `$KIWI_HOME/training/<stage>-<config>-
 <manifest>/checkpoints`), logs one MLflow run per materialization and registers a version of the
 `kiwi-edit` model. Training assets hold the `gpu` pool, so at most the pool's limit train at once.
+Each stage also depends on `training_features` (assets/features.py) and reads its cache when one
+was materialized.
 """
 
 import json
@@ -162,7 +164,7 @@ class StageConfig(dg.Config):
 
 
 def _stage_asset(stage: int, upstream: str | None) -> dg.AssetsDefinition:
-    deps = ["training_manifests"] + ([upstream] if upstream else [])
+    deps = ["training_manifests", "training_features"] + ([upstream] if upstream else [])
 
     @dg.asset(
         name=f"stage{stage}_checkpoint",
@@ -195,6 +197,7 @@ def _stage_asset(stage: int, upstream: str | None) -> dg.AssetsDefinition:
             manifest_meta=latest_metadata(context.instance, "training_manifests"),
             parent=parent,
             logger=StageRunLogger(context),
+            features=_feature_cache(context),
             dagster_tags={
                 mlflow_tags.DAGSTER_RUN_ID: context.run.run_id,
                 mlflow_tags.ASSET_KEY: f"stage{stage}_checkpoint",
@@ -208,6 +211,21 @@ def _stage_asset(stage: int, upstream: str | None) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(outcome.weights_sha256))
 
     return _asset
+
+
+def _feature_cache(context: dg.AssetExecutionContext) -> Path | None:
+    """The `training_features` folder of its latest materialization (a declared dep), if there is one.
+
+    The stage then reads every sample the cache holds for its encoders, size and frames, and encodes
+    the rest on the fly; without a materialization it trains on the fly, as small runs do.
+    """
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("training_features"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    folder = Path(str(meta["features_dir"].value)) if "features_dir" in meta else None
+    if folder is None or not folder.is_dir():
+        return None
+    context.log.info(f"feature cache {folder} ({meta['entries'].value} entries)")
+    return folder
 
 
 def _previous_stage(context: dg.AssetExecutionContext, stage: int) -> dict:

@@ -43,8 +43,9 @@ GROUPS: dict[str, dict] = {
         "step": "2-reference-synthesis",
     },
     "training": {
-        "description": "Training: per-stage data mixes (DVC-tracked) and the three-stage curriculum (alignment, "
-        "instruction tuning, reference tuning); one MLflow run and registered model version per stage.",
+        "description": "Training: per-stage data mixes (DVC-tracked), the feature cache (VAE latents and MLLM "
+        "processor tensors, sharded, DVC-tracked) and the three-stage curriculum (alignment, instruction tuning, "
+        "reference tuning); one MLflow run and registered model version per stage.",
         "owners": ["team:kiwi-ml"],
         "step": "3-training",
     },

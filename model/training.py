@@ -40,6 +40,14 @@ class TrainingBatch(TypedDict, total=False):
     target: torch.Tensor | list[Image.Image]
     prompt: str
     ref_image: Image.Image | torch.Tensor | None
+    # Precomputed (a feature cache): when given, the encoders are skipped (see `compute_loss`).
+    size: tuple[int, int]  # (height, width) of the pixels the latents came from
+    source_latents: torch.Tensor  # (1, C, F, h, w) normalised VAE latents
+    target_latents: torch.Tensor
+    ref_latents: torch.Tensor  # the padded (unshrunk) reference; used only with ref_scale_range None
+    mllm_inputs: dict[str, torch.Tensor]  # processor output (`MLLMEncoder.prepare_inputs`)
+    mllm_mode: str
+    mllm_queries: int
 
 
 def _as_video(x: torch.Tensor | list[Image.Image]) -> torch.Tensor:
@@ -69,19 +77,31 @@ def compute_loss(
     shrink factor reproducible (drawn in that order). `recipe` defaults to `pipeline.training_recipe`
     when set, else upstream's (`TrainingRecipe()`). With a bf16 model, timesteps are rounded to bf16
     and the noisy latents built in bf16, as upstream (`model.loss.sample_flow_matching`).
+
+    Precomputed inputs (`precompute_features`, a feature cache) skip the encoders: `source_latents` +
+    `target_latents` + `size` replace the pixels, `mllm_inputs` (+ `mllm_mode`, `mllm_queries`) the
+    processor. `ref_latents` (the unshrunk, padded reference) is used only when `ref_scale_range` is
+    None; otherwise the reference is still shrunk from `ref_image` each step, so the random factor and
+    the generator's draws are the same either way: the loss equals on-the-fly encoding's.
     """
     recipe = recipe or getattr(pipeline, "training_recipe", None) or UPSTREAM_RECIPE
     device = pipeline.transformer.device
-    source = _as_video(batch["source"]).to(device)
-    target = _as_video(batch["target"]).to(device)
-    if source.shape != target.shape:
-        raise ValueError(f"source {tuple(source.shape)} and target {tuple(target.shape)} must match")
-    _, _, _, height, width = target.shape
     ref = batch.get("ref_image")
-
-    with torch.no_grad():
-        source_latents = pipeline.encode_pixels(source)
-        target_latents = pipeline.encode_pixels(target)
+    cached = "source_latents" in batch and "target_latents" in batch
+    if cached:
+        source = None
+        source_latents = batch["source_latents"].to(device)
+        target_latents = batch["target_latents"].to(device)
+        height, width = batch["size"]
+    else:
+        source = _as_video(batch["source"]).to(device)
+        target = _as_video(batch["target"]).to(device)
+        if source.shape != target.shape:
+            raise ValueError(f"source {tuple(source.shape)} and target {tuple(target.shape)} must match")
+        _, _, _, height, width = target.shape
+        with torch.no_grad():
+            source_latents = pipeline.encode_pixels(source)
+            target_latents = pipeline.encode_pixels(target)
     fm = sample_flow_matching(
         target_latents,
         shift=pipeline.shift,
@@ -90,7 +110,9 @@ def compute_loss(
         dtype=pipeline.transformer.dtype,
     )
     ref_latents, ref_scale = None, None
-    if ref is not None:
+    if recipe.ref_scale_range is None and batch.get("ref_latents") is not None:
+        ref_latents = batch["ref_latents"].to(device)
+    elif ref is not None:
         if recipe.ref_scale_range is None:
             ref_pil = pad_reference(_as_pil(ref), width, height)
         else:
@@ -99,10 +121,22 @@ def compute_loss(
             ref_pil = shrink_and_pad_reference(_as_pil(ref), width, height, ref_scale)
         with torch.no_grad():
             ref_latents = pipeline.encode_pixels(frames_to_tensor([ref_pil]).to(device))
+    elif batch.get("ref_latents") is not None:
+        raise ValueError("ref_latents are the unshrunk reference: with ref_scale_range set, pass ref_image too")
 
-    enc = pipeline.mllm_encoder(
-        batch["prompt"], tensor_to_frames(source), None if ref is None else _as_pil(ref), processor=pipeline.processor
-    )
+    if batch.get("mllm_inputs") is not None:
+        enc = pipeline.mllm_encoder.encode_inputs(
+            batch["mllm_inputs"], batch["mllm_mode"], int(batch["mllm_queries"]), pipeline.processor
+        )
+    else:
+        if source is None:
+            raise ValueError("a batch with cached latents needs mllm_inputs (or its source pixels)")
+        enc = pipeline.mllm_encoder(
+            batch["prompt"],
+            tensor_to_frames(source),
+            None if ref is None else _as_pil(ref),
+            processor=pipeline.processor,
+        )
     source_embeds, ref_embeds = pipeline.denoise_step_inputs(source_latents, ref_latents)
     prediction = pipeline.predict_velocity(fm.noisy, fm.timestep, fm.sigma, enc.context, source_embeds, ref_embeds)
     loss = flow_matching_loss(prediction, fm)
@@ -116,3 +150,36 @@ def compute_loss(
             "prediction": prediction,
         }
     return loss
+
+
+@torch.no_grad()
+def precompute_features(
+    encoders: Any, batch: TrainingBatch | dict[str, Any], reference: bool = False
+) -> dict[str, Any]:
+    """What `compute_loss` derives from a sample without randomness or trainable weights, for a cache.
+
+    `encoders`: anything with `encode_pixels`, `mllm_encoder` (only its `prepare_inputs` is used) and
+    `processor`, e.g. a `KiwiEditPipeline`. Returns `size`, `source_latents`, `target_latents`,
+    `mllm_inputs`, `mllm_mode`, `mllm_queries`, and with `reference=True` (only meaningful for a recipe
+    whose `ref_scale_range` is None) `ref_latents` of the padded reference.
+    """
+    source, target = _as_video(batch["source"]), _as_video(batch["target"])
+    if source.shape != target.shape:
+        raise ValueError(f"source {tuple(source.shape)} and target {tuple(target.shape)} must match")
+    _, _, _, height, width = target.shape
+    ref = batch.get("ref_image")
+    ref_pil = None if ref is None else _as_pil(ref)
+    inputs, mode, n = encoders.mllm_encoder.prepare_inputs(
+        batch["prompt"], tensor_to_frames(source), ref_pil, processor=encoders.processor
+    )
+    out: dict[str, Any] = {
+        "size": (height, width),
+        "source_latents": encoders.encode_pixels(source).cpu(),
+        "target_latents": encoders.encode_pixels(target).cpu(),
+        "mllm_inputs": {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)},
+        "mllm_mode": mode,
+        "mllm_queries": n,
+    }
+    if reference and ref_pil is not None:
+        out["ref_latents"] = encoders.encode_pixels(frames_to_tensor([pad_reference(ref_pil, width, height)])).cpu()
+    return out

@@ -26,6 +26,7 @@ from kiwi_platform.training.config import TrainConfig
 from kiwi_platform.training.data import MixSampler, Prefetcher, SampleLoader, load_manifest, split_by_pair
 from kiwi_platform.training.distributed import build_accelerator
 from kiwi_platform.training.errors import TrainingDiverged, TrainingInterrupted, TrainingOOM
+from kiwi_platform.training.feature_loader import CacheCounts, feature_warnings, with_features
 from kiwi_platform.training.modules import (
     PipelineLoss,
     enable_gradient_checkpointing,
@@ -35,25 +36,10 @@ from kiwi_platform.training.modules import (
 )
 from kiwi_platform.training.results import TrainResult, emit
 from kiwi_platform.training.run_checkpoint import reset_checkpoints, resume_run, save_run
+from kiwi_platform.training.seeds import constant_with_warmup, eval_seed, micro_seed
 from kiwi_platform.training.signals import StopRequest
 
 log = logging.getLogger("kiwi_platform.training")
-
-
-def micro_seed(seed: int, step: int, micro: int, rank: int) -> int:
-    """The noise/timestep seed of one micro-batch: a pure function, so a resumed run redraws it."""
-    return int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0])
-
-
-def _eval_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, 0xE7A1, index]).generate_state(1)[0])
-
-
-def _constant_with_warmup(warmup: int):
-    def factor(done: int) -> float:
-        return 1.0 if warmup <= 0 else min(1.0, (done + 1) / warmup)
-
-    return factor
 
 
 class _Run:
@@ -67,6 +53,7 @@ class _Run:
         output_dir: Path,
         callbacks: Any,
         pipeline: Any = None,
+        features: str | Path | None = None,
     ) -> None:
         from model import apply_stage_freezing
 
@@ -81,13 +68,13 @@ class _Run:
         self.manifest_sha256 = sha256_file(manifest_path)
         train_df, val_df = split_by_pair(df, config.val_fraction)
         self.sampler = MixSampler.build(train_df, config, manifest_path)
-        self.loader = SampleLoader(df, data_root)
         self.val_rows = val_df.index.tolist()[: config.eval_samples]
         if config.eval_every and not self.val_rows:
             log.warning("eval_every is set but the validation split is empty (raise val_fraction); no eval")
 
         set_seed(config.seed)  # python / numpy / torch (+cuda); a resume restores the saved states instead
         self.pipeline = pipeline if pipeline is not None else load_pipeline(config)
+        self.loader = with_features(SampleLoader(df, data_root), features, self.pipeline)
         self.trainable_names = apply_stage_freezing(self.pipeline, config.stage)
         self.params = named_trainable(self.pipeline, self.trainable_names)
         if config.gradient_checkpointing:
@@ -101,9 +88,9 @@ class _Run:
             weight_decay=config.weight_decay,
         )
         self.model, self.optimizer = acc.prepare(self.module, optimizer)
-        self.prefetch = Prefetcher(self.loader, config)
+        self.prefetch, self.cache_counts = Prefetcher(self.loader, config), CacheCounts()
         # Not prepared: accelerate would step it once per process; we step it once per optimizer step.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _constant_with_warmup(config.warmup_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, constant_with_warmup(config.warmup_steps))
 
         self.step = 0
         self.losses: list[float] = []
@@ -147,6 +134,7 @@ class _Run:
                     loss = self.model(batch, micro_seed(cfg.seed, step, micro, self.rank))
                     acc.backward(loss / len(cycle))
                 total += loss.detach().double().cpu()
+                self.cache_counts.add(batch)
             step_loss = float(acc.reduce(total.to(acc.device) / len(cycle), reduction="mean"))
             if not math.isfinite(step_loss):
                 raise TrainingDiverged(step, step_loss, self.last_checkpoint)
@@ -176,7 +164,10 @@ class _Run:
             "samples_seen": float(self.samples_seen),
             "height": float(res.height),
             "width": float(res.width),
+            **self.cache_counts.metrics(),
         }
+        for message in feature_warnings(self.loader):
+            emit(self.callbacks, "on_warning", message)
         if torch.cuda.is_available() and acc.device.type == "cuda":
             metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated(acc.device) / 2**30
         return metrics
@@ -194,7 +185,7 @@ class _Run:
         for i, row in enumerate(self.val_rows):
             batch = self.loader.load(row, res.height, res.width, cfg.frames)
             with self.accelerator.autocast():
-                losses.append(float(self.module(batch, _eval_seed(cfg.seed, i))))
+                losses.append(float(self.module(batch, eval_seed(cfg.seed, i))))
         self.module.train()
         value = float(np.mean(losses))
         self.val_losses.append((self.step, value))
@@ -246,26 +237,28 @@ def train(
     resume: bool = True,
     pipeline: Any = None,
     save: bool = True,
+    features: str | Path | None = None,
 ) -> TrainResult:
     """Train one stage; resume from `<output_dir>/checkpoints` when one is there (and resume=True).
 
     Writes `<output_dir>/final/` (released pipeline layout) and `<output_dir>/train_result.json`.
     `pipeline`: an already-built KiwiEditPipeline to start from instead of `config.model` /
     `init_checkpoint` (benchmarks, notebooks); it is trained in place.
+    `features`: a feature cache folder (`training_features`); samples it holds for this pipeline's
+    encoders skip clip decoding and encoding, the rest load on the fly (hits/misses in the metrics).
     Raises TrainingError subclasses for user-fixable faults (empty manifest, hash mismatch,
     missing previous-stage checkpoint, divergence, OOM, SIGTERM) with one-line messages.
     """
     if config.distributed == "fsdp" and pipeline is None:  # FSDP2 + sharded DCP checkpoints
         from kiwi_platform.training.sharded import train_sharded
 
-        return train_sharded(
-            config, manifest_path, data_root, output_dir, callbacks=callbacks, resume=resume, save=save
-        )
+        kw = {"callbacks": callbacks, "resume": resume, "save": save, "features": features}
+        return train_sharded(config, manifest_path, data_root, output_dir, **kw)
     from model.build import save_checkpoint
 
     output_dir, manifest_path = Path(output_dir), Path(manifest_path)
     started = time.perf_counter()
-    run = _Run(config, manifest_path, Path(data_root), output_dir, callbacks, pipeline)
+    run = _Run(config, manifest_path, Path(data_root), output_dir, callbacks, pipeline, features)
     acc = run.accelerator
     if not resume and acc.is_main_process:
         reset_checkpoints(output_dir)

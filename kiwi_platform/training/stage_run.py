@@ -115,7 +115,9 @@ def train_stage(
     parent: dict | None,
     logger: StageRunLogger,
     dagster_tags: dict[str, str],
+    features: Path | None = None,
 ) -> StageOutcome:
+    """Train one stage under MLflow; `features`: the feature cache folder (`training_features`), if any."""
     import mlflow
 
     from kiwi_platform.training import TrainingError, train
@@ -169,7 +171,7 @@ def train_stage(
             }
         )
         try:
-            result = train(train_config, manifest, store.root_path, output_dir, callbacks=logger)
+            result = train(train_config, manifest, store.root_path, output_dir, callbacks=logger, features=features)
         except TrainingError as exc:
             mlflow.set_tag("kiwi.failure", str(exc))
             raise _fail(f"stage {stage}: {exc}") from None

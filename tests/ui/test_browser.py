@@ -18,7 +18,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.ui]
 GROUPS = {
     "ingestion": {"raw_edit_pairs", "normalized_clips"},
     "refvie": {"edit_regions", "reference_images", "quadruplets"},
-    "training": {"training_manifests", "stage1_checkpoint", "stage2_checkpoint", "stage3_checkpoint"},
+    "training": {
+        "training_manifests",
+        "training_features",
+        "stage1_checkpoint",
+        "stage2_checkpoint",
+        "stage3_checkpoint",
+    },
     "evaluation": {"benchmark_suites", "benchmark_results", "promoted_model"},
 }
 RUNS = "{ runsOrError { ... on Runs { results { id status tags { key value } } } } }"

@@ -26,23 +26,19 @@ import torch.distributed as dist
 
 from kiwi_platform.lib.files import sha256_file, write_text_atomic
 from kiwi_platform.training.config import TrainConfig
-from kiwi_platform.training.data import MixSampler, SampleLoader, load_manifest, split_by_pair
+from kiwi_platform.training.data import MixSampler, Prefetcher, SampleLoader, load_manifest, split_by_pair
 from kiwi_platform.training.errors import TrainingDiverged, TrainingError, TrainingInterrupted, TrainingOOM
-from kiwi_platform.training.loop import micro_seed
+from kiwi_platform.training.feature_loader import CacheCounts, feature_warnings, with_features
 from kiwi_platform.training.modules import enable_gradient_checkpointing, load_pipeline, named_trainable
 from kiwi_platform.training.results import TrainResult, emit
 from kiwi_platform.training.run_checkpoint import reset_checkpoints
+from kiwi_platform.training.seeds import eval_seed, micro_seed
 from kiwi_platform.training.sharded import dcp_state, process_group
 from kiwi_platform.training.sharded.export import write_released
 from kiwi_platform.training.sharded.wrap import shard_pipeline
 from kiwi_platform.training.signals import StopRequest
 
 log = logging.getLogger("kiwi_platform.training")
-
-
-def eval_seed(seed: int, index: int) -> int:
-    """Fixed noise of validation row `index` (the same formula as the one-process loop)."""
-    return int(np.random.SeedSequence([seed, 0xE7A1, index]).generate_state(1)[0])
 
 
 def _seed_everything(seed: int) -> None:
@@ -60,7 +56,9 @@ def _sum(value: float, device: torch.device) -> float:
 class ShardedRun:
     """State of one `train_sharded` call; `dcp_state` saves and restores it."""
 
-    def __init__(self, config, manifest_path, data_root, output_dir, callbacks, global_batch, group) -> None:
+    def __init__(
+        self, config, manifest_path, data_root, output_dir, callbacks, global_batch, group, features=None
+    ) -> None:
         from model import apply_stage_freezing
 
         self.config, self.callbacks, self.group = config, callbacks, group
@@ -69,13 +67,15 @@ class ShardedRun:
         self.manifest_sha256 = sha256_file(manifest_path)
         train_df, val_df = split_by_pair(df, config.val_fraction)
         self.sampler = MixSampler.build(train_df, config, manifest_path)
-        self.loader = SampleLoader(df, data_root)
         self.val_rows = val_df.index.tolist()[: config.eval_samples]
         self.global_batch = global_batch or group.world
         self._check_batch()
 
         _seed_everything(config.seed)
         self.pipeline = load_pipeline(config)
+        # before sharding: the cache keys hash the full (unsharded) VAE weights
+        self.loader = with_features(SampleLoader(df, data_root), features, self.pipeline)
+        self.prefetch, self.cache_counts = Prefetcher(self.loader, config), CacheCounts()
         self.trainable_names = apply_stage_freezing(self.pipeline, config.stage)
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(self.pipeline)
@@ -127,16 +127,21 @@ class ShardedRun:
         started = time.perf_counter()
         slots = range(group.rank * self.per_rank, (group.rank + 1) * self.per_rank)
         plans = {s: self.sampler.plan(cycle, s, self.global_batch) for s in slots}
+        order = [(micro, slot) for micro in range(len(cycle)) for slot in slots]
+        upcoming = [(step, k, plans[slot][micro]) for k, (micro, slot) in enumerate(order)]
+        if step < cfg.max_steps:  # the next step's first sample loads while this step computes
+            upcoming.append((step + 1, 0, self.sampler.plan(cycle, slots[0], self.global_batch, steps_ahead=1)[0]))
         self.sampler.advance(cycle, self.global_batch)
         self.module.train()
         local = 0.0
         try:
-            for micro in range(len(cycle)):
-                for slot in slots:
-                    batch = self.loader.load(plans[slot][micro], res.height, res.width, cfg.frames)
-                    loss = self.module(batch, micro_seed(cfg.seed, step, micro, slot))
-                    (loss / (len(cycle) * self.per_rank)).backward()  # FSDP2 averages over ranks
-                    local += float(loss.detach().double())
+            for k, (micro, slot) in enumerate(order):
+                following = upcoming[k + 1] if k + 1 < len(upcoming) else None
+                batch = self.prefetch.get((step, k), following, upcoming[k][2])
+                loss = self.module(batch, micro_seed(cfg.seed, step, micro, slot))
+                (loss / (len(cycle) * self.per_rank)).backward()  # FSDP2 averages over ranks
+                local += float(loss.detach().double())
+                self.cache_counts.add(batch)
             step_loss = _sum(local, group.device) / (len(cycle) * self.global_batch)
             if not math.isfinite(step_loss):  # every rank sees the reduced value: all stop together
                 raise TrainingDiverged(step, step_loss, self.last_checkpoint)
@@ -150,6 +155,7 @@ class ShardedRun:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         except torch.OutOfMemoryError as exc:
+            self.prefetch.clear()
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingOOM(step, res.height, res.width, cfg.frames, str(exc)) from exc
         self.step = step
@@ -164,7 +170,10 @@ class ShardedRun:
             "samples_seen": float(self.samples_seen),
             "height": float(res.height),
             "width": float(res.width),
+            **self.cache_counts.metrics(),
         }
+        for message in feature_warnings(self.loader):
+            emit(self.callbacks, "on_warning", message)
         if group.device.type == "cuda":
             metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated(group.device) / 2**30
         return metrics
@@ -220,17 +229,19 @@ def train_sharded(
     resume: bool = True,
     save: bool = True,
     global_batch: int | None = None,
+    features: str | Path | None = None,
 ) -> TrainResult:
     """Train one stage with FSDP2 (`distributed: fsdp`) under torchrun, or in one process.
 
     `global_batch`: samples per micro-batch over all processes (a multiple of the world size);
     None = the resumed checkpoint's, else one per process. Writes `<output_dir>/final/` (released
     layout, consolidated on rank 0) and `train_result.json`; raises TrainingError subclasses with
-    one-line messages, on every rank.
+    one-line messages, on every rank. `features`: a feature cache folder, as in the one-process loop.
     """
     output_dir, manifest_path = Path(output_dir), Path(manifest_path)
     started = time.perf_counter()
     group = process_group.start(config.cpu)
+    run = None
     try:
         if group.is_main:
             if not resume:
@@ -242,7 +253,7 @@ def train_sharded(
         )
         if global_batch is None and state is not None:
             global_batch = int(state["global_batch"])
-        run = ShardedRun(config, manifest_path, Path(data_root), output_dir, callbacks, global_batch, group)
+        run = ShardedRun(config, manifest_path, Path(data_root), output_dir, callbacks, global_batch, group, features)
         run.skipped = skipped
         if folder is not None:
             dcp_state.check(state, run, folder)
@@ -257,6 +268,8 @@ def train_sharded(
         _loop(run, save)
         return _finish(run, save)
     finally:
+        if run is not None:
+            run.prefetch.close()
         group.close()
 
 
