@@ -15,6 +15,8 @@ from pydantic import Field
 from kiwi_platform.ingestion.clip_table import normalize_batch
 from kiwi_platform.ingestion.ingest_run import ingest_source
 from kiwi_platform.ingestion.manifest import scan_csv
+from kiwi_platform.ingestion.origins import with_source_paths
+from kiwi_platform.ingestion.remote import is_url
 from kiwi_platform.ingestion.sources import open_source
 from kiwi_platform.lib.batch_asset import batch_asset, batch_check
 from kiwi_platform.lib.check_results import gx_check_result
@@ -48,8 +50,17 @@ class RawPairsConfig(dg.Config):
     base_path: str | None = Field(
         None,
         description=(
-            "Folder that relative media paths in the manifest start from (upstream's --dataset_base_path). "
-            "Empty: the manifest's own folder. Absolute media paths are used as written."
+            "Folder that relative media paths in the manifest start from (upstream's --dataset_base_path), or a "
+            "URL prefix such as s3://bucket/data. Empty: the manifest's own folder. Absolute media paths and "
+            "URLs are used as written."
+        ),
+    )
+    copy_raw: bool = Field(
+        False,
+        description=(
+            "Copy every raw file into the batch folder (content-addressed, DVC-versioned) instead of recording its "
+            "URI, size and sha256 and reading it in place. Use it for sources that may disappear; "
+            "`kiwi lineage --verify` reports originals that changed or vanished (kiwi ingest --copy-raw)."
         ),
     )
     replace: bool = Field(
@@ -88,7 +99,8 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
     """Manifest rows of one batch (CSV or parquet chunks), every media file probed (PyAV) and sha256-hashed; bad rows quarantined."""
     batch, store = context.partition_key, data.store
     entry = _batch_entry(store, batch, config)
-    source = open_source(entry["manifest"], entry.get("base_path"))
+    base = entry.get("base_path")
+    source = open_source(entry["manifest"], base)
     context.log.info(f"batch {batch}: {source.rows} rows from {source.spec} (media under {source.base_dir})")
     started = time.perf_counter()
     step = max(50, source.rows // 20)
@@ -97,11 +109,11 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
         if done == total or done % step == 0:
             context.log.info(f"probed {done}/{total} rows")
 
-    out = ingest_source(source, store, batch, min_frames=config.min_frames, progress=progress)
+    out = ingest_source(source, store, batch, min_frames=config.min_frames, copy_raw=config.copy_raw, progress=progress)
+    # the preview reads files: originals kept by reference are read where they are, remote ones skipped
+    local = _local_rows(with_source_paths(out.table.head(64), store.batch_dir(batch)))
     preview = (
-        {"preview": dg.MetadataValue.md(raw_pair_strip_markdown(store.root_path, out.table.head(4)))}
-        if len(out.table)
-        else {}
+        {"preview": dg.MetadataValue.md(raw_pair_strip_markdown(store.root_path, local.head(4)))} if len(local) else {}
     )
     return data.publish(
         context,
@@ -119,10 +131,22 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
             "videos": out.videos,
             "images": out.images,
             "embedded_references": out.embedded_refs,
+            "raw_media": "copied" if config.copy_raw else "by_reference",
             "seconds": round(time.perf_counter() - started, 2),
             **preview,
         },
     )
+
+
+def _local_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose source and target are local files, `src_file`/`tgt_file` naming them (the preview reads them)."""
+    if not len(df):
+        return df
+    df = df.copy()
+    for role in ("src", "tgt"):
+        df[f"{role}_file"] = [stored or where for stored, where in zip(df[f"{role}_file"], df[f"{role}_path"])]
+    keep = ~(df["src_file"].map(is_url) | df["tgt_file"].map(is_url)) & df["src_file"].astype(bool)
+    return df[keep & df["tgt_file"].astype(bool)]
 
 
 @batch_asset(group_name="ingestion", kinds={"python", "video"}, deps=[raw_edit_pairs])

@@ -1,4 +1,8 @@
-"""`kiwi lineage`: print how a model was made, down to the sha256 of the raw files."""
+"""`kiwi lineage`: print how a model was made, down to the sha256 of the raw files.
+
+`kiwi lineage --verify` without a model re-hashes the raw files of ingested batches where they
+are (raw media are kept by reference, docs/raw-media.md) and names each changed or vanished one.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,29 @@ STATUS_STYLE = {
 
 
 def lineage(
-    ref: str = typer.Argument(..., help="models:/kiwi-edit@champion, models:/kiwi-edit/3, or an MLflow run id"),
+    ref: str = typer.Argument(
+        None,
+        help="models:/kiwi-edit@champion, models:/kiwi-edit/3, or an MLflow run id. "
+        "Omitted with --verify: re-hash the raw files of ingested batches instead.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     verify: bool = typer.Option(False, "--verify", help="Re-hash every reachable file; exit 1 on any mismatch."),
+    batch: list[str] = typer.Option(
+        None, "--batch", "-b", help="With --verify and no model: only these batches (default: every batch)."
+    ),
 ) -> None:
     """Model -> MLflow run -> stage checkpoints -> manifests (DVC, lakeFS) -> batches -> raw files."""
     from kiwi_platform.env import require_state
+    from kiwi_platform.errors import KiwiUserError
+
+    if ref is None:
+        if not verify:
+            raise KiwiUserError(
+                "name a model (models:/kiwi-edit@champion) or pass --verify to re-hash the batches' raw files",
+                code="bad_arguments",
+            )
+        verify_raw_files(list(batch or []), as_json)
+        return
     from kiwi_platform.lineage.walk import build_lineage
     from kiwi_platform.resources import build_resources
 
@@ -40,6 +61,31 @@ def lineage(
                 expected = f"sha256 {f.sha256}" if f.sha256 else f"DVC md5 {f.md5}"
                 typer.echo(f"{f.status.upper()}: {f.role} {f.path} (expected {expected})")
     if verify and result.mismatches:
+        raise typer.Exit(1)
+
+
+def verify_raw_files(batches: list[str], as_json: bool) -> None:
+    """One line per changed, vanished or unreadable raw file, then a summary; exit 1 if any."""
+    from kiwi_platform.env import require_state
+    from kiwi_platform.errors import KiwiUserError
+    from kiwi_platform.lineage.verify import verify_raw
+    from kiwi_platform.resources import build_resources
+
+    require_state()
+    store = build_resources()["store"]
+    known = store.batches()
+    unknown = [b for b in batches if b not in known]
+    if unknown:
+        raise KiwiUserError(f"unknown batch {unknown[0]!r}; known batches: {', '.join(known) or 'none'}")
+    result = verify_raw(store, batches or known)
+    if as_json:
+        problems = [p.__dict__ for p in result.problems]
+        typer.echo(json.dumps({"batches": result.batches, "checked": result.checked, "problems": problems}, indent=1))
+    else:
+        for problem in result.problems:
+            typer.echo(problem.line())
+        typer.echo(result.summary())
+    if result.problems:
         raise typer.Exit(1)
 
 

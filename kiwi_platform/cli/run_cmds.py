@@ -67,11 +67,17 @@ def ingest(
         "chunks ('DIR/chunk_*.parquet': iid, prompt, src_video, tgt_video, ref_image_bytes).",
     ),
     batch: str = typer.Option(..., "--batch", "-b", help="Batch name (a Dagster partition)."),
-    base_path: Path = typer.Option(
+    base_path: str = typer.Option(
         None,
         "--base-path",
-        help="Folder relative media paths start from (upstream's --dataset_base_path); default: the manifest's folder. "
-        "Absolute media paths are used as written.",
+        help="Folder (or URL prefix such as s3://bucket/data) relative media paths start from (upstream's "
+        "--dataset_base_path); default: the manifest's folder. Absolute media paths and URLs are used as written.",
+    ),
+    copy_raw: bool = typer.Option(
+        False,
+        "--copy-raw",
+        help="Copy the raw media into the batch (DVC-versioned) instead of reading them in place; for sources "
+        "that may disappear (docs/raw-media.md).",
     ),
     select: str = typer.Option(DEFAULT_INGEST_SELECTION, "--select", help="Assets to materialize for the batch."),
     replace: bool = typer.Option(
@@ -94,7 +100,12 @@ def ingest(
             "glob of parquet chunks ('DIR/chunk_*.parquet') so kiwi expands it, not the shell",
             code="bad_arguments",
         )
-    base = str(base_path.expanduser().resolve()) if base_path is not None else None
+    from kiwi_platform.ingestion.remote import is_url
+
+    if base_path is None or is_url(base_path):
+        base = base_path
+    else:
+        base = str(Path(base_path).expanduser().resolve())
     source = open_source(manifest[0], base)  # an unreadable manifest or bad chunks stop here with one line
     store = _store()
     store.check_registration(batch, source.spec, replace=replace, base_path=base)  # before the slow part
@@ -102,7 +113,9 @@ def ingest(
 
     defs = load_definitions()
     resolve_selection(defs, select)  # a bad selection must not leave a half-registered batch behind
-    run_config = {"ops": {"raw_edit_pairs": {"config": {"manifest": source.spec, "base_path": base}}}}
+    run_config = {
+        "ops": {"raw_edit_pairs": {"config": {"manifest": source.spec, "base_path": base, "copy_raw": copy_raw}}}
+    }
     with store.claim_batch(batch, source.spec, replace=replace, base_path=base) as entry:
         register_batch(dg.DagsterInstance.get(), batch)
         console.print(f"batch {batch}: {source.rows} rows from {entry['manifest']} (media under {source.base_dir})")

@@ -1,5 +1,8 @@
 """The `normalized_clips` table: every accepted pair decoded, sampled and resized into clip files.
 
+Raw media recorded by reference are read where they are (a URL through a temp copy that is
+deleted after use) and re-hashed first: a changed or vanished original is quarantined.
+
 Clip files are named by source hash and settings, so a re-run reuses a clip made from the same
 bytes with the same settings and rebuilds a corrupt or outdated one (including one made by an
 older normalizer version). Clip files are byte-reproducible, so a rebuild gives the same hash.
@@ -7,12 +10,15 @@ older normalizer version). Clip files are byte-reproducible, so a rebuild gives 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from kiwi_platform.ingestion.origins import with_source_paths
+from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
 from kiwi_platform.lib.files import remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.clips import SUFFIX, clip_header
@@ -64,7 +70,8 @@ def normalize_batch(
     """
     out = ClipTable(table=pd.DataFrame(columns=NORMALIZED_COLUMNS))
     rows, kept = [], set()
-    for i, rec in enumerate(raw.to_dict("records"), start=1):
+    located = with_source_paths(raw, store.batch_dir(batch))  # where originals kept by reference are
+    for i, rec in enumerate(located.to_dict("records"), start=1):
         try:
             clips = {}
             for role in ("src", "tgt"):
@@ -94,9 +101,45 @@ def _clip_for(store: MediaStore, rec: dict, role: str, clip_dir: Path, settings:
     dst = clip_dir / name
     if dst.exists() and _clip_matches(dst, sha, settings):
         return dst, clip_header(dst), True
-    source = store.root_path / rec[f"{role}_file"]
     meta = {"source_sha256": sha, **settings}
-    return dst, normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta), False
+    with _original(store, rec, role) as source:
+        return dst, normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta), False
+
+
+@contextmanager
+def _original(store: MediaStore, rec: dict, role: str) -> Iterator[Path]:
+    """A local path holding the bytes ingestion hashed as `<role>_sha256`.
+
+    A stored copy (`<role>_file`, store-relative) is used as is: DVC versions it. An original read
+    in place (`<role>_path`: a local path, or a URL fetched to a temp file for the decoder) is
+    re-hashed first, so a file that vanished or changed since ingestion is quarantined instead of
+    being normalized under the old hash.
+    """
+    sha = rec[f"{role}_sha256"]
+    if rec.get(f"{role}_file"):
+        yield store.root_path / rec[f"{role}_file"]
+        return
+    where = rec.get(f"{role}_path") or ""
+    if not where:
+        name = rec.get(f"{role}_rel") or role
+        raise RowRejected("missing_file", f"{name}: where the original lives is unknown; re-ingest the batch", name)
+    if is_url(where):
+        with fetched(where) as (local, digest):
+            _same(digest, sha, where)
+            yield local
+        return
+    path = Path(where)
+    if not path.is_file():
+        raise RowRejected("missing_file", f"{path.name} vanished since ingestion ({path})", where)
+    _same(sha256_file(path), sha, where)
+    yield path
+
+
+def _same(digest: str, sha: str, where: str) -> None:
+    if digest != sha:
+        raise RowRejected(
+            CHANGED_REASON, f"{where} changed since ingestion (sha256 {digest[:16]}, ingested {sha[:16]})", where
+        )
 
 
 def _row(batch: str, rec: dict, clips: dict, store: MediaStore) -> dict:

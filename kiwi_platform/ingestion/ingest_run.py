@@ -15,7 +15,7 @@ from kiwi_platform.ingestion.origins import write_origin
 from kiwi_platform.ingestion.raw_table import RawTableWriter
 from kiwi_platform.ingestion.sources import Source
 from kiwi_platform.ingestion.validate import iter_validated
-from kiwi_platform.lib.quarantine import QuarantineRecord
+from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.resources.store import MediaStore, StagedTable
 
 
@@ -35,12 +35,18 @@ def ingest_source(
     batch: str,
     *,
     min_frames: int,
+    copy_raw: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestOutcome:
-    """Validate every row of `source`, store accepted media, stage the table; rows in = accepted + quarantined."""
+    """Validate every row of `source`, store (`copy_raw`) or record in place accepted media, stage
+    the table; rows in = accepted + quarantined.
+
+    The asset passes its run config (by reference unless `copy_raw: true`, docs/raw-media.md); the
+    function's own default keeps copying, which direct callers written before that rely on.
+    """
     folder = store.asset_dir(batch, "raw_edit_pairs")
     folder.mkdir(parents=True, exist_ok=True)
-    writer = RawTableWriter(store, batch, source.sha256)
+    writer = RawTableWriter(store, batch, source.sha256, copy_raw=copy_raw)
     quarantined: list[QuarantineRecord] = []
     done = 0
     rows = copied_rows(source, source.iter_rows(), folder / "manifest.csv")
@@ -50,7 +56,12 @@ def ingest_source(
             if isinstance(item, QuarantineRecord):
                 quarantined.append(item)
             else:
-                writer.add(item)
+                try:
+                    writer.add(item)
+                except RowRejected as rej:  # a remote original changed between probing and copying
+                    quarantined.append(
+                        QuarantineRecord(row=item["row"], reason=rej.reason, message=rej.message, path=rej.path)
+                    )
             if progress:
                 progress(done, source.rows)
         table = writer.close()
@@ -63,6 +74,7 @@ def ingest_source(
         manifest=source.spec,
         base_path=source.base_dir,
         files=[str(p) for p in source.files],
+        copy_raw=copy_raw,
     )
     outcome = IngestOutcome(table, done, quarantined)
     outcome.videos, outcome.images, outcome.embedded_refs = writer.videos, writer.images, writer.embedded_refs

@@ -15,15 +15,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from kiwi_platform.ingestion.remote import is_url
 from kiwi_platform.lib.files import write_text_atomic
 
 ORIGIN_FILE = "raw_edit_pairs.origin.json"
 ROLES = ("src", "tgt", "ref")
 
 
-def write_origin(batch_dir: Path, *, kind: str, manifest: str, base_path: Path, files: list[str]) -> Path:
-    """Record the absolute manifest, its files and the base folder of the batch's latest ingestion."""
-    entry = {"format": kind, "manifest": manifest, "manifest_files": files, "base_path": str(base_path)}
+def write_origin(
+    batch_dir: Path, *, kind: str, manifest: str, base_path: Path | str, files: list[str], copy_raw: bool = False
+) -> Path:
+    """Record the absolute manifest, its files, the base folder (or URL prefix) of the batch's latest
+    ingestion, and whether its raw media were copied or are read in place."""
+    entry = {
+        "format": kind,
+        "manifest": manifest,
+        "manifest_files": files,
+        "base_path": str(base_path),
+        "raw_media": "copied" if copy_raw else "by_reference",
+    }
     return write_text_atomic(batch_dir / ORIGIN_FILE, json.dumps(entry, indent=2) + "\n")
 
 
@@ -35,8 +45,9 @@ def read_origin(batch_dir: Path) -> dict | None:
 
 
 def with_source_paths(raw: pd.DataFrame, batch_dir: Path) -> pd.DataFrame:
-    """`raw` plus `src_path`, `tgt_path`, `ref_path`: each file's absolute origin on this machine
-    ("" for an embedded reference, or when the batch's origin is unknown and the path relative)."""
+    """`raw` plus `src_path`, `tgt_path`, `ref_path`: each file's absolute origin, a path on this
+    machine or a URL ("" for an embedded reference, or when the batch's origin is unknown and the
+    path relative). Raw media kept by reference are read from there."""
     origin = read_origin(batch_dir) or {}
     base = origin.get("base_path")
     out = raw.copy()
@@ -47,8 +58,10 @@ def with_source_paths(raw: pd.DataFrame, batch_dir: Path) -> pd.DataFrame:
 
 
 def _absolute(base: str | None, rel: str) -> str:
-    if not rel:
+    if not rel or rel.startswith("embedded:"):
         return ""
-    if os.path.isabs(rel):
+    if os.path.isabs(rel) or is_url(rel):
         return rel
+    if base and is_url(base):
+        return f"{base.rstrip('/')}/{rel}"
     return os.path.normpath(os.path.join(base, rel)) if base else ""

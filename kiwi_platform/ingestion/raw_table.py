@@ -1,10 +1,17 @@
-"""The `raw_edit_pairs` table: accepted rows with their media copied into the batch folder.
+"""The `raw_edit_pairs` table: accepted rows, each raw file recorded by name, size and sha256.
 
-Accepted media are stored under content-addressed names (`<sha256><suffix>`), so DVC versions
-exactly the bytes the rest of the pipeline reads and a file shared by many rows is stored once.
-An embedded reference (parquet `ref_image_bytes`) is stored the same way, as the file it encodes.
+By default raw media stay where they are (docs/raw-media.md). The table names each file as the
+manifest did (`<role>_rel`: relative to the batch's base folder or URL prefix, or the absolute
+path / URL as written) with its size and sha256, and the base is kept beside the table
+(`origins.py`), so the same data read from a moved copy still gives the same table bytes (issue
+16.9) while `with_source_paths` gives each file's absolute path or URL on this machine. An
+original read in place has `<role>_file` "". With `copy_raw` every original is stored under a
+content-addressed name (`<sha256><suffix>`) in the batch's `media/` and `<role>_file` names the
+copy, so DVC versions the bytes and a source that may disappear is safe. Reference images are
+always stored that way (small, and later stages open them as local files), as is an embedded
+reference (parquet `ref_image_bytes`), as the file it encodes. A file shared by rows is stored once.
 
-`RawTableWriter` streams: each accepted row's media are stored as it arrives and rows go to the
+`RawTableWriter` streams: each accepted row's media are handled as it arrives and rows go to the
 parquet file in row groups, so a batch of a million pairs is never one DataFrame in memory. The
 schema is fixed (`SCHEMA`), so an empty batch has the same columns and types as a full one.
 """
@@ -12,14 +19,16 @@ schema is fixed (`SCHEMA`), so an empty batch has the same columns and types as 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
 from kiwi_platform.lib.files import remove_stale, write_bytes_atomic
 from kiwi_platform.lib.publish import copy_into
+from kiwi_platform.lib.quarantine import RowRejected
 from kiwi_platform.resources.store import MediaStore, StagedTable
 
 ROLES = ("src", "tgt", "ref")
@@ -49,28 +58,43 @@ SCHEMA = pa.schema(
         *((f"{p}{name}", kind) for p in ("src_", "tgt_") for name, kind in _PROBE),
         ("ref_width", pa.int64()),
         ("ref_height", pa.int64()),
+        ("ref_size_bytes", pa.int64()),
         *((f"{role}_file", pa.string()) for role in ROLES),
+        ("raw_copied", pa.bool_()),
         ("manifest_sha256", pa.string()),
     ]
 )
 
 
-def store_media(rec: dict, store: MediaStore, media_dir: Path) -> set[Path]:
-    """Copy one accepted row's files into `media_dir`, set `<role>_file` (store-relative); return the copies."""
+def store_media(rec: dict, store: MediaStore, media_dir: Path, copy_raw: bool = False) -> set[Path]:
+    """Set one accepted row's `<role>_file`: "" for an original read in place, else the store-relative
+    copy in `media_dir` (copy_raw, reference images, embedded references). Returns the copies.
+
+    Raises RowRejected when a remote original changed between probing and copying.
+    """
     kept = set()
     sources = rec.pop("_sources")
     ref_suffix = rec.pop("_ref_suffix", "")
+    rec["raw_copied"] = copy_raw
     for role in ROLES:
         origin = sources.get(role)
-        if not origin:
+        if not origin or not (copy_raw or role == "ref"):
             rec[f"{role}_file"] = ""
             continue
+        sha = rec[f"{role}_sha256"]
         if isinstance(origin, bytes):  # an embedded reference: the bytes are the file
-            dst = media_dir / f"{rec['ref_sha256']}{ref_suffix}"
+            dst = media_dir / f"{sha}{ref_suffix}"
             if not dst.exists():
                 write_bytes_atomic(dst, origin)
+        elif is_url(origin):
+            dst = media_dir / f"{sha}{PurePosixPath(origin).suffix.lower()}"
+            if not dst.exists():
+                with fetched(origin) as (local, digest):
+                    if digest != sha:
+                        raise RowRejected(CHANGED_REASON, f"{origin} changed while it was being ingested", origin)
+                    copy_into(local, dst)
         else:
-            dst = copy_into(Path(origin), media_dir / f"{rec[f'{role}_sha256']}{Path(origin).suffix.lower()}")
+            dst = copy_into(Path(origin), media_dir / f"{sha}{Path(origin).suffix.lower()}")
         kept.add(dst)
         rec[f"{role}_file"] = store.rel(dst)
     return kept
@@ -79,8 +103,9 @@ def store_media(rec: dict, store: MediaStore, media_dir: Path) -> set[Path]:
 class RawTableWriter:
     """Stores media and appends accepted rows to a staged parquet file, `ROW_GROUP` rows at a time."""
 
-    def __init__(self, store: MediaStore, batch: str, manifest_sha256: str) -> None:
+    def __init__(self, store: MediaStore, batch: str, manifest_sha256: str, copy_raw: bool = False) -> None:
         self.store, self.batch, self.manifest_sha256 = store, batch, manifest_sha256
+        self.copy_raw = copy_raw
         self.media_dir = store.asset_dir(batch, "raw_edit_pairs") / "media"
         # beside the DVC-tracked folder, so a killed run cannot leave a stray file inside it
         self.path = store.batch_dir(batch) / f".raw_edit_pairs.table.{os.getpid()}.parquet"
@@ -91,7 +116,7 @@ class RawTableWriter:
         self.rows = self.videos = self.images = self.embedded_refs = 0
 
     def add(self, rec: dict) -> None:
-        self._kept |= store_media(rec, self.store, self.media_dir)
+        self._kept |= store_media(rec, self.store, self.media_dir, self.copy_raw)
         rec.update(batch=self.batch, manifest_sha256=self.manifest_sha256)
         self._buffer.append(rec)
         self.rows += 1
@@ -118,11 +143,11 @@ class RawTableWriter:
         self.path.unlink(missing_ok=True)
 
 
-def store_accepted_media(accepted: list[dict], store: MediaStore, media_dir: Path) -> None:
-    """Copy every accepted row's files into `media_dir` (small batches and tests; assets stream)."""
+def store_accepted_media(accepted: list[dict], store: MediaStore, media_dir: Path, copy_raw: bool = True) -> None:
+    """Store every accepted row's files into `media_dir` (small batches and tests; assets stream)."""
     kept: set[Path] = set()
     for rec in accepted:
-        kept |= store_media(rec, store, media_dir)
+        kept |= store_media(rec, store, media_dir, copy_raw)
     remove_stale(media_dir, kept)
 
 

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kiwi_platform.ingestion.manifest import REQUIRED_COLUMNS, Manifest, ManifestRow
 from kiwi_platform.ingestion.paths import resolve_inside, resolve_media_path, stored_name
+from kiwi_platform.ingestion.remote import fetched, is_url, join_url
 from kiwi_platform.lib.files import sha256_bytes, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.probe import MediaInfo, media_kind, probe_image_bytes, probe_media
@@ -65,40 +67,57 @@ class _FileFacts:
     """Memoised sha256 + probe per file (LRU-bounded), so a clip used by 1,000 rows is read once."""
 
     def __init__(self, size: int = FILE_CACHE_SIZE) -> None:
-        self._cache: OrderedDict[Path, tuple[str, MediaInfo]] = OrderedDict()
+        self._cache: OrderedDict[Path | str, tuple[str, MediaInfo]] = OrderedDict()
         self._size = size
 
-    def get(self, path: Path, shown: str, want_image: bool = False) -> tuple[str, MediaInfo]:
+    def get(self, path: Path | str, shown: str, want_image: bool = False) -> tuple[str, MediaInfo]:
         try:
             digest, info = self._get(path)
         except RowRejected as rej:  # name the file as the tables do, not by this machine's location
             raise RowRejected(rej.reason, rej.message.replace(str(path), shown), shown) from None
         if want_image and info.kind != "image":
             raise RowRejected(
-                "unreadable_image", f"{path.name} is not an image (reference images must be images)", shown
+                "unreadable_image",
+                f"{PurePosixPath(str(path)).name} is not an image (reference images must be images)",
+                shown,
             )
         return digest, info
 
-    def _get(self, path: Path) -> tuple[str, MediaInfo]:
+    def _get(self, path: Path | str) -> tuple[str, MediaInfo]:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        try:
-            if not path.exists():
-                raise RowRejected("missing_file", f"{path.name} does not exist")
-            if not path.is_file():
-                raise RowRejected("not_media", f"{path.name} is not a regular file")
-            with open(path, "rb") as fh:  # permission denied shows here, before any decoder guesses
-                fh.read(1)
-            info = probe_media(path)
-            facts = (sha256_file(path), info)
-        except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
-            reason = "missing_file" if exc.errno in _NOT_THERE else "unreadable_file"
-            raise RowRejected(reason, f"{path.name} cannot be read ({exc.strerror or exc})") from None
+        if isinstance(path, str):  # a URL: probed from a temp copy that is gone when this returns
+            facts = _remote_facts(path)
+        else:
+            facts = _local_facts(path)
         self._cache[path] = facts
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return facts
+
+
+def _remote_facts(url: str) -> tuple[str, MediaInfo]:
+    with fetched(url) as (local, digest):
+        try:
+            return digest, probe_media(local)
+        except RowRejected as rej:
+            raise RowRejected(rej.reason, rej.message.replace(str(local), url), url) from None
+
+
+def _local_facts(path: Path) -> tuple[str, MediaInfo]:
+    try:
+        if not path.exists():
+            raise RowRejected("missing_file", f"{path.name} does not exist")
+        if not path.is_file():
+            raise RowRejected("not_media", f"{path.name} is not a regular file")
+        with open(path, "rb") as fh:  # permission denied shows here, before any decoder guesses
+            fh.read(1)
+        info = probe_media(path)
+        return sha256_file(path), info
+    except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
+        reason = "missing_file" if exc.errno in _NOT_THERE else "unreadable_file"
+        raise RowRejected(reason, f"{path.name} cannot be read ({exc.strerror or exc})") from None
 
 
 class _Seen:
@@ -116,14 +135,18 @@ class _Seen:
 
 
 def iter_validated(
-    rows: Iterable[ManifestRow], base: Path, *, columns: Iterable[str], min_frames: int
+    rows: Iterable[ManifestRow], base: Path | str, *, columns: Iterable[str], min_frames: int
 ) -> Iterator[dict | QuarantineRecord]:
-    """For each row, in order: its accepted record (a dict) or its QuarantineRecord."""
+    """For each row, in order: its accepted record (a dict) or its QuarantineRecord.
+
+    `base` is a local folder or a URL prefix (`s3://bucket/data`) that relative media paths start from.
+    """
     missing = tuple(c for c in REQUIRED_COLUMNS if c not in tuple(columns))
     state = (_FileFacts(), _Seen(), _Seen(), _Seen())
+    base = str(base).rstrip("/") if is_url(base) else Path(base).resolve()
     for row in rows:
         try:
-            yield _check_row(row, base.resolve(), missing, state, min_frames=min_frames)
+            yield _check_row(row, base, missing, state, min_frames=min_frames)
         except RowRejected as rej:
             yield QuarantineRecord(row=row.row, reason=rej.reason, message=rej.message, path=rej.path)
 
@@ -144,7 +167,27 @@ def validate_manifest(
     return result
 
 
-def _check_row(row: ManifestRow, base: Path, missing: tuple[str, ...], state: tuple, *, min_frames: int) -> dict:
+def _name(base: Path | str, cell: str) -> str:
+    """How the tables name a media cell: a URL as written, else the path relative to the base."""
+    if is_url(cell):
+        return cell
+    if isinstance(base, str):
+        return cell if os.path.isabs(cell) else PurePosixPath(os.path.normpath(cell)).as_posix()
+    return stored_name(base, cell)
+
+
+def _locate(base: Path | str, cell: str) -> Path | str:
+    """Where a media cell points: a URL (str) or a local file (Path); RowRejected for path_escape."""
+    if is_url(cell):
+        return cell
+    if isinstance(base, str) and not os.path.isabs(cell):
+        if cell.startswith("~"):
+            raise RowRejected("path_escape", f"{cell!r} starts with '~', which is not expanded", cell)
+        return join_url(base, cell)
+    return resolve_media_path(base if isinstance(base, Path) else Path("/"), cell)
+
+
+def _check_row(row: ManifestRow, base: Path | str, missing: tuple[str, ...], state: tuple, *, min_frames: int) -> dict:
     facts, seen_paths, seen_content, seen_iids = state
     for column in missing:
         raise RowRejected("missing_column", f"the manifest has no {column!r} column")
@@ -162,19 +205,23 @@ def _check_row(row: ManifestRow, base: Path, missing: tuple[str, ...], state: tu
     if row.iid is not None and (earlier := seen_iids.first((row.iid,), row.row)) is not None:
         raise RowRejected("duplicate_row", f"iid {row.iid!r} was already used by row {earlier}")
 
-    names = {"src": stored_name(base, row.src), "tgt": stored_name(base, row.tgt)}
-    names["ref"] = stored_name(base, row.ref) if row.ref else ""
-    src_path, tgt_path = resolve_media_path(base, row.src), resolve_media_path(base, row.tgt)
-    ref_path = resolve_media_path(base, row.ref) if row.ref else None
+    names = {"src": _name(base, row.src), "tgt": _name(base, row.tgt)}
+    names["ref"] = _name(base, row.ref) if row.ref else ""
+    src_path, tgt_path = _locate(base, row.src), _locate(base, row.tgt)
+    ref_path = _locate(base, row.ref) if row.ref else None
     src_sha, src = facts.get(src_path, names["src"])
     tgt_sha, tgt = facts.get(tgt_path, names["tgt"])
-    ref_sha, ref_size, ref_suffix = "", (0, 0), ""
+    ref_sha, ref_size, ref_suffix, ref_bytes = "", (0, 0), "", 0
     if ref_path:
         ref_sha, ref = facts.get(ref_path, names["ref"], want_image=True)
-        ref_size, ref_suffix = (ref.width, ref.height), ref_path.suffix.lower()
+        ref_size, ref_suffix, ref_bytes = (
+            (ref.width, ref.height),
+            PurePosixPath(str(ref_path)).suffix.lower(),
+            ref.size_bytes,
+        )
     elif row.ref_embedded:
         ref_suffix, *ref_size = probe_image_bytes(row.ref_bytes)
-        ref_sha = embedded_sha
+        ref_sha, ref_bytes = embedded_sha, len(row.ref_bytes)
 
     if src.kind != tgt.kind:
         raise RowRejected("kind_mismatch", f"source is a {src.kind} but target is a {tgt.kind}", names["tgt"])
@@ -182,7 +229,9 @@ def _check_row(row: ManifestRow, base: Path, missing: tuple[str, ...], state: tu
         for info, path, role in ((src, src_path, "src"), (tgt, tgt_path, "tgt")):
             if info.frames < min_frames:
                 raise RowRejected(
-                    "too_few_frames", f"{path.name} has {info.frames} frames, {min_frames} needed", names[role]
+                    "too_few_frames",
+                    f"{PurePosixPath(str(path)).name} has {info.frames} frames, {min_frames} needed",
+                    names[role],
                 )
     if (src.width, src.height) != (tgt.width, tgt.height):
         raise RowRejected(
@@ -212,6 +261,7 @@ def _check_row(row: ManifestRow, base: Path, missing: tuple[str, ...], state: tu
         **tgt.to_dict("tgt_"),
         "ref_width": int(ref_size[0]),
         "ref_height": int(ref_size[1]),
+        "ref_size_bytes": int(ref_bytes),
         # transient, not table columns: where to copy each file from (raw_table.RawTableWriter)
         "_sources": {"src": src_path, "tgt": tgt_path, "ref": ref_path or row.ref_bytes},
         "_ref_suffix": ref_suffix,

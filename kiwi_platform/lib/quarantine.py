@@ -31,6 +31,7 @@ REASONS: dict[str, str] = {
     "frame_count_mismatch": "source and target have different frame counts",
     "kind_mismatch": "source and target are not both images or both videos, or a file's bytes are not the kind its name says",
     "unreadable_file": "a referenced file exists but cannot be read (permission denied, I/O error)",
+    "changed_file": "a raw file kept by reference changed after ingestion hashed it",
     "bad_prompt": "the prompt holds a NUL byte or another control character",
     "prompt_too_long": "the prompt is longer than the limit (usually an unclosed quote that swallowed the lines after it)",
 }

@@ -6,7 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiwi_platform.ingestion.remote import is_url, sha256_url
 from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lib.quarantine import RowRejected
 
 
 @dataclass
@@ -19,7 +21,14 @@ class FileRef:
 
 
 def verify(ref: FileRef) -> None:
-    """Re-hash `ref` (sha256 when recorded, else DVC's md5) and set its status."""
+    """Re-hash `ref` (sha256 when recorded, else DVC's md5) and set its status; a URL (raw media
+    kept by reference on S3 or another fsspec store) is re-hashed in place."""
+    if is_url(ref.path):
+        try:
+            ref.status = "ok" if sha256_url(ref.path)[0] == ref.sha256 else "mismatch"
+        except RowRejected:
+            ref.status = "missing"
+        return
     path = Path(ref.path)
     if not path.exists():
         ref.status = "missing"

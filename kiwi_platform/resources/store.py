@@ -221,7 +221,10 @@ class MediaStore(dg.ConfigurableResource):
     @staticmethod
     def _entry_for(batch: str, manifest: Path | str, base_path: Path | str | None = None) -> dict:
         spec = normalize_spec(manifest)
-        base = str(Path(os.path.expanduser(str(base_path))).resolve()) if base_path else None
+        if base_path and "://" in str(base_path):  # a URL prefix (s3://bucket/data): kept as written
+            base = str(base_path).strip().rstrip("/")
+        else:
+            base = str(Path(os.path.expanduser(str(base_path))).resolve()) if base_path else None
         return {"batch": check_batch_name(batch), "manifest": spec, "sha256": manifest_digest(spec), "base_path": base}
 
     @staticmethod
