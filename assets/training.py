@@ -157,6 +157,18 @@ class StageConfig(dg.Config):
         description="Strategy with several processes (torchrun; ignored in one): ddp (default, replicated) or fsdp "
         "(FSDP2: sharded weights, gradients and optimizer state; docs/distributed.md).",
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Processes (one per GPU) on the machine running this step. Default 1 = in the step's own "
+        "process; N > 1 launches torchrun with N ranks from this step (metrics and registration as usual).",
+    )
+    global_batch: int | None = Field(
+        None,
+        ge=1,
+        description="fsdp with processes > 1: samples per micro-batch over all ranks, a multiple of processes. "
+        "Default null = one per process (on resume: the checkpoint's).",
+    )
     seed: int = Field(0, description="Seed of initialization, data order and noise (integer). Default 0.")
     register_model: bool = Field(
         True, description="Register the result as a new version of the MLflow model `kiwi-edit`. Default true."

@@ -14,7 +14,8 @@ fails makes every rank fail (their collectives break or time out), so torchrun e
 and Dagster marks the step failed; running it again resumes from the last complete checkpoint.
 
 extras: {"train_config": {...TrainConfig...}, "manifest": PATH, "data_root": PATH, "output_dir": PATH,
-         "global_batch": N (optional, fsdp: samples per micro-batch over all ranks)}
+         "global_batch": N (optional, fsdp: samples per micro-batch over all ranks),
+         "features": PATH (optional: the training_features folder)}
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def _train(extras: dict[str, Any], callbacks: Any):
 
     config = TrainConfig(**extras["train_config"])
     args = (config, extras["manifest"], extras["data_root"], extras["output_dir"])
+    features = extras.get("features")
     if config.distributed == "fsdp":
         from kiwi_platform.training.sharded import train_sharded
 
-        return train_sharded(*args, callbacks=callbacks, global_batch=extras.get("global_batch"))
-    return train(*args, callbacks=callbacks)
+        return train_sharded(*args, callbacks=callbacks, global_batch=extras.get("global_batch"), features=features)
+    return train(*args, callbacks=callbacks, features=features)
 
 
 def _worker_extras() -> dict[str, Any]:

@@ -77,10 +77,11 @@ def main(
     data_root: Path = typer.Argument(..., help="folder the manifest's paths are relative to"),
     output_dir: Path = typer.Argument(..., help="checkpoints/, final/ and train_result.json go here"),
     resume: bool = typer.Option(True, help="continue from the newest valid checkpoint in OUTPUT_DIR"),
+    features: Path | None = typer.Option(None, help="feature cache folder (training_features); default: none"),
 ) -> None:
     with user_errors_exit(config):
         cfg = TrainConfig(**json.loads(config.read_text(encoding="utf-8")))
-        result = train(cfg, manifest, data_root, output_dir, callbacks=JsonLines(), resume=resume)
+        result = train(cfg, manifest, data_root, output_dir, callbacks=JsonLines(), resume=resume, features=features)
     print(json.dumps({"event": "done", **result.to_json()}, default=str), flush=True)
 
 

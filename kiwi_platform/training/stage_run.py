@@ -121,6 +121,7 @@ def train_stage(
     import mlflow
 
     from kiwi_platform.training import TrainingError, train
+    from kiwi_platform.training.launch import train_with_torchrun
 
     if not manifest.exists():
         raise _fail(f"training manifest {manifest} is missing; materialize training_manifests first")
@@ -171,7 +172,19 @@ def train_stage(
             }
         )
         try:
-            result = train(train_config, manifest, store.root_path, output_dir, callbacks=logger, features=features)
+            if config.processes > 1:
+                result = train_with_torchrun(
+                    train_config,
+                    manifest,
+                    store.root_path,
+                    output_dir,
+                    processes=config.processes,
+                    global_batch=config.global_batch,
+                    callbacks=logger,
+                    features=features,
+                )
+            else:
+                result = train(train_config, manifest, store.root_path, output_dir, callbacks=logger, features=features)
         except TrainingError as exc:
             mlflow.set_tag("kiwi.failure", str(exc))
             raise _fail(f"stage {stage}: {exc}") from None

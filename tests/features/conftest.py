@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.training.conftest import fast_config, make_training_manifest, training_data
+from tests.training.conftest import fast_config, make_training_manifest, stage_platform, training_data
 
-__all__ = ["fast_config", "make_training_manifest", "training_data"]
+__all__ = ["fast_config", "make_training_manifest", "stage_platform", "training_data"]

@@ -3,7 +3,6 @@ and a stage that trains from it through its declared dependency."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -11,34 +10,9 @@ import pytest
 import yaml
 
 from kiwi_platform.lib.materializations import latest_metadata
-from kiwi_platform.training.fixtures import TrainingFixture
-from kiwi_platform.training.manifests import MANIFEST_DIR
 
 STEPS = 2
 STAGE_RUN = {"max_steps": STEPS, "eval_every": 0, "checkpoint_every": STEPS, "register_model": False}
-
-
-@pytest.fixture
-def platform(kiwi_home: Path, training_data: TrainingFixture):
-    """Definitions, resources and instance of the code location, with the training fixture's clips in the
-    data repo and its manifest as every stage's manifest (a recorded `training_manifests` materialization)."""
-    from kiwi_platform.definitions import build_definitions
-    from kiwi_platform.env import prepare_environment
-    from kiwi_platform.resources import build_resources
-
-    settings = prepare_environment()
-    resources = build_resources(settings)
-    root = resources["store"].root_path
-    shutil.copytree(training_data.data_root, root, dirs_exist_ok=True)
-    for stage in (1, 2, 3):
-        (root / MANIFEST_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copy(training_data.manifest, root / MANIFEST_DIR / f"stage{stage}.parquet")
-    instance = dg.DagsterInstance.get()
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization("training_manifests", metadata={"dvc_md5": "fixture", "data_repo_rev": ""})
-    )
-    yield build_definitions(), resources, instance
-    instance.dispose()
 
 
 def _metric(resources, run_id: str, name: str) -> list[float]:
@@ -47,13 +21,13 @@ def _metric(resources, run_id: str, name: str) -> list[float]:
 
 
 @pytest.mark.slow
-def test_features_materialize_and_a_stage_trains_from_them(platform, training_data):
+def test_features_materialize_and_a_stage_trains_from_them(stage_platform, training_data):
     """training_features materializes (DVC-tracked shards + index, its check passes, metadata names the
     encoder hashes); stage1_checkpoint then reads every sample from the cache: feature_cache_hits
     counts each step's sample and no sample misses. A second materialization encodes nothing."""
     from kiwi_platform.runner import materialize
 
-    defs, resources, instance = platform
+    defs, resources, instance = stage_platform
     [outcome] = materialize("training_features", defs=defs)
     assert outcome.ok, outcome.errors
     meta = latest_metadata(instance, "training_features")

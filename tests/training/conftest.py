@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from kiwi_platform.training import TrainConfig
 from kiwi_platform.training.fixtures import TrainingFixture
 from kiwi_platform.training.fixtures import make_training_manifest as _make
+from kiwi_platform.training.manifests import MANIFEST_DIR
 from tests.demo_data import require_demo_dir
 
 FRAMES = 5
@@ -45,3 +47,26 @@ def fast_config(**overrides) -> TrainConfig:
     base = dict(stage=3, model="tiny", frames=FRAMES, lr=1e-3, max_steps=4, checkpoint_every=2, val_fraction=0.2)
     base.update(overrides)
     return TrainConfig(**base)
+
+
+@pytest.fixture
+def stage_platform(kiwi_home: Path, training_data: TrainingFixture):
+    """Definitions, resources and instance of the code location, with the training fixture's clips in the
+    data repo and its manifest as every stage's manifest (a recorded `training_manifests` materialization)."""
+    from kiwi_platform.definitions import build_definitions
+    from kiwi_platform.env import prepare_environment
+    from kiwi_platform.resources import build_resources
+
+    settings = prepare_environment()
+    resources = build_resources(settings)
+    root = resources["store"].root_path
+    shutil.copytree(training_data.data_root, root, dirs_exist_ok=True)
+    for stage in (1, 2, 3):
+        (root / MANIFEST_DIR).mkdir(parents=True, exist_ok=True)
+        shutil.copy(training_data.manifest, root / MANIFEST_DIR / f"stage{stage}.parquet")
+    instance = dg.DagsterInstance.get()
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("training_manifests", metadata={"dvc_md5": "fixture", "data_repo_rev": ""})
+    )
+    yield build_definitions(), resources, instance
+    instance.dispose()

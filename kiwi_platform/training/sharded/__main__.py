@@ -28,6 +28,7 @@ def main(
     output_dir: Path = typer.Argument(..., help="checkpoints/, final/ and train_result.json go here"),
     global_batch: int = typer.Option(0, help="samples per micro-batch over all processes; 0 = checkpoint's or world"),
     resume: bool = typer.Option(True, help="continue from the newest valid checkpoint in OUTPUT_DIR"),
+    features: Path | None = typer.Option(None, help="feature cache folder (training_features); default: none"),
 ) -> None:
     from kiwi_platform.training.config import TrainConfig
     from kiwi_platform.training.sharded import train_sharded
@@ -43,6 +44,7 @@ def main(
             callbacks=JsonLines() if main_rank else None,
             resume=resume,
             global_batch=global_batch or None,
+            features=features,
         )
     if main_rank:
         print(json.dumps({"event": "done", **result.to_json()}, default=str), flush=True)
