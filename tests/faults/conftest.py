@@ -92,3 +92,13 @@ def header_manifest(tmp_path: Path) -> Path:
     path = tmp_path / "header-only.csv"
     path.write_text(HEADER)
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest(tmp_path_factory, demo_dir) -> Path:
+    """3 synthetic pairs (81 frames, 64x96: the ingestion defaults accept them), made once."""
+    from kiwi_platform.synth import generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, 3, seed=5, frames=81, height=64, width=96, image_share=0.34, demo_dir=demo_dir)
+    return out / "manifest.csv"

@@ -22,16 +22,6 @@ KILL_AT = [sys.executable, "-m", "tests.faults.kill_at"]
 BATCH = "b"
 
 
-@pytest.fixture(scope="module")
-def tiny_manifest(tmp_path_factory, demo_dir) -> Path:
-    """3 synthetic pairs (81 frames, 64x96: the ingestion defaults accept them), made once."""
-    from kiwi_platform.synth import generate
-
-    out = tmp_path_factory.mktemp("synth")
-    generate(out, 3, seed=5, frames=81, height=64, width=96, image_share=0.34, demo_dir=demo_dir)
-    return out / "manifest.csv"
-
-
 def _versions(home: Path) -> dict[str, str]:
     """Every hash a user sees for the batch: tables' sha256 and the DVC md5 of each asset folder."""
     batch = home / "data" / "batches" / BATCH
