@@ -14,13 +14,13 @@ ingestion does (H.264 -> JPEG q95 clips), runs the same functions the assets cal
   brightness-jittered, rescaled by 90-95%; target >= 0.95 both), distinct references must not be flagged,
 - throughput in pairs/min (read clips + regions + reference + judge) on `--threads` OpenCV threads.
 
-Then the hard set (issue 12): the same seed's pairs with one `kiwi synth` difficulty factor at a
-time (motion, camera, regenerate, distractors, resize_replace), all of them (`hard`), and the
-easy set at the same size beside them, each with local mask IoU per type, background IoU, edit-type
-accuracy, box recall (share of local-edit frames whose found box overlaps the true object box
-with IoU >= 0.5), the instruction/pixel type disagreement rate and the quarantine reasons; plus the
-photometric-only bad input (share ending as `qc_no_edit`) and, with `--throughput-n N`, hard-set
-throughput at `--throughput-size` (default 256x448x81).
+Then the hard set (issue 12, `refvie_hard.py`): the same seed's pairs with one `kiwi synth`
+difficulty factor at a time (motion, camera, regenerate, distractors, resize_replace), all of them
+(`hard`), and the easy set at the same size beside them, each with local mask IoU per type,
+background IoU, edit-type accuracy, box recall, the instruction/pixel type disagreement rate and
+the quarantine reasons; plus the photometric-only bad input (share ending as `qc_no_edit`) and,
+with `--throughput-n N`, hard-set throughput at `--throughput-size` (default 256x448x81, HxWxT).
+The sets are built by `refvie_sets.py`.
 
     .venv/bin/python benchmarks/refvie_pipeline.py --n 60 [--frames 17 --height 128 --width 224]
         [--factor-n 12] [--throughput-n 6]
@@ -45,12 +45,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from refvie_hard import hard_eval, print_hard, throughput_eval  # noqa: E402
+from refvie_sets import load_gt, prepare  # noqa: E402
+
 from kiwi_platform.lib.files import write_text_atomic  # noqa: E402
 from kiwi_platform.lib.image_metrics import box_iou, clip_mask_iou, cosine, precision_recall, ssim  # noqa: E402
 from kiwi_platform.media.clips import read_clip  # noqa: E402
-from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.refvie import pipeline  # noqa: E402
-from kiwi_platform.refvie.assembly import type_evidence  # noqa: E402
 from kiwi_platform.refvie.quality import (  # noqa: E402
     EmbeddingJudge,
     PerceptualHashEmbedder,
@@ -59,37 +60,8 @@ from kiwi_platform.refvie.quality import (  # noqa: E402
 )
 from kiwi_platform.refvie.references import region_cutout  # noqa: E402
 from kiwi_platform.refvie.types import EDIT_TYPES, LOCAL_TYPES, SampleRejected  # noqa: E402
-from kiwi_platform.synth import generate, load_ground_truth  # noqa: E402
-from kiwi_platform.synth.difficulty import Difficulty  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "refvie_pipeline.json"
-
-
-FACTORS = ("motion", "camera", "regenerate", "distractors", "resize_replace")
-#: A found box "recalls" the true object box at this IoU.
-BOX_RECALL_IOU = 0.5
-
-
-def prepare(
-    out: Path, n: int, seed: int, frames: int, height: int, width: int, difficulty: Difficulty | None = None
-) -> list[dict]:
-    """Synth set + normalized clips (same geometry, so GT masks align); returns GT records with paths."""
-    generate(out, n, seed, frames=frames, height=height, width=width, image_share=0.25, difficulty=difficulty)
-    records = load_ground_truth(out)
-    for r in records:
-        for key in ("src", "tgt"):
-            clip = out / "norm" / f"{r['pair']}_{key}.kclip"
-            normalize_media(out / r[key], clip, num_frames=r["frames"], max_area=height * width, fps=16)
-            r[f"{key}_clip"] = clip
-    return records
-
-
-def load_gt(out: Path, r: dict) -> tuple[np.ndarray, np.ndarray]:
-    masks = np.stack(
-        [cv2.imread(str(out / r["mask_dir"] / f"{i:04d}.png"), cv2.IMREAD_GRAYSCALE) > 127 for i in range(r["frames"])]
-    )
-    ref = cv2.cvtColor(cv2.imread(str(out / r["reference"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return masks, ref
 
 
 def variants(image: np.ndarray, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
@@ -198,86 +170,6 @@ def judge_eval(cases: list[dict]) -> dict:
         "auc": round(auc, 4) if auc is not None else None,
         "matched_below_threshold": int((m < pipeline.DEFAULT_JUDGE_THRESHOLD).sum()),
     }
-
-
-def _gt_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    ys, xs = np.nonzero(mask)
-    return (int(xs.min()), int(ys.min()), int(xs.max() + 1), int(ys.max() + 1)) if len(ys) else None
-
-
-def score_set(work: Path, records: list[dict], backends: dict) -> dict:
-    """Compact fidelity of one (hard or easy) set: IoU per type, type accuracy, box recall,
-    disagreement rate, quarantine reasons, pairs/min (regions + reference + judge)."""
-    iou: dict[str, list[float]] = defaultdict(list)
-    correct, recall, disagree, reasons, seconds = [], [], [], defaultdict(int), 0.0
-    for r in records:
-        gt_masks, _ = load_gt(work, r)
-        source, target = read_clip(r["src_clip"]), read_clip(r["tgt_clip"])
-        started = time.perf_counter()
-        try:
-            region = pipeline.analyse_pair(
-                source, target, r["prompt"], grounder=backends["grounder"], segmenter=backends["segmenter"]
-            )
-            reference = pipeline.synthesize_reference(target, source, region, inpainter=backends["inpainter"])
-            pipeline.judge_reference(reference, target, source, region, r["prompt"], threshold=0.0)
-        except SampleRejected as exc:
-            seconds += time.perf_counter() - started
-            reasons[exc.reason] += 1
-            if r["edit_type"] != "no_edit":
-                iou[r["edit_type"]].append(0.0)
-                correct.append(0.0)
-                if r["edit_type"] in LOCAL_TYPES:
-                    recall.extend([0.0] * len(gt_masks))
-            continue
-        seconds += time.perf_counter() - started
-        reasons["accepted"] += 1
-        if r["edit_type"] == "no_edit":
-            continue
-        iou[r["edit_type"]].append(clip_mask_iou(region.masks, gt_masks))
-        correct.append(float(region.edit_type == r["edit_type"]))
-        disagree.append(float(type_evidence({"prompt": r["prompt"]}, region, source, target).disagreement))
-        if r["edit_type"] in LOCAL_TYPES:
-            for m, box in zip(gt_masks, region.frame_boxes):
-                if m.any():
-                    recall.append(float(box_iou(box, _gt_box(m)) >= BOX_RECALL_IOU))
-    local = [v for t in LOCAL_TYPES for v in iou.get(t, [])]
-    mean = lambda v: round(float(np.mean(v)), 4) if v else None  # noqa: E731
-    return {
-        "pairs": len(records),
-        "local_mask_iou_mean": mean(local),
-        "mask_iou_per_type": {t: mean(v) for t, v in sorted(iou.items())},
-        "background_iou": mean(iou.get("background_change", [])),
-        "type_accuracy": mean(correct),
-        "box_recall": mean(recall),
-        "type_disagreement_rate": mean(disagree),
-        "outcomes": dict(sorted(reasons.items())),
-        "pairs_per_min": round(len(records) / max(seconds, 1e-9) * 60.0, 1),
-    }
-
-
-def hard_eval(args: argparse.Namespace, backends: dict, work: Path) -> dict:
-    """The easy set, each difficulty factor alone, all of them (`hard`) and the photometric-only bad
-    input, `--factor-n` pairs each at the benchmark's size, same seed (same scenes and objects)."""
-    sets = {"easy": None, **{f: Difficulty(**{f: True}) for f in FACTORS}, "hard": Difficulty.preset("hard")}
-    sets["photometric_only"] = Difficulty(photometric_only=True)
-    out = {}
-    for name, difficulty in sets.items():
-        folder = work / f"hard-{name}"
-        records = prepare(folder, args.factor_n, args.seed, args.frames, args.height, args.width, difficulty)
-        out[name] = score_set(folder, records, backends)
-        if name == "photometric_only":
-            out[name]["qc_no_edit_share"] = round(out[name]["outcomes"].get("qc_no_edit", 0) / len(records), 4)
-        print(f"  {name}: {json.dumps(out[name])}", flush=True)
-    return out
-
-
-def throughput_eval(args: argparse.Namespace, backends: dict, work: Path) -> dict:
-    """Hard-set pairs/min at `--throughput-size` (HxWxT), `--throughput-n` pairs (videos and images)."""
-    height, width, frames = (int(v) for v in args.throughput_size.split("x"))
-    folder = work / "throughput"
-    records = prepare(folder, args.throughput_n, args.seed, frames, height, width, Difficulty.preset("hard"))
-    result = score_set(folder, records, backends)
-    return {"size": args.throughput_size, "pairs": len(records), **result}
 
 
 def main() -> int:
@@ -457,34 +349,7 @@ def print_table(result: dict) -> None:
         f"{result['config']['threads']} OpenCV threads)"
     )
     print("targets:", ", ".join(f"{k}: {'ok' if v else 'MISSED'}" for k, v in result["targets"].items()))
-    if "hard_set" in result:
-        heads = [
-            "local IoU",
-            "add",
-            "replace",
-            "remove",
-            "recolor",
-            "bg IoU",
-            "type acc",
-            "box rec",
-            "disagree",
-            "pairs/min",
-        ]
-        print(f"{'set':18s} " + " ".join(f"{h:>9s}" for h in heads))
-        fmt = lambda v: f"{v:>9.3f}" if isinstance(v, float) else f"{'-':>9s}"  # noqa: E731
-        for name, row in result["hard_set"].items():
-            per = row["mask_iou_per_type"]
-            values = [row["local_mask_iou_mean"], *(per.get(t) for t in LOCAL_TYPES)]
-            values += [row["background_iou"], row["type_accuracy"], row["box_recall"], row["type_disagreement_rate"]]
-            print(f"{name:18s} " + " ".join(fmt(v) for v in values) + f" {row['pairs_per_min']:>9.1f}")
-        photo = result["hard_set"].get("photometric_only")
-        if photo:
-            print(
-                f"photometric-only bad input ending as qc_no_edit: {photo['qc_no_edit_share']:.2f} ({photo['outcomes']})"
-            )
-    if "hard_throughput" in result:
-        t = result["hard_throughput"]
-        print(f"hard-set throughput at {t['size']}: {t['pairs_per_min']:.1f} pairs/min ({t['pairs']} pairs)")
+    print_hard(result)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,10 @@ def _phase_shift(source: np.ndarray, target: np.ndarray, max_shift: int) -> tupl
         (dx, dy), response = cv2.phaseCorrelate(a, b, window)
         if response < 0.1:
             return None
-        shifts.append((dy, dx))
+        # OpenCV reports a frame against itself as moved by half a pixel on some sizes (measured
+        # (0.5, 0) at 224 px wide): subtract that bias, or every pair rounds to a 1 px "shift"
+        (bx, by), _ = cv2.phaseCorrelate(a, a, window)
+        shifts.append((dy - by, dx - bx))
     dy, dx = np.median(np.array(shifts), axis=0)
     spread = np.abs(np.array(shifts) - (dy, dx)).max()
     if spread > 0.75 or max(abs(dy), abs(dx)) > max_shift + 0.5:
@@ -47,7 +50,8 @@ def estimate_shift(source: np.ndarray, target: np.ndarray, max_shift: int = 4, c
     the first frame (at most `crop` px square) by the median difference of standardised gray
     levels (a regenerated target's gain/offset cancels out). The shift phase correlation proposes
     (`_phase_shift`, robust to noise) is taken if it lowers that cost by 10% or more; otherwise the
-    best-scoring shift is used only if it lowers the median raw gray difference by 30% or more, so
+    best-scoring shift is used only if it lowers the median raw gray difference by 30% or more and
+    the standardised one by 10% (a regenerated target's offset alone can favour a wrong shift), so
     aligned pairs (and flat scenes) are left untouched.
     """
     a = cv2.cvtColor(source[0], cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -64,10 +68,10 @@ def estimate_shift(source: np.ndarray, target: np.ndarray, max_shift: int = 4, c
         # target moved by (dy, dx): compare source with target at +(dy, dx)
         return float(np.median(np.abs(sa - sb[y0 + dy : y0 + dy + ch, x0 + dx : x0 + dx + cw])))
 
+    za = (ref - np.median(ref)) / (float(np.percentile(ref, 75) - np.percentile(ref, 25)) + 1.0)
+    zb = (b - np.median(b)) / (float(np.percentile(b, 75) - np.percentile(b, 25)) + 1.0)
     proposed = _phase_shift(source, target, m)
     if proposed is not None and proposed != (0, 0):
-        za = (ref - np.median(ref)) / (float(np.percentile(ref, 75) - np.percentile(ref, 25)) + 1.0)
-        zb = (b - np.median(b)) / (float(np.percentile(b, 75) - np.percentile(b, 25)) + 1.0)
         if cost(*proposed, za, zb) <= 0.9 * cost(0, 0, za, zb):
             return proposed
     before = cost(0, 0)
@@ -75,7 +79,11 @@ def estimate_shift(source: np.ndarray, target: np.ndarray, max_shift: int = 4, c
         return 0, 0
     costs = {(dy, dx): cost(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)}
     (dy, dx), best = min(costs.items(), key=lambda kv: (kv[1], abs(kv[0][0]) + abs(kv[0][1])))
-    return (dy, dx) if best < 0.7 * before else (0, 0)
+    # a regenerated target's gain/offset can make a wrong shift "lower" the raw difference by chance:
+    # the shift must also lower the difference of standardised gray levels
+    if best < 0.7 * before and cost(dy, dx, za, zb) <= 0.9 * cost(0, 0, za, zb):
+        return dy, dx
+    return 0, 0
 
 
 def shift_frames(frames: np.ndarray, dy: int, dx: int) -> np.ndarray:

@@ -51,7 +51,9 @@ def _fit_channel(x: np.ndarray, y: np.ndarray, iterations: int = 6) -> tuple[flo
         r = y - (a * x + b)
         sigma = float(1.4826 * np.median(np.abs(r - np.median(r)))) + 0.5
         keep = np.abs(r) < max(2.5 * sigma, 3.0)
-        if keep.sum() < 64 or np.ptp(x[keep]) < 16:  # too little or too flat to pin a slope: offset only
+        # too little or too flat to pin a slope: offset only (the spread is taken between the 5th and
+        # 95th percentiles, so a few off-colour pixels on a flat channel do not pin a slope of ~0)
+        if keep.sum() < 64 or float(np.subtract(*np.percentile(x[keep], [95, 5]))) < 16:
             a, b = 1.0, float(np.median(y - x))
             continue
         xs, ys = x[keep], y[keep]
@@ -69,6 +71,7 @@ def fit_photometry(
     min_inliers: float = 0.6,
     max_change: float = 40.0,
     min_effect: float = 5.0,
+    max_noise: float = 18.0,
 ) -> Photometry:
     """Fit the per-channel affine map from `source` to `target` ((T,H,W,3) uint8) over the clip.
 
@@ -76,8 +79,10 @@ def fit_photometry(
     `tolerance` RGB levels (all channels at once), it moves no level by more than `max_change`
     (a slight shift: synth regeneration moves up to ~26 levels, a warm "vintage" style filter
     60+), and it moves some level by `min_effect` or more (a pair with codec noise only is left
-    bit-identical). Gain and offset are bounded together because on a clip with a narrow
-    intensity range the fit trades one for the other (gain 0.85 with offset +13 for a true 0.92/+6).
+    bit-identical). Gain and offset are bounded together, over the levels the clip has, because on
+    a clip with a narrow intensity range the fit trades one for the other (gain 0.85 with offset +13
+    for a true 0.92/+6). A residual noise above `max_noise` (regeneration measured up to ~12.5)
+    means the map is not affine at all.
     """
     xs, ys = _sample(source, max_samples), _sample(target, max_samples)
     fits = [_fit_channel(xs[:, c], ys[:, c]) for c in range(3)]
@@ -86,9 +91,16 @@ def fit_photometry(
     noise = float(np.median([f[2] for f in fits]))
     resid = np.abs(ys - (xs * gain + offset)).max(axis=1)
     inliers = float((resid < max(tolerance, 3.0 * noise)).mean())
-    effect = float(np.max(np.abs(np.stack([offset, 255.0 * (gain - 1.0) + offset]))))
+    # how far the model moves the levels the clip actually has (1st-99th percentile per channel): on a
+    # channel with a narrow range the slope is loosely pinned (gain 0.54 with offset +48 on a scene
+    # with little red), and extrapolating it to 0 and 255 made a plain regeneration look implausible
+    lo, hi = np.percentile(xs, 1, axis=0), np.percentile(xs, 99, axis=0)
+    effect = float(np.max(np.abs(np.stack([(gain - 1.0) * lo + offset, (gain - 1.0) * hi + offset]))))
     plausible = effect <= max_change and bool(np.all(gain > 0))
-    applied = plausible and inliers >= min_inliers and effect >= min_effect
+    # a residual spread this large is not sensor noise: the map is not affine (a posterize filter
+    # fits gain 1.3 with a 25-level residual), and the tolerance that scales with it would call
+    # every pixel an inlier
+    applied = plausible and inliers >= min_inliers and effect >= min_effect and noise <= max_noise
     scores = {
         "photo_gain_r": float(gain[0]),
         "photo_gain_g": float(gain[1]),

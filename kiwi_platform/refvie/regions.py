@@ -37,8 +37,26 @@ NO_EDIT_SHARE = 2e-4
 #: regeneration ΔE' >= 23 over >= 1.6%.
 WEAK_CHANGE = 1.5
 WEAK_SHARE = 0.005
+#: The most ΔE' a kept-foreground pixel of a background swap may change by (`unchanged_level`).
+UNCHANGED_MAX = 8.0
 #: An unchanged compact region this big (share of the frame) is kept foreground even beside a larger one.
 KEEP_CORE_SHARE = 0.01
+
+
+def unchanged_level(diff: np.ndarray, span: float = 40.0) -> float:
+    """ΔE' below which a pixel of a background swap counts as kept: the clip's Otsu split of the
+    change (0..`span`), at most `UNCHANGED_MAX`.
+
+    Why: a regenerated target moves the kept foreground too (gain, noise, a lossy re-encode:
+    measured median ΔE' 3-5.5, 90th percentile 6-9 on the hard kiwi synth set) and the photometric
+    model cannot be fitted when new content covers most of the frame, so a fixed noise-level
+    threshold left half the foreground "changed". The new background's change is mostly far above
+    (10th percentile 9-33), and the split between the two falls in between.
+    """
+    sample = diff.ravel()[:: max(1, diff.size // 200_000)]
+    values = np.clip(sample * (255.0 / span), 0, 255).astype(np.uint8).reshape(-1, 1)
+    split, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return min(float(split) * span / 255.0, UNCHANGED_MAX)
 
 
 def finalize_masks(masks: np.ndarray, edit_type: str, diff: np.ndarray | None = None) -> np.ndarray:
@@ -59,9 +77,10 @@ def finalize_masks(masks: np.ndarray, edit_type: str, diff: np.ndarray | None = 
     h, w = masks.shape[1:]
     k = max(3, int(round(min(h, w) / 26)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    level = unchanged_level(diff) if diff is not None else 0.0
     for i, m in enumerate(masks):
         if diff is not None:
-            unchanged = (diff[i] < max(3.0, 0.2 * float(np.median(diff[i])))).astype(np.uint8)
+            unchanged = (diff[i] < max(3.0, 0.2 * float(np.median(diff[i])), level)).astype(np.uint8)
         else:
             unchanged = (~m).astype(np.uint8)
         core = cv2.morphologyEx(unchanged, cv2.MORPH_OPEN, kernel)  # thin unchanged slivers are chance

@@ -137,3 +137,32 @@ def complete_tracks(
     for k in np.flatnonzero(tracks.length() >= min_frames):
         out |= complete_shapes(tracks.masks_of(int(k)), clips=clips)
     return out
+
+
+def drop_faint_tracks(
+    masks: np.ndarray, diff: np.ndarray, rel_area: float = 0.25, rel_change: float = 0.6
+) -> np.ndarray:
+    """Drop tracks that are both small (area below `rel_area` x the largest track's) and faint
+    (median change below `rel_change` x the largest track's).
+
+    Why: on a regenerated, lossy target an unedited object that moves fast is smeared by the
+    re-encode differently in source and target, so its outline shows up as a moderate change of
+    its own that follows it through the clip; the edit is the strong, large track. Clips under 3
+    frames are returned as they are (too short to tell tracks apart).
+    """
+    if len(masks) < 3 or not masks.any():
+        return masks
+    tracks = link_tracks(masks)
+    if tracks.count <= 1:
+        return masks
+    parts = [tracks.masks_of(k) for k in range(tracks.count)]
+    area = np.array([p.sum() for p in parts], float)
+    change = np.array([float(np.median(diff[p])) for p in parts])
+    main = int(np.argmax(area))
+    keep = (area >= rel_area * area[main]) | (change >= rel_change * change[main])
+    if keep.all():
+        return masks
+    out = np.zeros_like(masks, dtype=bool)
+    for k in np.flatnonzero(keep):
+        out |= parts[k]
+    return out

@@ -1,8 +1,9 @@
 """The hard synthetic set (issue 12 items 1 and the "Bad input" rule) through the real RefVIE steps.
 
-The thresholds are the issue's targets. Tracked grounding and photometric normalization (item 2)
-brought the photometric-only rule to a pass; the IoU targets are not all met yet at this test's
-small size, so that one test is a non-strict xfail that reports XPASS once they are.
+The thresholds are the issue's targets. The clip-level ones (local-edit mask IoU, background IoU,
+edit-type accuracy) hold at this test's small size and are guarded; the per-type target is not met
+for added objects yet (camouflaged parts of a moving object on a regenerated target), so that one
+test is a non-strict xfail that reports XPASS once it is.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from kiwi_platform.synth import generate, load_ground_truth
 from kiwi_platform.synth.difficulty import Difficulty
 
 FRAMES, HEIGHT, WIDTH = 9, 96, 160
-ITEM2 = (
-    "issue 12 targets not met yet: local IoU ~0.83 and background IoU ~0.6 on regenerated background swaps "
-    "at 96x160x9 (the photometric model cannot be fitted when new content covers most of the frame)"
+PER_TYPE_GAP = (
+    "issue 12 per-type target not met yet: local_add 0.80 and local_replace 0.74 here (96x160x9, seed 4), local_add "
+    "0.75-0.82 at 128x224x17 (seeds 0, 1): parts of a "
+    "moving added object over background of its own colour on a regenerated, lossy target are missed"
 )
 
 
@@ -102,23 +104,40 @@ def test_hard_set_runs_and_is_scored(hard_pairs) -> None:
         )
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=ITEM2)
-def test_hard_set_meets_the_issue_targets(hard_pairs) -> None:
-    """On the hard set the default backends reach local-edit mask IoU >= 0.85, background IoU >= 0.9
-    and edit-type accuracy >= 0.95 (the issue's targets, small version)."""
-    local, background, correct = [], [], []
+def _scores(hard_pairs) -> tuple[dict[str, list[float]], list[bool]]:
+    """Mask IoU per true edit type and type correctness per pair (a quarantined pair scores 0 / wrong)."""
+    iou: dict[str, list[float]] = {}
+    correct = []
     for r, source, target, gt in hard_pairs:
         try:
             region = pipeline.analyse_pair(source, target, r["prompt"])
-            iou, ok = clip_mask_iou(region.masks, gt), region.edit_type == r["edit_type"]
+            value, ok = clip_mask_iou(region.masks, gt), region.edit_type == r["edit_type"]
         except SampleRejected:
-            iou, ok = 0.0, False
-        (
-            local if r["edit_type"] in LOCAL_TYPES else background if r["edit_type"] == "background_change" else []
-        ).append(iou)
+            value, ok = 0.0, False
+        iou.setdefault(r["edit_type"], []).append(value)
         correct.append(ok)
-    assert np.mean(local) >= 0.85 and np.mean(background) >= 0.9 and np.mean(correct) >= 0.95
+    return iou, correct
+
+
+@pytest.mark.slow
+def test_hard_set_meets_the_issue_targets(hard_pairs) -> None:
+    """On the hard set the default backends reach local-edit mask IoU >= 0.85, background IoU >= 0.9
+    and edit-type accuracy >= 0.95 (the issue's targets, small version)."""
+    iou, correct = _scores(hard_pairs)
+    local = [v for t in LOCAL_TYPES for v in iou.get(t, [])]
+    assert np.mean(local) >= 0.85, {t: round(float(np.mean(v)), 3) for t, v in iou.items()}
+    assert np.mean(iou["background_change"]) >= 0.9
+    assert np.mean(correct) >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=PER_TYPE_GAP)
+def test_hard_set_meets_the_per_type_target(hard_pairs) -> None:
+    """Every local edit type (add, remove, replace, recolor) reaches mask IoU >= 0.85 on its own on
+    the hard set, so a weak type cannot hide behind strong ones in the mean."""
+    iou, _ = _scores(hard_pairs)
+    per_type = {t: float(np.mean(iou[t])) for t in LOCAL_TYPES}
+    assert min(per_type.values()) >= 0.85, per_type
 
 
 @pytest.mark.slow

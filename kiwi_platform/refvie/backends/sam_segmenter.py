@@ -6,6 +6,14 @@ predicted IoU, upsampled to frame size by the processor's `post_process_masks`. 
 None get an empty mask. `frame_stride=k` runs SAM on every k-th frame (and the last) and gives each
 skipped frame the mask of the nearest processed frame: cheaper on long clips where the region moves
 little between neighbouring frames. Frames go through the model `batch_size` at a time to bound memory.
+
+Propagation (`propagate`, the paper's path): a VLM grounder gives one box, found on one frame, for
+the whole clip, and an object that moves leaves it. With `propagate="auto"` (default) such a
+single-box grounding is followed through time instead: SAM segments the grounded frame with the
+box, then each next processed frame (forwards, then backwards from the grounded frame) is prompted
+with the previous mask's box grown by `propagate_margin` of its size; a frame whose previous mask
+came back empty falls back to the grounded box. Per-frame boxes (the `diff` grounder's tracked
+boxes) are used as they are. `propagate=True`/`False` forces it on/off.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from kiwi_platform.refvie.backends._loading import (
     resolve_device,
     resolve_dtype,
 )
+from kiwi_platform.refvie.difference import mask_box
 from kiwi_platform.refvie.types import Box, Grounding, SampleRejected
 
 BACKEND = "sam segmenter"
@@ -50,7 +59,11 @@ class SamSegmenter:
         frame_stride: int = 1,
         batch_size: int = 4,
         dtype: str | None = None,
+        propagate: bool | str = "auto",
+        propagate_margin: float = 0.25,
     ) -> None:
+        if propagate not in (True, False, "auto"):
+            raise KiwiUserError(f"{BACKEND}: propagate must be true, false or 'auto'", code="backend_config")
         if frame_stride < 1 or batch_size < 1:
             raise KiwiUserError(f"{BACKEND}: frame_stride and batch_size must be >= 1", code="backend_config")
         self.folder = check_model_folder(
@@ -63,6 +76,8 @@ class SamSegmenter:
         self.dtype = resolve_dtype(dtype, self.device)
         self.frame_stride = frame_stride
         self.batch_size = batch_size
+        self.propagate = propagate
+        self.propagate_margin = propagate_margin
 
     def _load(self) -> tuple[Any, Any]:
         def load() -> tuple[Any, Any]:
@@ -106,9 +121,12 @@ class SamSegmenter:
         masks = np.zeros((frames, height, width), dtype=bool)
         run = [i for i in processed_frames(frames, self.frame_stride) if boxes[i] is not None]
         try:
-            for start in range(0, len(run), self.batch_size):
-                chunk = run[start : start + self.batch_size]
-                masks[chunk] = self.masks_for([target[i] for i in chunk], [boxes[i] for i in chunk])  # type: ignore[misc]
+            if self._propagates(grounding, boxes):
+                self._propagate(target, grounding, boxes, run, masks)
+            else:
+                for start in range(0, len(run), self.batch_size):
+                    chunk = run[start : start + self.batch_size]
+                    masks[chunk] = self.masks_for([target[i] for i in chunk], [boxes[i] for i in chunk])  # type: ignore[misc]
         except (KiwiUserError, SampleRejected):
             raise
         except Exception as exc:  # noqa: BLE001 - odd input must quarantine the pair, not crash the run
@@ -119,3 +137,36 @@ class SamSegmenter:
                 if i not in run and boxes[i] is not None:
                     masks[i] = masks[done[np.abs(done - i).argmin()]]
         return masks
+
+    def _propagates(self, grounding: Grounding, boxes: list[Box | None]) -> bool:
+        """Whether to follow the object: forced, or (auto) one box for a clip of several frames."""
+        if self.propagate != "auto":
+            return bool(self.propagate) and len(boxes) > 1
+        return len(boxes) > 1 and grounding.coarse_masks is None and len({b for b in boxes}) == 1
+
+    def _propagate(
+        self, target: np.ndarray, grounding: Grounding, boxes: list[Box | None], run: list[int], masks: np.ndarray
+    ) -> None:
+        """Segment the grounded frame with its box, then walk out from it, each frame prompted by
+        the previous frame's mask box grown by `propagate_margin` (the grounded box when empty)."""
+        if not run:
+            return
+        start = min(run, key=lambda i: (abs(i - grounding.frame_index), i))
+        height, width = target.shape[1:3]
+        order = [start, *[i for i in run if i > start], *[i for i in reversed(run) if i < start]]
+        for i in order:
+            near = [j for j in run if masks[j].any() and j != i and (j < i if i > start else j > i)]
+            box = boxes[i]
+            if i != start and near:
+                prev = max(near) if i > start else min(near)
+                box = grow_box(mask_box(masks[prev]), self.propagate_margin, height, width) or box
+            masks[i] = self.masks_for([target[i]], [box])[0]  # type: ignore[list-item]
+
+
+def grow_box(box: Box | None, margin: float, height: int, width: int) -> Box | None:
+    """`box` grown on every side by `margin` x its width/height (at least 2 px), clipped to the frame."""
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    dx, dy = max(2, int(round(margin * (x1 - x0)))), max(2, int(round(margin * (y1 - y0))))
+    return max(0, x0 - dx), max(0, y0 - dy), min(width, x1 + dx), min(height, y1 + dy)
