@@ -54,6 +54,11 @@ class EditRegionsConfig(dg.Config):
         "sam: transformers SamModel with a box prompt; needs segmenter_model_path.",
     )
     segmenter_model_path: str = Field("", description="Local SAM folder (transformers format) for segmenter=sam.")
+    model_device: str = Field(
+        "auto",
+        description="Device of the real-model backends: auto (cuda when this step sees a GPU, else cpu; default), "
+        "cpu, cuda or cuda:N. Unused by the weight-free defaults.",
+    )
 
 
 class ReferenceConfig(dg.Config):
@@ -67,6 +72,16 @@ class ReferenceConfig(dg.Config):
     inpainter_model_path: str = Field(
         "", description="Local diffusers inpainting pipeline folder for inpainter=diffusers."
     )
+    model_device: str = Field(
+        "auto",
+        description="Device of the real-model backends: auto (cuda when this step sees a GPU, else cpu; default), "
+        "cpu, cuda or cuda:N. Unused by the weight-free defaults.",
+    )
+
+
+def _model_only(backend: str, device: str) -> str | None:
+    """The device option goes to real-model backends only; the weight-free ones take none."""
+    return None if backend in ("diff", "opencv") else device
 
 
 class QualityConfig(dg.Config):
@@ -128,8 +143,16 @@ def edit_regions(
     batch, started = context.partition_key, time.perf_counter()
     clips = data.read_table(batch, "normalized_clips")
     # backends by name: each engine worker builds (loads) its own, once
-    grounder = BackendSpec.of("grounder", config.grounder, model_path=config.grounder_model_path)
-    segmenter = BackendSpec.of("segmenter", config.segmenter, model_path=config.segmenter_model_path)
+    device = config.model_device
+    grounder = BackendSpec.of(
+        "grounder", config.grounder, model_path=config.grounder_model_path, device=_model_only(config.grounder, device)
+    )
+    segmenter = BackendSpec.of(
+        "segmenter",
+        config.segmenter,
+        model_path=config.segmenter_model_path,
+        device=_model_only(config.segmenter, device),
+    )
     folder = data.store.asset_dir(batch, "edit_regions")
     progress = _progress(context, "grounded")
     settings = engine.settings()
@@ -166,7 +189,12 @@ def reference_images(
     """Reference image per pair: object on a white canvas (local edits) or the inpainted clean background."""
     batch, started = context.partition_key, time.perf_counter()
     regions = data.read_table(batch, "edit_regions")
-    inpainter = BackendSpec.of("inpainter", config.inpainter, model_path=config.inpainter_model_path)
+    inpainter = BackendSpec.of(
+        "inpainter",
+        config.inpainter,
+        model_path=config.inpainter_model_path,
+        device=_model_only(config.inpainter, config.model_device),
+    )
     folder = data.store.asset_dir(batch, "reference_images")
     progress = _progress(context, "references for")
     settings = engine.settings()
