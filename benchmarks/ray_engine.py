@@ -36,9 +36,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kiwi_platform.engine import EngineSettings  # noqa: E402
-from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.refvie.region_table import BackendSpec, ground_batch  # noqa: E402
-from kiwi_platform.synth import generate, load_ground_truth  # noqa: E402
+from kiwi_platform.synth import generate  # noqa: E402
+from kiwi_platform.synth.clip_rows import normalized_rows  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,19 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 def make_batch(root: Path, n: int, frames: int, height: int, width: int) -> pd.DataFrame:
     out = root / "synth"
     generate(out, n, 7, frames=frames, height=height, width=width, image_share=0.0)
-    rows = []
-    for r in load_ground_truth(out):
-        clips = {}
-        for key in ("src", "tgt"):
-            dst = root / "norm" / f"{r['pair']}_{key}.kclip"
-            normalize_media(out / r[key], dst, num_frames=r["frames"], max_area=height * width, fps=16)
-            clips[key] = dst.relative_to(root).as_posix()
-        rows.append({"pair_id": r["pair"], "row": r["row"], "prompt": r["prompt"], **_clip_cols(clips)})
-    return pd.DataFrame(rows)
-
-
-def _clip_cols(clips: dict) -> dict:
-    return {"src_clip": clips["src"], "tgt_clip": clips["tgt"], "ref_file": "", "ref_sha256": ""}
+    return pd.DataFrame([row for _, row in normalized_rows(out, root, height=height, width=width)])
 
 
 def run(clips: pd.DataFrame, root: Path, name: str, engine: EngineSettings) -> tuple[float, list[str]]:

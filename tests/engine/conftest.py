@@ -23,8 +23,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from kiwi_platform.media.normalize import normalize_media
-from kiwi_platform.synth import generate, load_ground_truth
+from kiwi_platform.synth import generate
+from kiwi_platform.synth.clip_rows import normalized_rows
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -93,30 +93,7 @@ def clip_batch(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> tupl
     root = tmp_path_factory.mktemp("engine")
     out = root / "synth"
     generate(out, N, seed=5, frames=FRAMES, height=HEIGHT, width=WIDTH, image_share=0.0, demo_dir=demo_dir)
-    rows = []
-    for r in load_ground_truth(out):
-        clips = {}
-        for key in ("src", "tgt"):
-            dst = root / "norm" / f"{r['pair']}_{key}.kclip"
-            normalize_media(out / r[key], dst, num_frames=r["frames"], max_area=HEIGHT * WIDTH, fps=16)
-            clips[key] = dst.relative_to(root).as_posix()
-        rows.append(
-            {
-                "batch": "b",
-                "pair_id": r["pair"],
-                "row": r["row"],
-                "prompt": r["prompt"],
-                "media": "video",
-                "src_clip": clips["src"],
-                "tgt_clip": clips["tgt"],
-                "ref_file": "",
-                "ref_sha256": "",
-                "frames": r["frames"],
-                "height": HEIGHT,
-                "width": WIDTH,
-                "fps": 16,
-            }
-        )
+    rows = [row for _, row in normalized_rows(out, root, height=HEIGHT, width=WIDTH)]
     # a pair with no edit at all: target = source, so grounding rejects it (qc_no_edit)
     same = {**rows[0], "pair_id": "no-edit", "row": len(rows) + 1, "tgt_clip": rows[0]["src_clip"]}
     return pd.DataFrame([*rows, same]), root

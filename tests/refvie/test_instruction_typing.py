@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kiwi_platform.media.normalize import normalize_media
 from kiwi_platform.refvie.assembly import QualitySettings, assemble_quadruplets, disagreement_rate
 from kiwi_platform.refvie.edit_types import TypeDecision, decide_edit_type
 from kiwi_platform.refvie.instruction import parse_instruction
 from kiwi_platform.refvie.pipeline import default_backends
 from kiwi_platform.refvie.reference_table import synthesize_batch
 from kiwi_platform.refvie.region_table import ground_batch
-from kiwi_platform.synth import generate, load_ground_truth
+from kiwi_platform.synth import generate
+from kiwi_platform.synth.clip_rows import normalized_rows
 
 
 @pytest.mark.parametrize(
@@ -75,34 +75,11 @@ def test_quadruplets_keep_disagreeing_pairs_with_a_flag(tmp_path: Path, demo_dir
     out = root / "synth"
     generate(out, 4, seed=11, frames=9, height=96, width=160, image_share=0.0, demo_dir=demo_dir)
     rows = []
-    for r in load_ground_truth(out):
-        if r["edit_type"] not in ("local_add", "recolor"):
-            continue
-        prompt = r["prompt"]
-        if r["edit_type"] == "recolor":
-            prompt = f"Replace the {r['recolored']} with a {r['object']}."
-        clips = {}
-        for key in ("src", "tgt"):
-            dst = root / "norm" / f"{r['pair']}_{key}.kclip"
-            normalize_media(out / r[key], dst, num_frames=r["frames"], max_area=96 * 160, fps=16)
-            clips[key] = dst.relative_to(root).as_posix()
-        rows.append(
-            {
-                "batch": "b",
-                "pair_id": r["pair"],
-                "row": r["row"],
-                "prompt": prompt,
-                "media": "video",
-                "src_clip": clips["src"],
-                "tgt_clip": clips["tgt"],
-                "ref_file": "",
-                "ref_sha256": "",
-                "frames": r["frames"],
-                "height": 96,
-                "width": 160,
-                "fps": 16,
-            }
-        )
+    for truth, row in normalized_rows(out, root, height=96, width=160):
+        if truth["edit_type"] == "recolor":
+            rows.append({**row, "prompt": f"Replace the {truth['recolored']} with a {truth['object']}."})
+        elif truth["edit_type"] == "local_add":
+            rows.append(row)
     backends = default_backends()
     regions, rejected = ground_batch(
         pd.DataFrame(rows), root, root / "regions", grounder=backends["grounder"], segmenter=backends["segmenter"]
