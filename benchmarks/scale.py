@@ -104,8 +104,13 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     raw_files, raw_bytes = _tree(raw)
     result["raw_input"] = {"files": raw_files, "bytes": raw_bytes}
     batch = f"s{n}"
+    short = base / "run-config.yaml"  # the default 81-frame minimum would quarantine every short clip
+    short.write_text(
+        f"ops:\n  raw_edit_pairs: {{config: {{min_frames: {args.frames}}}}}\n"
+        f"  normalized_clips: {{config: {{num_frames: {args.frames}}}}}\n"
+    )
     stages = {
-        "ingest": [*KIWI, "ingest", str(raw / "manifest.csv"), "--batch", batch],
+        "ingest": [*KIWI, "ingest", str(raw / "manifest.csv"), "--batch", batch, "--config", str(short)],
         "edit_regions": [*KIWI, "materialize", "--select", "edit_regions", "--batch", batch],
         "references": [*KIWI, "materialize", "--select", "reference_images", "--batch", batch],
         "quadruplets": [*KIWI, "materialize", "--select", "quadruplets", "--batch", batch],

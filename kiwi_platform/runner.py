@@ -178,14 +178,18 @@ def _create_run(
     selection = sorted(keys, key=lambda k: k.to_user_string())
     run_tags = merge_run_tags(job, partition, tags, selection, instance, run_config)
     remote_origin, code_origin = job_origins(job.name) if of_location else (None, None)
-    return instance.create_run_for_job(
-        job_def=job,
-        run_config=run_config,
-        tags=run_tags,
-        asset_selection=frozenset(selection),
-        remote_job_origin=remote_origin,
-        job_code_origin=code_origin,
-    )
+    try:
+        return instance.create_run_for_job(
+            job_def=job,
+            run_config=run_config,
+            tags=run_tags,
+            asset_selection=frozenset(selection),
+            remote_job_origin=remote_origin,
+            job_code_origin=code_origin,
+        )
+    except dg.DagsterInvalidConfigError as exc:  # a --config file or run_config the assets do not take
+        first = exc.errors[0].message if exc.errors else str(exc).splitlines()[0]
+        raise KiwiUserError(f"run config: {first}", code="bad_arguments") from None
 
 
 def _run_config(job: dg.JobDefinition, config: dict) -> dict:

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kiwi_platform.cli.run_config import load_run_config, merged
 from kiwi_platform.errors import KiwiUserError
 
 console = Console(soft_wrap=True)
@@ -83,6 +84,13 @@ def ingest(
     replace: bool = typer.Option(
         False, "--replace", help="Let an already registered batch read this manifest instead of its own."
     ),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Run config (YAML or JSON), as the Launchpad takes it, e.g. "
+        "'ops: {raw_edit_pairs: {config: {min_frames: 17}}}'; this command's own flags win on a clash.",
+    ),
 ) -> None:
     """Register a manifest as a batch and materialize its ingestion assets.
 
@@ -94,6 +102,7 @@ def ingest(
     from kiwi_platform.runner import load_definitions, materialize, register_batch, resolve_selection
 
     check_batch_name(batch)
+    extra = load_run_config(config)
     if len(manifest) > 1:
         raise KiwiUserError(
             f"got {len(manifest)} manifest paths ({manifest[0]}, {manifest[1]}, ...): pass one CSV, or quote the "
@@ -113,9 +122,8 @@ def ingest(
 
     defs = load_definitions()
     resolve_selection(defs, select)  # a bad selection must not leave a half-registered batch behind
-    run_config = {
-        "ops": {"raw_edit_pairs": {"config": {"manifest": source.spec, "base_path": base, "copy_raw": copy_raw}}}
-    }
+    own = {"ops": {"raw_edit_pairs": {"config": {"manifest": source.spec, "base_path": base, "copy_raw": copy_raw}}}}
+    run_config = merged(own, extra)
     with store.claim_batch(batch, source.spec, replace=replace, base_path=base) as entry:
         register_batch(dg.DagsterInstance.get(), batch)
         console.print(f"batch {batch}: {source.rows} rows from {entry['manifest']} (media under {source.base_dir})")
@@ -137,11 +145,18 @@ def materialize_cmd(
         ..., "--select", "-s", help="Dagster asset selection, e.g. '+normalized_clips' or 'group:ingestion'."
     ),
     batch: list[str] = typer.Option(None, "--batch", "-b", help="Batch partition(s); default: every registered batch."),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Run config (YAML or JSON), as the Launchpad takes it, e.g. "
+        "'ops: {raw_edit_pairs: {config: {min_frames: 17}}}'.",
+    ),
 ) -> None:
     """Materialize assets like the UI's Materialize button; exits 1 if a step or blocking check failed."""
     from kiwi_platform.runner import materialize
 
-    outcomes = materialize(select, list(batch) if batch else None)
+    outcomes = materialize(select, list(batch) if batch else None, run_config=load_run_config(config) or None)
     if not print_outcomes(outcomes):
         raise typer.Exit(1)
 

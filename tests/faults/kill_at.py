@@ -21,6 +21,8 @@ import signal
 import sys
 from pathlib import Path
 
+from kiwi_platform.cli.run_config import merged
+
 
 def arm(target: str, nth: int) -> None:
     if nth <= 0:
@@ -40,14 +42,6 @@ def arm(target: str, nth: int) -> None:
         return original(*args, **kwargs)
 
     setattr(owner, name, killer)
-
-
-def merged(base: dict, extra: dict) -> dict:
-    """`base` with `extra` merged in, key by key (nested dicts merge; on a clash `base` wins)."""
-    out = dict(extra)
-    for key, value in base.items():
-        out[key] = merged(value, out[key]) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def inject_run_config(extra: dict) -> None:
