@@ -15,7 +15,7 @@ from pydantic import Field
 from kiwi_platform.ingestion.clip_table import normalize_batch
 from kiwi_platform.ingestion.ingest_run import ingest_source
 from kiwi_platform.ingestion.manifest import scan_csv
-from kiwi_platform.ingestion.origins import with_source_paths
+from kiwi_platform.ingestion.origins import iter_originals, with_source_paths
 from kiwi_platform.ingestion.remote import is_url
 from kiwi_platform.ingestion.sources import open_source
 from kiwi_platform.lib.batch_asset import batch_asset, batch_check
@@ -135,6 +135,8 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
             "seconds": round(time.perf_counter() - started, 2),
             **preview,
         },
+        # lakeFS on: originals on an object store are imported zero-copy into the batch branch (copies are uploaded)
+        raw_originals=None if config.copy_raw else iter_originals(out.table.path, store.batch_dir(batch)),
     )
 
 

@@ -1,5 +1,6 @@
 """The optional lakeFS resource, driven through the real `lakefs` SDK against a local fake lakeFS server."""
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -239,3 +240,130 @@ def test_committed_batch_reads_back_with_the_lakefs_sdk(
     log = list(repo.branch(branch).log(max_amount=5))
     assert log[0].id == commit_id and log[0].metadata == {"dagster_run_id": "run-42"}
     assert log[-1].message == "Repository created"
+
+
+class MemoryObjectStore:
+    """Import sources for the fake lakeFS held in memory (the moto-backed path is in tests/integration)."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+        self.reads: list[str] = []
+
+    def head(self, uri: str) -> tuple[int, str, int]:
+        if uri not in self.objects:
+            raise FileNotFoundError(f"NoSuchKey: {uri}")
+        return len(self.objects[uri]), hashlib.md5(self.objects[uri]).hexdigest(), 1_700_000_000
+
+    def list(self, prefix_uri: str) -> list[str]:
+        return sorted(u for u in self.objects if u.startswith(prefix_uri))
+
+    def read(self, uri: str) -> bytes:
+        self.reads.append(uri)
+        return self.objects[uri]
+
+
+SOURCES = {"s3://media/data/a.mp4": b"video-a" * 50, "s3://media/data/b.MP4": b"video-b" * 40}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def importing() -> Iterator[tuple[LakeFSResource, FakeLakeFSServer, MemoryObjectStore]]:
+    store = MemoryObjectStore(dict(SOURCES))
+    with run_fake_lakefs(object_store=store) as server:
+        res = LakeFSResource(
+            enabled=True,
+            endpoint=server.endpoint,
+            access_key_id=server.access_key_id,
+            secret_access_key=server.secret_access_key,
+            repository=REPO,
+        )
+        yield res, server, store
+
+
+def _originals() -> list[tuple[str, str]]:
+    a, b = SOURCES["s3://media/data/a.mp4"], SOURCES["s3://media/data/b.MP4"]
+    return [
+        ("s3://media/data/a.mp4", _sha(a)),
+        ("s3://media/data/b.MP4", _sha(b)),
+        ("s3://media/data/a.mp4", _sha(a)),  # the same file in a second row is imported once
+        ("/data/local/c.mp4", "c" * 64),
+        ("", ""),  # embedded reference: nothing to import
+    ]
+
+
+def test_import_originals_records_entries_without_copying(importing) -> None:
+    """Object-store originals appear on the batch branch under batches/<batch>/raw/<sha256><suffix>,
+    pointing at the objects (no upload, no byte read), in one import commit carrying the run id;
+    local originals are only counted as kept by reference."""
+    res, server, store = importing
+    done = res.import_originals("b1", _originals(), metadata={"dagster_run_id": "run-7"})
+    a, b = (_sha(SOURCES[u]) for u in ("s3://media/data/a.mp4", "s3://media/data/b.MP4"))
+    expected = {f"batches/b1/raw/{a}.mp4": "s3://media/data/a.mp4", f"batches/b1/raw/{b}.mp4": "s3://media/data/b.MP4"}
+    assert (done.branch, done.paths, done.imported, done.by_reference) == ("batch-b1", expected, 2, 1)
+    entries = server.state.entries_at(REPO, "batch-b1")
+    assert {p: e.physical_address for p, e in entries.items()} == expected
+    assert {p: e.size_bytes for p, e in entries.items()} == {p: len(SOURCES[u]) for p, u in expected.items()}
+    assert server.state.count("POST", r"/objects$") == 0 and store.reads == []
+    head = server.state.commit_at(REPO, "batch-b1")
+    assert done.commit_id == head.id and done.import_id
+    assert head.metadata == {"kiwi_batch": "b1", "dagster_run_id": "run-7"}
+    body = server.state.import_bodies[0]
+    assert sorted(p["type"] for p in body["paths"]) == ["object", "object"]
+    line = done.summary()
+    assert "\n" not in line and "1 not on an importable object store stay by reference" in line
+    meta = done.metadata(listed=1)
+    assert (meta["lakefs_raw_import_id"], meta["lakefs_raw_objects"]) == (done.import_id, 2)
+    assert meta["lakefs_raw_paths"].value == dict(sorted(expected.items())[:1])
+    assert server.state.objects_at(REPO, "batch-b1")[f"batches/b1/raw/{a}.mp4"] == SOURCES["s3://media/data/a.mp4"]
+
+
+def test_import_originals_rerun_imports_nothing(importing) -> None:
+    """Running the import again for the same objects starts no import and leaves the branch head as it was."""
+    res, server, _ = importing
+    first = res.import_originals("b1", _originals())
+    again = res.import_originals("b1", _originals())
+    assert (again.imported, again.import_id, again.commit_id, again.paths) == (0, "", first.commit_id, first.paths)
+    assert server.state.count("POST", r"/import$") == 1
+    assert "no new raw originals to import" in again.summary()
+
+
+def test_import_failure_is_one_line_and_changes_nothing(importing) -> None:
+    """An import the server fails raises one LakeFSError naming lakeFS and the batch; the branch keeps no entry."""
+    res, server, _ = importing
+    res.branch_for_batch("b1")
+    before = server.state.commit_at(REPO, "batch-b1").id
+    server.state.fail_imports = "access denied to s3://media"
+    with pytest.raises(LakeFSError) as info:
+        res.import_originals("b1", _originals())
+    message = str(info.value)
+    assert message.startswith("lakeFS import of raw originals for batch b1 failed")
+    assert "access denied to s3://media" in message and "\n" not in message
+    assert server.state.commit_at(REPO, "batch-b1").id == before
+    assert server.state.entries_at(REPO, "batch-b1") == {}
+
+
+def test_missing_source_object_fails_the_import(importing) -> None:
+    """A source object that vanished after ingestion fails the whole import (nothing half-imported)."""
+    res, server, store = importing
+    del store.objects["s3://media/data/b.MP4"]
+    with pytest.raises(LakeFSError, match=r"batch b1 failed .*b\.MP4"):
+        res.import_originals("b1", _originals())
+    assert server.state.entries_at(REPO, "batch-b1") == {}
+
+
+def test_server_without_import_support_keeps_everything_by_reference() -> None:
+    """When the lakeFS blockstore cannot import, no import is attempted and every original stays by reference."""
+    with run_fake_lakefs(import_support=False, object_store=MemoryObjectStore(dict(SOURCES))) as server:
+        res = LakeFSResource(
+            enabled=True,
+            endpoint=server.endpoint,
+            access_key_id=server.access_key_id,
+            secret_access_key=server.secret_access_key,
+        )
+        done = res.import_originals("b1", _originals())
+        assert (done.paths, done.imported, done.by_reference) == ({}, 0, 3)
+        assert server.state.count("POST", r"/import$") == 0
+    assert LakeFSResource().import_originals("b1", _originals()) is None

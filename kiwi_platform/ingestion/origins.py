@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -55,6 +56,21 @@ def with_source_paths(raw: pd.DataFrame, batch_dir: Path) -> pd.DataFrame:
         column = out[f"{role}_rel"] if f"{role}_rel" in out else pd.Series([""] * len(out), index=out.index)
         out[f"{role}_path"] = [_absolute(base, rel) for rel in column.fillna("")]
     return out
+
+
+def iter_originals(table_path: Path, batch_dir: Path, chunk_rows: int = 10_000) -> Iterator[tuple[str, str]]:
+    """(URI, sha256) of each raw file a `raw_edit_pairs` table reads, streamed in row groups (only
+    the name and hash columns are read), for the lakeFS import of the originals."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(table_path)
+    wanted = [f"{role}_{col}" for role in ROLES for col in ("rel", "sha256")]
+    columns = [c for c in wanted if c in parquet.schema_arrow.names]
+    for group in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+        located = with_source_paths(group.to_pandas(), batch_dir)
+        for role in ROLES:
+            if f"{role}_sha256" in located:
+                yield from zip(located[f"{role}_path"], located[f"{role}_sha256"].fillna(""), strict=True)
 
 
 def _absolute(base: str | None, rel: str) -> str:

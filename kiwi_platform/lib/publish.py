@@ -33,10 +33,19 @@ def publish_asset_folder(
     quarantined: Iterable[QuarantineRecord],
     rows_in: int,
     extra_metadata: dict | None = None,
+    raw_originals: Iterable[tuple[str, str]] | None = None,
 ) -> dg.MaterializeResult:
-    """Write table + quarantine for one batch, track the folder with DVC, return the result."""
+    """Write table + quarantine for one batch, track the folder with DVC, return the result.
+
+    `raw_originals` ((URI, sha256) pairs, from `raw_edit_pairs`) are imported zero-copy into the
+    batch's lakeFS branch first, so a failed import leaves no new table, DVC version or commit.
+    """
     batch = context.partition_key
     records = list(quarantined)
+    raw_import = None
+    if raw_originals is not None and lakefs.enabled:
+        raw_import = lakefs.import_originals(batch, raw_originals, metadata={"dagster_run_id": context.run.run_id})
+        context.log.info(raw_import.summary())
     folder = store.asset_dir(batch, asset)
     table_path, table_sha = store.write_table(batch, asset, table)
     store.write_table(batch, asset, quarantine.to_frame(records), name="quarantine")
@@ -65,6 +74,8 @@ def publish_asset_folder(
             lakefs_commit=commit_id or "",
             lakefs_url=dg.MetadataValue.url(lakefs.commit_url(commit_id)),
         )
+    if raw_import is not None:
+        metadata.update(raw_import.metadata())
     if records:
         metadata["quarantine_preview"] = dg.MetadataValue.md(quarantine_markdown(records))
     metadata.update(extra_metadata or {})

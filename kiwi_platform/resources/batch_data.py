@@ -37,6 +37,7 @@ class BatchData(dg.ConfigurableResource):
         quarantined: Iterable[QuarantineRecord],
         rows_in: int,
         extra_metadata: dict | None = None,
+        raw_originals: Iterable[tuple[str, str]] | None = None,
     ) -> dg.MaterializeResult:
         """Write the table and quarantine, version the folder (DVC, lakeFS) and describe it for the UI."""
         return publish_asset_folder(
@@ -49,4 +50,5 @@ class BatchData(dg.ConfigurableResource):
             quarantined=quarantined,
             rows_in=rows_in,
             extra_metadata=extra_metadata,
+            raw_originals=raw_originals,
         )

@@ -7,6 +7,9 @@ It wraps the high-level `lakefs` SDK (the `lakefs` extra; not the deprecated `la
 lazily so the platform imports without it. Every server or network failure becomes one `LakeFSError`
 line naming the operation and the HTTP status, never an SDK traceback.
 
+Raw originals on an object store are imported zero-copy (`import_originals`): lakeFS records entries
+pointing at the objects, no bytes move. Local paths cannot be imported and stay by reference.
+
 Environment (read by `LakeFSResource.from_env()`; unset variables keep the field defaults):
   KIWI_LAKEFS_ENABLED            1/true/yes/on to turn lakeFS on
   KIWI_LAKEFS_ENDPOINT           server URL, e.g. http://localhost:8000 (the /api/v1 suffix is optional)
@@ -15,6 +18,7 @@ Environment (read by `LakeFSResource.from_env()`; unset variables keep the field
   KIWI_LAKEFS_REPOSITORY         repository name (default kiwi-data)
   KIWI_LAKEFS_MAIN_BRANCH        default branch batches merge into (default main)
   KIWI_LAKEFS_STORAGE_NAMESPACE  storage namespace for a repository created here (default local://kiwi-data)
+  KIWI_LAKEFS_IMPORT_TIMEOUT_S   seconds to wait for an import of raw originals (default 600)
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ import mimetypes
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -45,6 +52,7 @@ _ENV_FIELDS = {
     "repository": "KIWI_LAKEFS_REPOSITORY",
     "main_branch": "KIWI_LAKEFS_MAIN_BRANCH",
     "storage_namespace": "KIWI_LAKEFS_STORAGE_NAMESPACE",
+    "import_timeout_s": "KIWI_LAKEFS_IMPORT_TIMEOUT_S",
 }
 _CHUNK = 1 << 20
 
@@ -66,6 +74,52 @@ def batch_branch_name(batch: str) -> str:
     if clean != batch or len(clean) > 80:
         clean = f"{clean[:80]}-{hashlib.sha256(batch.encode()).hexdigest()[:8]}"
     return f"batch-{clean}"
+
+
+@dataclass(frozen=True)
+class RawImport:
+    """What `import_originals` left on a batch branch (all counts are distinct files, by sha256)."""
+
+    branch: str
+    prefix: str  # where the originals live on the branch: <prefix>/<sha256><suffix>
+    paths: dict[str, str]  # lakeFS path -> object-store URI, every importable original of the batch
+    imported: int  # entries this call added (0 on a re-run)
+    import_id: str  # the lakeFS import process, "" when nothing new was imported
+    commit_id: str  # the import's commit, or the branch head when nothing new was imported
+    by_reference: int  # originals lakeFS cannot import (local paths, other URLs), left where they are
+
+    def summary(self) -> str:
+        """One log line for the batch (never one per file)."""
+        done = (
+            f"imported {self.imported} raw originals zero-copy (import {self.import_id}, commit {self.commit_id[:12]})"
+            if self.imported
+            else "no new raw originals to import"
+        )
+        line = f"lakeFS {self.branch}: {done}; {len(self.paths)} on the branch"
+        if self.by_reference:
+            line += f"; {self.by_reference} not on an importable object store stay by reference (lakeFS imports only from object stores)"
+        return line
+
+    def metadata(self, listed: int = 50) -> dict[str, Any]:
+        """Asset metadata naming the import (Dagster UI, lineage); the first `listed` paths only, since
+        a large batch has thousands (all are under `lakefs_raw_prefix`)."""
+        return {
+            "lakefs_raw_import_id": self.import_id,
+            "lakefs_raw_import_commit": self.commit_id,
+            "lakefs_raw_imported": self.imported,
+            "lakefs_raw_prefix": self.prefix,
+            "lakefs_raw_objects": len(self.paths),
+            "lakefs_raw_paths": dg.MetadataValue.json(dict(sorted(self.paths.items())[:listed])),
+            "lakefs_raw_by_reference": self.by_reference,
+        }
+
+
+def raw_destination(prefix: str, sha256: str, uri: str) -> str:
+    """`<prefix>/<sha256><suffix>`: content-addressed like `copy_raw`'s `media/`, so a branch path names
+    the bytes ingestion hashed, the same file used twice is imported once, and moving the originals
+    (another bucket or base prefix) does not change the path."""
+    suffix = PurePosixPath(urlsplit(uri).path).suffix.lower()
+    return f"{prefix.strip('/')}/{sha256}{suffix}"
 
 
 def _md5(path: Path) -> str:
@@ -91,6 +145,7 @@ class LakeFSResource(dg.ConfigurableResource):
     repository: str = "kiwi-data"
     main_branch: str = "main"
     storage_namespace: str = "local://kiwi-data"
+    import_timeout_s: float = 600.0
 
     _client: Any = PrivateAttr(default=None)
 
@@ -247,6 +302,80 @@ class LakeFSResource(dg.ConfigurableResource):
                 if "no changes" not in reason and "no difference" not in reason:
                     raise
                 return repo.branch(target).head.id
+
+    def import_originals(
+        self,
+        batch: str,
+        originals: Iterable[tuple[str, str]],
+        *,
+        prefix: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> RawImport | None:
+        """Import a batch's raw originals zero-copy into its branch, once: return what the branch holds.
+
+        `originals` are (URI, sha256) pairs as ingestion recorded them. Those on an object store this
+        lakeFS can import from (its `import_validity_regex`, e.g. `^s3://`) land at
+        `raw_destination(prefix, sha256, uri)` (default prefix `batches/<batch>/raw`) in one import
+        and one commit carrying `metadata`; the rest stay by reference. Destinations already on the
+        branch are skipped, so a re-run imports nothing. The import is all or nothing: a failure is
+        one `LakeFSError` naming lakeFS and the batch, and the branch is left as it was.
+        """
+        if not self.enabled:
+            return None
+        from lakefs.models import ObjectInfo
+
+        branch = self.branch_for_batch(batch)
+        base = (prefix or f"batches/{batch}/raw").strip("/")
+        where = f"lakeFS import of raw originals for batch {batch} failed"
+        with self._translate(f"import_originals({batch})"):
+            storage = self._sdk().storage_config
+            pattern = re.compile(storage.import_validity_regex) if storage.import_support else None
+            wanted: dict[str, str] = {}
+            by_reference: set[str] = set()
+            for uri, sha in originals:
+                if not uri or not sha:
+                    continue
+                if pattern is not None and "://" in uri and pattern.match(uri):
+                    wanted.setdefault(raw_destination(base, sha, uri), uri)
+                else:
+                    by_reference.add(sha)
+            by_reference -= {PurePosixPath(p).stem for p in wanted}
+            lake_branch = self._repo().branch(branch)
+            present = {o.path for o in lake_branch.objects(prefix=f"{base}/") if isinstance(o, ObjectInfo)}
+            todo = {dest: uri for dest, uri in sorted(wanted.items()) if dest not in present}
+            if not todo:
+                head = lake_branch.head.id
+                return RawImport(branch, base, wanted, 0, "", head, len(by_reference))
+            manager = lake_branch.import_data(
+                commit_message=f"raw originals of batch {batch}",
+                metadata={"kiwi_batch": batch, **{k: str(v) for k, v in (metadata or {}).items()}},
+            )
+            for dest, uri in todo.items():
+                manager.object(object_store_uri=uri, destination=dest)
+            import_id = manager.start()
+            status = self._wait_for_import(manager, where, import_id)
+        commit_id = status.commit.id if status.commit else ""
+        return RawImport(branch, base, wanted, len(todo), import_id, commit_id, len(by_reference))
+
+    def _wait_for_import(self, manager: Any, where: str, import_id: str) -> Any:
+        """Poll the import (50 ms growing to 2 s) until it completes, fails or runs past `import_timeout_s`."""
+        deadline = time.monotonic() + self.import_timeout_s
+        delay = 0.05
+        while True:
+            status = manager.status()
+            if status.error is not None:
+                raise LakeFSError(f"{where} (import {import_id}): {status.error.message}")
+            if status.completed:
+                return status
+            if time.monotonic() > deadline:
+                with contextlib.suppress(Exception):
+                    manager.cancel()
+                raise LakeFSError(
+                    f"{where}: import {import_id} did not finish within {self.import_timeout_s:g} s "
+                    "(cancelled; raise KIWI_LAKEFS_IMPORT_TIMEOUT_S for very large batches)"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def commit_url(self, commit_id: str | None) -> str:
         """Link to the commit in the lakeFS web UI, for asset metadata ("" when disabled or no commit)."""

@@ -23,8 +23,19 @@ Endpoints (all under /api/v1):
   GET  /repositories/{repo}/refs/{ref}/objects/stat?path=    stat
   GET|HEAD /repositories/{repo}/refs/{ref}/objects?path=     read object bytes
   POST /repositories/{repo}/refs/{src}/merge/{dest}          three-way merge (200; 409 conflict; 400 no changes)
+  POST /repositories/{repo}/branches/{branch}/import         zero-copy import (202 {"id"}; 400 when unsupported)
+  GET  /repositories/{repo}/branches/{branch}/import?id=     ImportStatus (completed / error / commit)
+  DELETE /repositories/{repo}/branches/{branch}/import?id=   cancel (204; 409 when already completed)
 
-Not implemented (answer 501): presigned/staging uploads, multipart form uploads, tags, deletes, imports.
+Imports (`ImportCreation` -> `ImportCreationResponse`, polled as `ImportStatus`) record each source
+object as an entry of the branch whose physical address is the object-store URI: size and checksum
+(the S3 ETag) come from a HEAD of the object, no bytes are copied, and reading the entry back reads
+the object store, as lakeFS does. Sources are reached through `ObjectStore` (boto3 with the standard
+AWS variables by default, so tests point both lakeFS and Kiwi at the same moto server). An import
+is all or nothing: a missing source or an injected failure (`FakeLakeFS.fail_imports`) ends it with
+an `error` and changes nothing on the branch; success adds one commit, like lakeFS.
+
+Not implemented (answer 501): presigned/staging uploads, multipart form uploads, tags, deletes.
 """
 
 from __future__ import annotations
@@ -39,7 +50,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 API = "/api/v1"
@@ -58,13 +71,77 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class FakeObject:
-    """One stored object version; `checksum` is the md5 hex digest, as lakeFS reports for local storage."""
+    """One stored object version; `checksum` is the md5 hex digest, as lakeFS reports for local storage.
+
+    An imported entry holds no bytes: `physical_address` is the object-store URI it points at,
+    `size` its size there and `checksum` its ETag.
+    """
 
     data: bytes
     checksum: str
     content_type: str
     mtime: int
     metadata: dict[str, str] = field(default_factory=dict)
+    physical_address: str = ""
+    size: int | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data) if self.size is None else self.size
+
+
+class ObjectStore(Protocol):
+    """How the fake reaches import sources: HEAD (size, etag, mtime), list under a prefix, and read."""
+
+    def head(self, uri: str) -> tuple[int, str, int]: ...
+
+    def list(self, prefix_uri: str) -> list[str]: ...
+
+    def read(self, uri: str) -> bytes: ...
+
+
+class Boto3ObjectStore:
+    """`s3://` sources through boto3 with the standard AWS environment (endpoint, keys, region)."""
+
+    def _client(self):
+        import boto3
+
+        return boto3.client("s3")
+
+    @staticmethod
+    def _split(uri: str) -> tuple[str, str]:
+        parts = urlsplit(uri)
+        if parts.scheme != "s3":
+            raise ApiError(400, f"import source must match ^s3://: {uri}")
+        return parts.netloc, parts.path.lstrip("/")
+
+    def head(self, uri: str) -> tuple[int, str, int]:
+        bucket, key = self._split(uri)
+        meta = self._client().head_object(Bucket=bucket, Key=key)
+        return int(meta["ContentLength"]), str(meta["ETag"]).strip('"'), int(meta["LastModified"].timestamp())
+
+    def list(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = self._split(prefix_uri)
+        pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])]
+
+    def read(self, uri: str) -> bytes:
+        bucket, key = self._split(uri)
+        return self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+@dataclass
+class FakeImport:
+    """One import process: its branch, the status fields lakeFS reports, and how many polls remain."""
+
+    id: str
+    branch: str
+    polls_left: int
+    ingested: int = 0
+    commit_id: str | None = None
+    error: str | None = None
+    cancelled: bool = False
+    update_time: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -137,12 +214,25 @@ def _commit_id(parents: list[str], message: str, metadata: dict[str, str], tree:
 class FakeLakeFS:
     """In-memory state of the fake server, plus a request log tests can read (`requests`)."""
 
-    def __init__(self, access_key_id: str, secret_access_key: str) -> None:
+    def __init__(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        *,
+        import_support: bool = True,
+        object_store: ObjectStore | None = None,
+    ) -> None:
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.RLock()
+        self.import_support = import_support
+        self.object_store: ObjectStore = object_store or Boto3ObjectStore()
+        self.imports: dict[str, FakeImport] = {}
+        self.import_bodies: list[dict] = []  # every ImportCreation body received, for tests
+        self.fail_imports: str | None = None  # set to a message: every import ends with this error
+        self.import_polls = 1  # status polls answered "in progress" before an import reports completion
 
     # -- model helpers -------------------------------------------------------------------------
     def repo(self, name: str) -> FakeRepo:
@@ -204,10 +294,19 @@ class FakeLakeFS:
         return repo.commits[max(common, key=lambda c: (repo.commits[c].generation, c))]
 
     def objects_at(self, repo_name: str, ref: str) -> dict[str, bytes]:
-        """Test helper: path -> bytes visible at `ref` (committed + staged for branches)."""
+        """Test helper: path -> bytes visible at `ref` (committed + staged for branches); imported
+        entries are read from their object store, as lakeFS serves them."""
         with self.lock:
             repo = self.repo(repo_name)
-            return {path: obj.data for path, obj in self.view(repo, ref).items()}
+            return {path: self.data_of(obj) for path, obj in self.view(repo, ref).items()}
+
+    def entries_at(self, repo_name: str, ref: str) -> dict[str, FakeObject]:
+        """Test helper: path -> entry at `ref`, without reading imported objects."""
+        with self.lock:
+            return dict(self.view(self.repo(repo_name), ref))
+
+    def data_of(self, obj: FakeObject) -> bytes:
+        return self.object_store.read(obj.physical_address) if obj.physical_address else obj.data
 
     def commit_at(self, repo_name: str, ref: str) -> FakeCommit:
         """Test helper: the commit a ref points to."""
@@ -242,9 +341,9 @@ def _object_stats(path: str, obj: FakeObject, namespace: str) -> dict:
     return {
         "path": path,
         "path_type": "object",
-        "physical_address": f"{namespace.rstrip('/')}/data/{obj.checksum}",
+        "physical_address": obj.physical_address or f"{namespace.rstrip('/')}/data/{obj.checksum}",
         "checksum": obj.checksum,
-        "size_bytes": len(obj.data),
+        "size_bytes": obj.size_bytes,
         "mtime": obj.mtime,
         "metadata": dict(obj.metadata),
         "content_type": obj.content_type,
@@ -348,14 +447,14 @@ class _Handler(BaseHTTPRequestHandler):
     # -- handlers -------------------------------------------------------------------------------
     def get_config(self, *, query, body) -> None:
         storage = {
-            "blockstore_type": "local",
-            "blockstore_namespace_example": "local://example-bucket/",
-            "blockstore_namespace_ValidityRegex": "^local://",
-            "default_namespace_prefix": "local://",
+            "blockstore_type": "s3",
+            "blockstore_namespace_example": "s3://example-bucket/",
+            "blockstore_namespace_ValidityRegex": "^(s3|local)://",  # lenient: tests use local:// namespaces
+            "default_namespace_prefix": "s3://",
             "pre_sign_support": False,
             "pre_sign_support_ui": False,
-            "import_support": False,
-            "import_validity_regex": "^local://",
+            "import_support": self.state.import_support,
+            "import_validity_regex": "^s3://",
         }
         self._json(200, {"version_config": {"version": "1.0.0-fake"}, "storage_config": storage})
 
@@ -430,7 +529,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "type": "added" if before is None else "changed",
                     "path": path,
                     "path_type": "object",
-                    "size_bytes": len(obj.data),
+                    "size_bytes": obj.size_bytes,
                 }
             )
         self._json(200, _paginate(diffs, lambda d: d["path"], query))
@@ -532,7 +631,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in tree:
             raise ApiError(404, f"object not found: {path}")
         obj = tree[path]
-        self._send(200, obj.data, content_type=obj.content_type, headers={"ETag": f'"{obj.checksum}"'})
+        data = self.state.data_of(obj)
+        self._send(200, data, content_type=obj.content_type, headers={"ETag": f'"{obj.checksum}"'})
 
     def merge(self, repo: str, source: str, dest: str, *, query, body) -> None:
         model = self.state.repo(repo)
@@ -569,6 +669,96 @@ class _Handler(BaseHTTPRequestHandler):
         dest_state.head = commit.id
         self._json(200, {"reference": commit.id})
 
+    # -- imports --------------------------------------------------------------------------------
+    def start_import(self, repo: str, branch: str, *, query, body) -> None:
+        """Validate an ImportCreation, then ingest it at once (all or nothing); polls report the outcome."""
+        model = self.state.repo(repo)
+        self._branch(model, branch)
+        payload = self._load(body)
+        if not self.state.import_support:
+            raise ApiError(400, "import is not supported for this blockstore")
+        paths, commit = payload.get("paths"), payload.get("commit")
+        if not isinstance(paths, list) or not paths or not isinstance(commit, dict) or "message" not in commit:
+            raise ApiError(400, "bad request: paths (non-empty) and commit.message are required")
+        for loc in paths:
+            if loc.get("type") not in ("object", "common_prefix") or not loc.get("path") or "destination" not in loc:
+                raise ApiError(400, f"bad request: invalid import location {loc}")
+            if not re.match(r"^s3://", loc["path"]):
+                raise ApiError(400, f"import path must match ^s3://: {loc['path']}")
+        self.state.import_bodies.append(payload)
+        job = FakeImport(
+            id=hashlib.sha256(f"{repo}/{branch}/{len(self.state.imports)}".encode()).hexdigest()[:20],
+            branch=branch,
+            polls_left=self.state.import_polls,
+        )
+        self.state.imports[job.id] = job
+        try:
+            entries = self._import_entries(paths)
+            if self.state.fail_imports:
+                raise ApiError(500, self.state.fail_imports)
+            state = model.branches[branch]
+            head = model.commits[state.head]
+            tree = {**head.tree, **entries}
+            if _tree_digest(tree) == _tree_digest(head.tree) and not commit.get("allow_empty"):
+                raise ApiError(400, "commit: no changes")
+            message = commit.get("message") or "Import objects"
+            new = self.state.add_commit(model, [head.id], message, commit.get("metadata") or {}, tree)
+            state.head = new.id
+            job.commit_id, job.ingested = new.id, len(entries)
+        except ApiError as err:
+            job.error = err.message
+        except Exception as err:  # the object store's own error (missing key, access denied)
+            job.error = f"import from object store failed: {err}"
+        self._json(202, {"id": job.id})
+
+    def _import_entries(self, paths: list[dict]) -> dict[str, FakeObject]:
+        store, entries = self.state.object_store, {}
+        for loc in paths:
+            if loc["type"] == "object":
+                sources = [(loc["path"], loc["destination"])]
+            else:
+                base = loc["path"]
+                sources = [(uri, loc["destination"] + uri[len(base) :]) for uri in store.list(base)]
+            for uri, dest in sources:
+                size, etag, mtime = store.head(uri)
+                entries[dest] = FakeObject(
+                    b"", etag, "application/octet-stream", mtime, physical_address=uri, size=size
+                )
+        return entries
+
+    def _import_job(self, branch: str, query: dict[str, str]) -> FakeImport:
+        job = self.state.imports.get(query.get("id", ""))
+        if job is None or job.branch != branch:
+            raise ApiError(404, f"import not found: {query.get('id', '')}")
+        return job
+
+    def import_status(self, repo: str, branch: str, *, query, body) -> None:
+        model = self.state.repo(repo)
+        job = self._import_job(branch, query)
+        status: dict = {"update_time": datetime.fromtimestamp(job.update_time, UTC).isoformat()}
+        if job.polls_left > 0 and not job.cancelled:
+            job.polls_left -= 1
+            status.update(completed=False, ingested_objects=0)
+        elif job.error or job.cancelled:
+            status.update(completed=False, error={"message": job.error or "import canceled"})
+        else:
+            commit = model.commits[job.commit_id]
+            status.update(
+                completed=True,
+                ingested_objects=job.ingested,
+                metarange_id=commit.meta_range_id,
+                commit=commit.to_json(),
+            )
+        self._json(200, status)
+
+    def cancel_import(self, repo: str, branch: str, *, query, body) -> None:
+        self.state.repo(repo)
+        job = self._import_job(branch, query)
+        if job.commit_id and job.polls_left == 0:
+            raise ApiError(409, "import already completed")
+        job.cancelled = True
+        self._send(204)
+
 
 _SEG = r"([^/]+)"
 _ROUTES = [
@@ -589,6 +779,9 @@ _ROUTES = [
     ("GET", re.compile(rf"/repositories/{_SEG}/refs/{_SEG}/objects"), _Handler.get_object),
     ("HEAD", re.compile(rf"/repositories/{_SEG}/refs/{_SEG}/objects"), _Handler.get_object),
     ("POST", re.compile(rf"/repositories/{_SEG}/refs/{_SEG}/merge/{_SEG}"), _Handler.merge),
+    ("POST", re.compile(rf"/repositories/{_SEG}/branches/{_SEG}/import"), _Handler.start_import),
+    ("GET", re.compile(rf"/repositories/{_SEG}/branches/{_SEG}/import"), _Handler.import_status),
+    ("DELETE", re.compile(rf"/repositories/{_SEG}/branches/{_SEG}/import"), _Handler.cancel_import),
 ]
 
 
@@ -632,10 +825,14 @@ class FakeLakeFSServer:
 
 @contextlib.contextmanager
 def run_fake_lakefs(
-    access_key_id: str = "AKIAIOSFODNN7EXAMPLE", secret_access_key: str = "fake-secret-key"
+    access_key_id: str = "AKIAIOSFODNN7EXAMPLE",
+    secret_access_key: str = "fake-secret-key",
+    *,
+    import_support: bool = True,
+    object_store: ObjectStore | None = None,
 ) -> Iterator[FakeLakeFSServer]:
     """Serve a fresh fake lakeFS on 127.0.0.1 (ephemeral port) for the duration of the `with` block."""
-    state = FakeLakeFS(access_key_id, secret_access_key)
+    state = FakeLakeFS(access_key_id, secret_access_key, import_support=import_support, object_store=object_store)
     handler = type("BoundHandler", (_Handler,), {"state": state})
     httpd = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, name="fake-lakefs", daemon=True)
