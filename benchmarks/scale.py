@@ -12,7 +12,9 @@ per stage so every stage's wall time, CPU time and peak RSS are its own:
 
 and then times `kiwi dvc status`. Per stage it reports seconds per pair (wall and CPU), peak RSS of
 the command's process tree (the largest child, from wait4), and after the run the files and bytes
-under KIWI_HOME with the DVC remote counted separately, against the raw input's bytes.
+under KIWI_HOME with the DVC remote counted separately, against the raw input's bytes. CPU time
+counts the command's own processes: work shipped to Ray workers (RefVIE stages of 64+ pairs) is
+not in it, so read their wall time.
 
     .venv/bin/python benchmarks/scale.py [--n 100 1000 10000] [--frames 17] [--height 128] [--width 224]
                                          [--ray-address HOST:PORT] [--out benchmarks/results/scale.json]
@@ -57,16 +59,32 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
 
 
 def _tree(path: Path, skip: Path | None = None) -> tuple[int, int]:
-    """Files and bytes under `path`, not following links, leaving out `skip`."""
+    """Files and bytes under `path` (not following links, leaving out `skip`), each inode once: the
+    DVC cache hardlinks the workspace's files, and a link costs neither a file's storage nor its bytes."""
+    seen: set[tuple[int, int]] = set()
     files = size = 0
     for dirpath, dirnames, filenames in os.walk(path):
         if skip is not None and Path(dirpath) == skip.parent:
             dirnames[:] = [d for d in dirnames if Path(dirpath, d) != skip]
         for name in filenames:
             st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
             files += 1
             size += st.st_size
     return files, size
+
+
+def _manifest_media(manifest: Path) -> dict[str, int]:
+    """Files and bytes of the media the manifest names (not the generator's ground truth beside them)."""
+    import csv
+
+    paths = set()
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            paths.update(manifest.parent / row[c] for c in ("src_video", "tgt_video", "ref_image") if row.get(c))
+    return {"files": len(paths), "bytes": sum(p.stat().st_size for p in paths)}
 
 
 def _has_features() -> bool:
@@ -101,8 +119,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         str(args.width),
     ]
     result: dict = {"n": n, "synth": _run(synth, env, log)}
-    raw_files, raw_bytes = _tree(raw)
-    result["raw_input"] = {"files": raw_files, "bytes": raw_bytes}
+    result["raw_input"] = _manifest_media(raw / "manifest.csv")
     batch = f"s{n}"
     short = base / "run-config.yaml"  # the default 81-frame minimum would quarantine every short clip
     short.write_text(
