@@ -44,7 +44,9 @@ def _converges(home: Path, manifest: Path, reference: dict[str, str]) -> None:
     assert _versions(home) == reference
     data = home / "data"
     clips = data / "batches" / BATCH / "normalized_clips"
-    for clip in clips.glob("*.kclip"):
+    written = sorted(clips.rglob("*.kclip"))
+    assert written, "no clip files found"
+    for clip in written:
         with zipfile.ZipFile(clip) as z:
             assert z.testzip() is None, clip
     assert not [p for p in clips.rglob(".*")], "temp files left beside the clips"
