@@ -181,8 +181,10 @@ MIXED = [
     ("r19\x00", "a.mp4", "a_tgt.mp4", ""),  # bad_prompt
     ("r" * 200_000, "a.mp4", "a_tgt.mp4", ""),  # prompt_too_long
 ]
-# Needs a user the kernel can refuse a read: proven in test_ingest_input_reasons.py (root bypasses chmod).
-OWN_TEST = {"unreadable_file"}
+# unreadable_file needs a user the kernel can refuse a read: proven in test_ingest_input_reasons.py (root
+# bypasses chmod). changed_file arises after ingestion, when an original kept by reference changes before
+# normalization reads it: proven in test_raw_by_reference.py.
+OWN_TEST = {"unreadable_file", "changed_file"}
 
 
 def test_mixed_manifest_accounts_for_every_row(write_manifest: Callable[..., Path]) -> None:
