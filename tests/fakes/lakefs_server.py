@@ -823,6 +823,14 @@ class FakeLakeFSServer:
     state: FakeLakeFS
 
 
+def point_kiwi_at(server, monkeypatch) -> None:
+    """Enable Kiwi's lakeFS resource against `server` (a FakeLakeFSServer) through its KIWI_LAKEFS_* variables."""
+    monkeypatch.setenv("KIWI_LAKEFS_ENABLED", "1")
+    monkeypatch.setenv("KIWI_LAKEFS_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("KIWI_LAKEFS_ACCESS_KEY_ID", server.access_key_id)
+    monkeypatch.setenv("KIWI_LAKEFS_SECRET_ACCESS_KEY", server.secret_access_key)
+
+
 @contextlib.contextmanager
 def run_fake_lakefs(
     access_key_id: str = "AKIAIOSFODNN7EXAMPLE",

@@ -33,6 +33,13 @@ class S3Server:
             region_name="us-east-1",
         )
 
+    def bucket_with(self, bucket: str, files: dict[str, object]) -> None:
+        """Create `bucket` and upload each local file under its key ({key: path})."""
+        client = self.client()
+        client.create_bucket(Bucket=bucket)
+        for key, path in files.items():
+            client.upload_file(str(path), bucket, key)
+
 
 @contextmanager
 def s3_server() -> Iterator[S3Server]:

@@ -34,10 +34,7 @@ UPLOADED = ("a.mp4", "a_tgt.mp4", "img_src.jpg", "img_tgt.jpg", "ref.jpg")
 def server(kit: Kit) -> Iterator[S3Server]:
     """moto's S3 server on 127.0.0.1 with a bucket holding a few kit files under data/."""
     with s3_server() as srv:
-        client = srv.client()
-        client.create_bucket(Bucket=BUCKET)
-        for name in UPLOADED:
-            client.upload_file(str(kit.root / name), BUCKET, f"data/{name}")
+        srv.bucket_with(BUCKET, {f"data/{name}": kit.root / name for name in UPLOADED})
         yield srv
 
 

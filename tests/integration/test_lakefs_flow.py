@@ -12,17 +12,14 @@ from kiwi_platform.env import prepare_environment
 from kiwi_platform.resources import build_resources
 from kiwi_platform.resources.lakefs import batch_branch_name
 from kiwi_platform.runner import materialize, register_batch
-from tests.fakes.lakefs_server import run_fake_lakefs
+from tests.fakes.lakefs_server import point_kiwi_at, run_fake_lakefs
 from tests.integration.conftest import SMALL_RUN_CONFIG
 
 
 @pytest.fixture
 def lakefs_env(kiwi_home: Path, monkeypatch: pytest.MonkeyPatch):
     with run_fake_lakefs() as server:
-        monkeypatch.setenv("KIWI_LAKEFS_ENABLED", "1")
-        monkeypatch.setenv("KIWI_LAKEFS_ENDPOINT", server.endpoint)
-        monkeypatch.setenv("KIWI_LAKEFS_ACCESS_KEY_ID", server.access_key_id)
-        monkeypatch.setenv("KIWI_LAKEFS_SECRET_ACCESS_KEY", server.secret_access_key)
+        point_kiwi_at(server, monkeypatch)
         yield server
 
 

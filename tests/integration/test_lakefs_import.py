@@ -20,7 +20,7 @@ from kiwi_platform.ingestion.sources import open_source
 from kiwi_platform.lib.publish import publish_asset_folder
 from kiwi_platform.resources.lakefs import LakeFSError, LakeFSResource
 from kiwi_platform.resources.store import MediaStore
-from tests.fakes.lakefs_server import FakeLakeFSServer, run_fake_lakefs
+from tests.fakes.lakefs_server import FakeLakeFSServer, point_kiwi_at, run_fake_lakefs
 from tests.fakes.s3_server import S3Server, s3_server
 from tests.ingestion.ingest_media import make_image, make_video
 
@@ -45,10 +45,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(media: Path) -> Iterator[S3Server]:
     with s3_server() as srv:
-        client = srv.client()
-        client.create_bucket(Bucket=BUCKET)
-        for name in UPLOADED:
-            client.upload_file(str(media / name), BUCKET, f"data/{name}")
+        srv.bucket_with(BUCKET, {f"data/{name}": media / name for name in UPLOADED})
         yield srv
 
 
@@ -65,10 +62,7 @@ def lake(server: S3Server, kiwi_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     with run_fake_lakefs() as fake:
-        monkeypatch.setenv("KIWI_LAKEFS_ENABLED", "1")
-        monkeypatch.setenv("KIWI_LAKEFS_ENDPOINT", fake.endpoint)
-        monkeypatch.setenv("KIWI_LAKEFS_ACCESS_KEY_ID", fake.access_key_id)
-        monkeypatch.setenv("KIWI_LAKEFS_SECRET_ACCESS_KEY", fake.secret_access_key)
+        point_kiwi_at(fake, monkeypatch)
         yield fake
 
 
