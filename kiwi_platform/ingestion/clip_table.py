@@ -3,13 +3,16 @@
 Raw media recorded by reference are read where they are (a URL through a temp copy that is
 deleted after use) and re-hashed first: a changed or vanished original is quarantined.
 
-Clip files are named by source hash and settings, so a re-run reuses a clip made from the same
-bytes with the same settings and rebuilds a corrupt or outdated one (including one made by an
-older normalizer version). Clip files are byte-reproducible, so a rebuild gives the same hash.
+Clips are named by source hash and settings, so a re-run reuses a clip made from the same bytes
+with the same settings and rebuilds a corrupt or outdated one (including one made by an older
+normalizer version). Clips are byte-reproducible, so a rebuild gives the same hash. They are
+stored as members of a few shard files (docs/shards.md), not one file per clip, and the table
+refers to each as `<shard>#<clip name>`; a reused clip is read from the shard that held it.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,11 +22,16 @@ import pandas as pd
 
 from kiwi_platform.ingestion.origins import with_source_paths
 from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.clips import SUFFIX, clip_header
 from kiwi_platform.media.normalize import NORMALIZER_VERSION, normalize_media
 from kiwi_platform.resources.store import MediaStore
+
+CLIPS_PER_SHARD = 1024  # 512 pairs
+STAGING = ".staging"  # new clips wait here, inside the asset's folder, until they are packed
+STALE_PATTERNS = (*shards.STALE_PATTERNS, f"*{SUFFIX}")  # shards, and loose clips of the layout before shards
 
 NORMALIZED_COLUMNS = [
     "batch",
@@ -64,23 +72,28 @@ def normalize_batch(
     settings: dict,
     progress: Callable[[int, int, int, int], None] | None = None,
 ) -> ClipTable:
-    """Normalize every row of `raw` into `clip_dir`; `settings` are normalize_media's size settings.
+    """Normalize every row of `raw` into shards in `clip_dir`; `settings` are normalize_media's size settings.
 
-    `progress(done, total, decoded, reused)` is called after each row.
+    New clips are written to `clip_dir/.staging/` first; once every row is done, all clips of the
+    batch (reused and new) are packed into `shard-NNNNN.zip` files, and the table refers to each as
+    `<shard>#<clip name>`. `progress(done, total, decoded, reused)` is called after each row.
     """
     out = ClipTable(table=pd.DataFrame(columns=NORMALIZED_COLUMNS))
-    rows, kept = [], set()
+    staging = clip_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed run left
+    found = _existing_clips(clip_dir)
+    made: dict[str, tuple[str, dict]] = {}  # clip name -> (where its bytes are now, header)
+    rows = []
     located = with_source_paths(raw, store.batch_dir(batch))  # where originals kept by reference are
     for i, rec in enumerate(located.to_dict("records"), start=1):
         try:
             clips = {}
             for role in ("src", "tgt"):
-                clip, header, reused = _clip_for(store, rec, role, clip_dir, settings)
+                name, header, reused = _clip_for(store, rec, role, found, made, staging, settings)
                 out.reused += reused
                 out.decoded += not reused
-                kept.add(clip)
-                clips[role] = (clip, header)
-            rows.append(_row(batch, rec, clips, store))
+                clips[role] = (name, header)
+            rows.append(_row(batch, rec, clips))
         except RowRejected as rej:
             out.rejected.append(
                 QuarantineRecord(
@@ -89,21 +102,50 @@ def normalize_batch(
             )
         if progress:
             progress(i, len(raw), out.decoded, out.reused)
-    remove_stale(clip_dir, kept)
+    placed = shards.write_shards(clip_dir, {name: where for name, (where, _) in made.items()}, CLIPS_PER_SHARD)
+    shutil.rmtree(staging, ignore_errors=True)
+    remove_stale(clip_dir, set(placed.values()), STALE_PATTERNS)
+    digests: dict[str, str] = {}  # a new clip's hash came with it; a reused one is hashed once, in its new shard
+    for row in rows:
+        for role in ("src", "tgt"):
+            name = row[f"{role}_clip"]
+            if name not in digests:
+                digests[name] = made[name][1].get("sha256") or shards.sha256(shards.member_ref(placed[name], name))
+            row[f"{role}_clip"] = shards.member_ref(store.rel(placed[name]), name)
+            row[f"{role}_clip_sha256"] = digests[name]
     out.table = pd.DataFrame(rows, columns=NORMALIZED_COLUMNS)
     return out
 
 
-def _clip_for(store: MediaStore, rec: dict, role: str, clip_dir: Path, settings: dict) -> tuple[Path, dict, bool]:
+def clip_name(sha: str, settings: dict) -> str:
+    """A clip's member name: its source's hash and the settings, so equal inputs share one clip."""
+    return f"{sha[:20]}-{settings['num_frames']}f-{settings['max_area']}a-{settings['multiple']}m{SUFFIX}"
+
+
+def _existing_clips(clip_dir: Path) -> dict[str, str]:
+    """Clips an earlier run left: shard members, and loose `.kclip` files of the layout before shards."""
+    loose = {p.name: str(p) for p in clip_dir.glob(f"*{SUFFIX}")} if clip_dir.is_dir() else {}
+    return {**loose, **shards.index(clip_dir)}
+
+
+def _clip_for(
+    store: MediaStore, rec: dict, role: str, found: dict[str, str], made: dict, staging: Path, settings: dict
+) -> tuple[str, dict, bool]:
     """The clip of one side of a pair: reused when an identical one exists, else decoded now."""
     sha = rec[f"{role}_sha256"]
-    name = f"{sha[:20]}-{settings['num_frames']}f-{settings['max_area']}a-{settings['multiple']}m{SUFFIX}"
-    dst = clip_dir / name
-    if dst.exists() and _clip_matches(dst, sha, settings):
-        return dst, clip_header(dst), True
+    name = clip_name(sha, settings)
+    if name in made:
+        return name, made[name][1], True
+    where = found.get(name)
+    if where is not None and _clip_matches(where, sha, settings):
+        made[name] = (where, clip_header(where))
+        return name, made[name][1], True
     meta = {"source_sha256": sha, **settings}
+    dst = staging / name
     with _original(store, rec, role) as source:
-        return dst, normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta), False
+        header = normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta)
+    made[name] = (str(dst), header)
+    return name, header, False
 
 
 @contextmanager
@@ -142,7 +184,8 @@ def _same(digest: str, sha: str, where: str) -> None:
         )
 
 
-def _row(batch: str, rec: dict, clips: dict, store: MediaStore) -> dict:
+def _row(batch: str, rec: dict, clips: dict) -> dict:
+    """The table row; `*_clip` hold clip names until the clips are packed (then shard references)."""
     (src_clip, src_h), (tgt_clip, tgt_h) = clips["src"], clips["tgt"]
     src_shape = (src_h["frames"], src_h["height"], src_h["width"])
     tgt_shape = (tgt_h["frames"], tgt_h["height"], tgt_h["width"])
@@ -157,22 +200,22 @@ def _row(batch: str, rec: dict, clips: dict, store: MediaStore) -> dict:
         "row": int(rec["row"]),
         "prompt": rec["prompt"],
         "media": rec["media"],
-        "src_clip": store.rel(src_clip),
-        "tgt_clip": store.rel(tgt_clip),
+        "src_clip": src_clip,
+        "tgt_clip": tgt_clip,
         "ref_file": rec["ref_file"],
         "frames": src_h["frames"],
         "height": src_h["height"],
         "width": src_h["width"],
         "fps": src_h["fps"],
-        "src_clip_sha256": sha256_file(src_clip),
-        "tgt_clip_sha256": sha256_file(tgt_clip),
+        "src_clip_sha256": "",
+        "tgt_clip_sha256": "",
         "src_sha256": rec["src_sha256"],
         "tgt_sha256": rec["tgt_sha256"],
         "ref_sha256": rec["ref_sha256"],
     }
 
 
-def _clip_matches(path: Path, source_sha: str, settings: dict) -> bool:
+def _clip_matches(path: Path | str, source_sha: str, settings: dict) -> bool:
     """Reuse a clip only if it was made from the same bytes with the same settings and normalizer."""
     try:
         header = clip_header(path)

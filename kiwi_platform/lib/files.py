@@ -58,11 +58,20 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(target, text.encode("utf-8"))
 
 
-def remove_stale(folder: Path, kept: set[Path]) -> None:
-    """Delete files an asset wrote on an earlier run but no longer produces (only inside its own folder)."""
-    if folder.is_dir():
-        for stale in set(folder.iterdir()) - kept:
-            stale.unlink()
+def remove_stale(folder: Path, kept: set[Path], patterns: tuple[str, ...] | None = None) -> None:
+    """Delete files an asset wrote on an earlier run but no longer produces (only inside its own folder).
+
+    With `patterns` (globs such as "shard-*.zip"), only files matching one are candidates: what the
+    asset itself names that way; anything else in the folder is left alone.
+    """
+    if not folder.is_dir():
+        return
+    if patterns is None:
+        candidates = set(folder.iterdir())
+    else:
+        candidates = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}
+    for stale in candidates - kept:
+        stale.unlink()
 
 
 def save_image_atomic(image, target: str | os.PathLike, quality: int = 85) -> Path:

@@ -1,7 +1,9 @@
 """Do the files a table points at still hold the bytes it recorded? One answer for every stage.
 
 Tables name files by (path column, sha256 column) pairs, paths relative to the data repo; a
-blank path means "no file" (e.g. no reference) and is skipped.
+blank path means "no file" (e.g. no reference) and is skipped. A path may be a shard reference
+(`<shard>#<member>`, docs/shards.md): the member's bytes are hashed, and a missing shard or
+member is "missing".
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lib import shards
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,8 @@ def check_files(df: pd.DataFrame, root: Path, columns: Iterable[tuple[str, str]]
                 continue
             checked += 1
             path = root / rel
-            if not path.exists():
+            if not shards.exists(path):
                 problems.append(FileProblem(int(rec.get("row", 0)), rel, "missing"))
-            elif sha256_file(path) != rec[hash_col]:
+            elif shards.sha256(path) != rec[hash_col]:
                 problems.append(FileProblem(int(rec.get("row", 0)), rel, "changed"))
     return checked, problems

@@ -8,6 +8,9 @@ tool can open it (`unzip -l clip.kclip`). Layout:
     frames/00000.jpg ...
     meta.json            {"format": "kiwi-clip/1", "frames": T, "height": H, "width": W, "fps": f, ...}
 
+A batch keeps its clips as members of shards (`kiwi_platform.lib.shards`, docs/shards.md); the
+readers here take a clip file or a shard reference alike.
+
 Frames are written as soon as they are encoded (bounded memory) and the file is hashed while it
 is written, so a clip is read from disk zero times during ingestion.
 
@@ -31,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import atomic_path
 
 FORMAT = "kiwi-clip/1"
@@ -144,14 +148,18 @@ def write_clip(
     return write_encoded(path, jobs, fps, meta, workers)
 
 
-def clip_header(path: Path) -> dict:
-    with zipfile.ZipFile(path) as zf:
+def clip_header(path: Path | str) -> dict:
+    """The clip's header; `path` is a clip file or a shard reference (`shard.zip#name.kclip`)."""
+    with shards.open_member(path) as fh, zipfile.ZipFile(fh) as zf:
         return json.loads(zf.read("meta.json"))
 
 
-def read_clip(path: Path, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Decode frames (all, or the given indices) into a (T, H, W, 3) uint8 RGB array."""
-    with zipfile.ZipFile(path) as zf:
+def read_clip(path: Path | str, indices: Sequence[int] | None = None) -> np.ndarray:
+    """Decode frames (all, or the given indices) into a (T, H, W, 3) uint8 RGB array.
+
+    `path` is a clip file or a shard reference; only the wanted frames are read either way.
+    """
+    with shards.open_member(path) as fh, zipfile.ZipFile(fh) as zf:
         header = json.loads(zf.read("meta.json"))
         wanted = range(header["frames"]) if indices is None else indices
         out = []

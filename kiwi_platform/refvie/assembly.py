@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.edit_types import TypeDecision, type_decision
@@ -97,7 +98,8 @@ def assemble_quadruplets(
         sample.update(type_columns(type_evidence(rec, region, source, target)))
         reference = None
         if rec["reference_file"]:
-            reference = np.asarray(Image.open(root / rec["reference_file"]).convert("RGB"))
+            with shards.open_member(root / rec["reference_file"]) as fh, Image.open(fh) as img:
+                reference = np.asarray(img.convert("RGB"))
             problem = reference_problem(reference, region, target, source, rec["prompt"], judge, settings, sample)
             if problem:
                 reason, message, score = problem

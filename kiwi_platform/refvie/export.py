@@ -27,7 +27,7 @@ from PIL import Image
 
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.ingestion.manifest import read_manifest
-from kiwi_platform.lib import quarantine
+from kiwi_platform.lib import quarantine, shards
 from kiwi_platform.refvie.export_target import ExportTarget, Outcome
 from kiwi_platform.refvie.mask_store import load_masks
 from kiwi_platform.resources.store import MediaStore
@@ -108,7 +108,8 @@ def export_batch(
             # the reference training uses: the quadruplet's (QC may have dropped it); before QC ran, the synthesized one
             ref_file = quad.get("ref_image") if quad else ((ref or {}).get("reference_file") if quads is None else "")
             if ref_file:
-                Image.open(store.root_path / ref_file).convert("RGB").save(folder / "reference.png")
+                with shards.open_member(store.root_path / ref_file) as fh, Image.open(fh) as img:
+                    img.convert("RGB").save(folder / "reference.png")
                 meta["reference"] = {
                     "file": ref_file,
                     "origin": (ref or {}).get("reference_origin"),

@@ -1,4 +1,8 @@
-"""Per-pair edit masks on disk: (T, H, W) bool packed to bits in a compressed .npz, written atomically."""
+"""Per-pair edit masks: (T, H, W) bool packed to bits in a compressed .npz, written atomically.
+
+A batch keeps them as members of shard files (`kiwi_platform.lib.shards`, docs/shards.md);
+`load_masks` reads a plain `.npz` file or a shard reference (`shard.zip#<pair_id>.npz`) alike.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import atomic_path
 
 
@@ -17,7 +22,7 @@ def save_masks(path: Path, masks: np.ndarray) -> Path:
     return path
 
 
-def load_masks(path: Path) -> np.ndarray:
-    with np.load(path) as data:
+def load_masks(path: Path | str) -> np.ndarray:
+    with shards.open_member(path) as fh, np.load(fh) as data:
         t, h, w = (int(v) for v in data["shape"])
         return np.unpackbits(data["bits"], axis=-1, count=w).astype(bool).reshape(t, h, w)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.contact_sheet import labelled_grid, mask_overlay
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.mask_store import load_masks
@@ -28,6 +29,12 @@ def _by_type(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     known = [t for t in EDIT_TYPES if t in set(table["edit_type"])]
     other = sorted(set(table["edit_type"]) - set(EDIT_TYPES))
     return [(t, table[table["edit_type"] == t].sort_values("pair_id", kind="stable")) for t in known + other]
+
+
+def _image(path: Path) -> np.ndarray:
+    """An image file or shard member as an RGB array."""
+    with shards.open_member(path) as fh, Image.open(fh) as img:
+        return np.asarray(img.convert("RGB"))
 
 
 def region_preview(table: pd.DataFrame, root: Path, per_type: int = PER_GROUP) -> Image.Image | None:
@@ -53,10 +60,7 @@ def reference_preview(table: pd.DataFrame, root: Path, per_type: int = PER_GROUP
         return None
     groups = []
     for edit_type, rows in _by_type(with_ref):
-        images = [
-            np.asarray(Image.open(root / rec["reference_file"]).convert("RGB"))
-            for rec in rows.head(per_type).to_dict("records")
-        ]
+        images = [_image(root / rec["reference_file"]) for rec in rows.head(per_type).to_dict("records")]
         origins = rows["reference_origin"].value_counts().sort_index()
         groups.append(([edit_type, *(f"{n} {origin}" for origin, n in origins.items())], images))
     return labelled_grid(groups)

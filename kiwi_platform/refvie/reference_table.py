@@ -11,6 +11,7 @@ or on Ray workers; like `GroundRow` it holds paths and a backend name, never a b
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from kiwi_platform.engine import EngineSettings, map_rows
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import atomic_path, remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
@@ -28,11 +30,13 @@ from kiwi_platform.refvie.types import Inpainter, SampleRejected
 
 REFERENCE_TYPES = ("local_add", "local_replace", "local_remove", "recolor", "background_change")
 REFERENCE_COLUMNS = ["reference_file", "reference_sha256", "reference_origin"]
+IMAGES_PER_SHARD = 512
+STAGING = ".staging"
 
 
 @dataclass(frozen=True)
 class SynthesizeRow:
-    """One `edit_regions` row -> its `reference_images` row (image saved under `folder/images/`)."""
+    """One `edit_regions` row -> its `reference_images` row (image staged under `folder/images/.staging/`)."""
 
     root: str
     folder: str
@@ -47,14 +51,19 @@ class SynthesizeRow:
             out.update(reference_file=rec["ref_file"], reference_sha256=rec["ref_sha256"], reference_origin="manifest")
         elif rec["edit_type"] in REFERENCE_TYPES:
             root = Path(self.root)
-            path = _synthesize(rec, root, image_file(Path(self.folder), rec), resolve(self.inpainter))
-            rel = os.path.relpath(path, root)
+            path = _synthesize(rec, root, staged_image(Path(self.folder), rec), resolve(self.inpainter))
+            rel = os.path.relpath(path, root)  # the driver packs it and sets the shard reference
             out.update(reference_file=rel, reference_sha256=sha256_file(path), reference_origin="synthesized")
         return out
 
 
-def image_file(folder: Path, rec: dict) -> Path:
-    return folder / "images" / f"{rec['pair_id']}.png"
+def image_member(rec: dict) -> str:
+    return f"{rec['pair_id']}.png"
+
+
+def staged_image(folder: Path, rec: dict) -> Path:
+    """Where a row leaves its reference until the driver packs the batch's references into shards."""
+    return folder / "images" / STAGING / image_member(rec)
 
 
 def synthesize_batch(
@@ -66,17 +75,19 @@ def synthesize_batch(
     progress: Progress | None = None,
     engine: EngineSettings | None = None,
 ) -> tuple[pd.DataFrame, list[QuarantineRecord], dict[str, int]]:
-    """A reference per `edit_regions` row; images go to `folder/images/<pair_id>.png`.
+    """A reference per `edit_regions` row; synthesized images go to shards in `folder/images/`
+    (`reference_file` = `<shard>#<pair_id>.png`, relative to `root`).
 
     Returns the table, the rejected references and how many rows came from each origin. `engine`
     says where the pairs run (default: this process); the table is the same either way.
     """
     records = regions.to_dict("records")
+    shutil.rmtree(folder / "images" / STAGING, ignore_errors=True)  # what a killed run left
     if isinstance(inpainter, BackendSpec):
         inpainter.validate()
     fn = SynthesizeRow(str(root), str(folder), inpainter)
     outcomes = map_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
-    rows, rejected, kept, origins = [], [], set(), {}
+    rows, rejected, origins = [], [], {}
     for rec, outcome in zip(records, outcomes):
         if outcome.ok:
             out = outcome.value
@@ -84,12 +95,21 @@ def synthesize_batch(
             rejected.append(rejection_record(rec, outcome.rejection, "reference_images"))
             origin = f"rejected:{outcome.rejection.reason}"
             out = {**rec, "reference_file": "", "reference_sha256": "", "reference_origin": origin}
-        if out["reference_origin"] == "synthesized":
-            kept.add(image_file(folder, rec))
         origins[out["reference_origin"]] = origins.get(out["reference_origin"], 0) + 1
         rows.append(out)
-    remove_stale(folder / "images", kept)
+    _pack_images([r for r in rows if r["reference_origin"] == "synthesized"], root, folder / "images")
     return pd.DataFrame(rows, columns=list(regions.columns) + REFERENCE_COLUMNS), rejected, origins
+
+
+def _pack_images(rows: list[dict], root: Path, images: Path) -> None:
+    """Pack the staged references of `rows` into `images/shard-NNNNN.zip` (on the driver, pair-id order)."""
+    staged = {image_member(row): root / row["reference_file"] for row in rows}
+    placed = shards.write_shards(images, staged, IMAGES_PER_SHARD)
+    shutil.rmtree(images / STAGING, ignore_errors=True)
+    remove_stale(images, set(placed.values()), (*shards.STALE_PATTERNS, "*.png"))
+    for row in rows:
+        member = image_member(row)
+        row["reference_file"] = shards.member_ref(os.path.relpath(placed[member], root), member)
 
 
 def _synthesize(rec: dict, root: Path, path: Path, inpainter: Inpainter) -> Path:

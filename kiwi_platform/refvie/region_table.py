@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from kiwi_platform.engine import EngineSettings, Progress, Rejection, map_rows
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
@@ -27,6 +29,8 @@ from kiwi_platform.refvie.mask_store import load_masks, save_masks
 from kiwi_platform.refvie.pipeline import analyse_pair
 from kiwi_platform.refvie.types import EditRegion, Grounder, SampleRejected, Segmenter
 
+MASKS_PER_SHARD = 512
+STAGING = ".staging"
 REGION_COLUMNS = ["edit_type", "type_confidence", "box", "mask_area", "region_scores"]
 
 __all__ = ["BackendSpec", "GroundRow", "Progress", "ground_batch", "region_from_row", "rejection_record"]
@@ -73,7 +77,7 @@ def rejection_record(rec: dict, rej: SampleRejected | Rejection, stage: str) -> 
 
 @dataclass(frozen=True)
 class GroundRow:
-    """One `normalized_clips` row -> its `edit_regions` row (mask saved under `folder/masks/`)."""
+    """One `normalized_clips` row -> its `edit_regions` row (mask staged under `folder/masks/.staging/`)."""
 
     root: str
     folder: str
@@ -88,13 +92,18 @@ class GroundRow:
         source, target = read_clip(root / rec["src_clip"]), read_clip(root / rec["tgt_clip"])
         grounder, segmenter = resolve(self.grounder), resolve(self.segmenter)
         region = analyse_pair(source, target, rec["prompt"], grounder=grounder, segmenter=segmenter)
-        mask_path = save_masks(mask_file(Path(self.folder), rec), region.masks)
-        rel = os.path.relpath(mask_path, root)
+        mask_path = save_masks(staged_mask(Path(self.folder), rec), region.masks)
+        rel = os.path.relpath(mask_path, root)  # the driver packs it and sets the shard reference
         return {**rec, **region_columns(region), "mask_file": rel, "mask_sha256": sha256_file(mask_path)}
 
 
-def mask_file(folder: Path, rec: dict) -> Path:
-    return folder / "masks" / f"{rec['pair_id']}.npz"
+def mask_member(rec: dict) -> str:
+    return f"{rec['pair_id']}.npz"
+
+
+def staged_mask(folder: Path, rec: dict) -> Path:
+    """Where a row leaves its mask until the driver packs the batch's masks into shards."""
+    return folder / "masks" / STAGING / mask_member(rec)
 
 
 def ground_batch(
@@ -107,26 +116,44 @@ def ground_batch(
     progress: Progress | None = None,
     engine: EngineSettings | None = None,
 ) -> tuple[pd.DataFrame, list[QuarantineRecord]]:
-    """Find the edited region of every normalized pair; masks go to `folder/masks/<pair_id>.npz`.
+    """Find the edited region of every normalized pair; masks go to shards in `folder/masks/`.
+
+    `mask_file` is `<shard>#<pair_id>.npz` (relative to `root`); `mask_sha256` the member's sha256.
 
     `engine` says where the pairs run (default: this process); the table is the same either way.
     """
     records = clips.to_dict("records")
+    shutil.rmtree(folder / "masks" / STAGING, ignore_errors=True)  # what a killed run left
     for backend in (grounder, segmenter):
         if isinstance(backend, BackendSpec):
             backend.validate()
     fn = GroundRow(str(root), str(folder), grounder, segmenter)
     outcomes = map_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
-    rows, rejected, kept = [], [], set()
+    rows, rejected = [], []
     for rec, outcome in zip(records, outcomes):
         if outcome.ok:
             rows.append(outcome.value)
-            kept.add(mask_file(folder, rec))
         else:
             rejected.append(rejection_record(rec, outcome.rejection, "edit_regions"))
-    remove_stale(folder / "masks", kept)
+    _pack_masks(rows, root, folder / "masks")
     table = pd.DataFrame(rows, columns=list(clips.columns) + REGION_COLUMNS + ["mask_file", "mask_sha256"])
     return table, rejected
+
+
+def _pack_masks(rows: list[dict], root: Path, masks: Path) -> None:
+    """Pack the staged masks of `rows` into `masks/shard-NNNNN.zip` and point each row at its member.
+
+    Runs on the driver after every row is back, so shards are written by one process, in pair-id
+    order, and are the same bytes whichever engine ran the rows. Shards and loose masks an earlier
+    run left and this one did not write are removed; other files in the folder are not touched.
+    """
+    staged = {mask_member(row): root / row["mask_file"] for row in rows}
+    placed = shards.write_shards(masks, staged, MASKS_PER_SHARD)
+    shutil.rmtree(masks / STAGING, ignore_errors=True)
+    remove_stale(masks, set(placed.values()), (*shards.STALE_PATTERNS, "*.npz"))
+    for row in rows:
+        member = mask_member(row)
+        row["mask_file"] = shards.member_ref(os.path.relpath(placed[member], root), member)
 
 
 def region_columns(region: EditRegion) -> dict:
@@ -140,7 +167,7 @@ def region_columns(region: EditRegion) -> dict:
 
 
 def region_from_row(rec: dict, root: Path) -> EditRegion:
-    """Rebuild an EditRegion from an `edit_regions` table row (masks from disk under `root`)."""
+    """Rebuild an EditRegion from an `edit_regions` table row (masks from their shard under `root`)."""
     return EditRegion(
         masks=load_masks(root / rec["mask_file"]),
         box=tuple(json.loads(rec["box"])),

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lib import shards
 from kiwi_platform.media.clips import clip_header, read_clip
 from kiwi_platform.training.config import TASK_GROUPS, TASKS, TrainConfig
 from kiwi_platform.training.errors import DataHashMismatch, EmptyManifestError, TrainingError
@@ -161,13 +161,13 @@ class SampleLoader:
 
     def _path(self, row: pd.Series, column: str) -> Path:
         rel = str(row[column])
-        path = self.root / rel
-        if not path.is_file():
+        path = self.root / rel  # a file, or a shard reference (`<shard>#<member>`, docs/shards.md)
+        if not shards.exists(path):
             raise TrainingError(f"{column} file {path} (pair {row['pair_id']}) is missing", code="missing_file")
         hash_col = HASH_COLUMNS[column]
         expected = str(row.get(hash_col, "") or "") if hash_col in row.index else ""
         if self.check_hashes and expected and rel not in self._verified:
-            actual = sha256_file(path)
+            actual = shards.sha256(path)
             if actual != expected:
                 raise DataHashMismatch(
                     f"{path} (pair {row['pair_id']}) changed after the manifest was written: sha256 "
@@ -197,7 +197,7 @@ class SampleLoader:
                 raise TrainingError(
                     f"pair {row['pair_id']} is a {row['task']} sample without ref_image", code="bad_manifest"
                 )
-            with Image.open(self._path(row, "ref_image")) as img:
+            with shards.open_member(self._path(row, "ref_image")) as fh, Image.open(fh) as img:
                 batch["ref_image"] = img.convert("RGB")
         return batch
 

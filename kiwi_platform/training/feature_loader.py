@@ -18,6 +18,7 @@ from PIL import Image
 
 from kiwi_platform.features.keys import encoder_hashes, sample_key
 from kiwi_platform.features.shards import FeatureCache
+from kiwi_platform.lib import shards
 from kiwi_platform.training.data import SampleLoader
 
 log = logging.getLogger("kiwi_platform.training")
@@ -69,7 +70,7 @@ class FeatureLoader:
         batch = {**entry, "prompt": str(row["prompt"]), "ref_image": None, HIT: True}
         if str(row["task"]).endswith("_ref") and not (self.use_ref_latents and "ref_latents" in entry):
             batch.pop("ref_latents", None)
-            with Image.open(self.loader._path(row, "ref_image")) as img:
+            with shards.open_member(self.loader._path(row, "ref_image")) as fh, Image.open(fh) as img:
                 batch["ref_image"] = img.convert("RGB")
         return batch
 

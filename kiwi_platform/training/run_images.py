@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from kiwi_platform.lib import shards
 from kiwi_platform.resources.store import MediaStore
 
 
@@ -133,7 +134,10 @@ def before_after(final_dir: Path, manifest: Path, store: MediaStore, cfg, path: 
     pipe = KiwiEditPipeline.from_pretrained(final_dir)
     pipe.set_progress_bar_config(disable=True)
     video = [Image.fromarray(f).resize((res.width, res.height)) for f in src]
-    ref = Image.open(store.root_path / rec["ref_image"]).convert("RGB") if rec["ref_image"] else None
+    ref = None
+    if rec["ref_image"]:
+        with shards.open_member(store.root_path / rec["ref_image"]) as fh, Image.open(fh) as img:
+            ref = img.convert("RGB")
     out = pipe(
         rec["prompt"],
         video=video,

@@ -145,5 +145,7 @@ def test_sideways_clip_from_an_older_normalizer_is_rebuilt(
     )
     out = normalize_batch(raw, store, "b", clip_dir, settings)
     assert out.rejected == [] and (out.decoded, out.reused) == (2, 0)
-    assert (clip_header(stale)["width"], clip_header(stale)["height"]) == (64, 96)
-    assert psnr(read_clip(stale, [0])[0], displayed(pattern(0, 96, 64, 6), -90)) > 30
+    rebuilt = store.root_path / out.table["src_clip"][0]  # now a member of the batch's clip shard
+    assert rebuilt.name.endswith(f"#{stale.name}") and not stale.exists()
+    assert (clip_header(rebuilt)["width"], clip_header(rebuilt)["height"]) == (64, 96)
+    assert psnr(read_clip(rebuilt, [0])[0], displayed(pattern(0, 96, 64, 6), -90)) > 30

@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.lib import shards
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.export import export_batch
 from kiwi_platform.refvie.export_manifest import MANIFEST, read_manifest
 from tests.integration.test_cli import kiwi
-from tests.integration.test_refvie_assets import BATCH, NO_EDIT_ROW, entered, sha256, shared_graph
+from tests.integration.test_refvie_assets import BATCH, NO_EDIT_ROW, entered, shared_graph
 from tests.refvie.test_export_target import siblings, snapshot
 
 
@@ -99,16 +100,17 @@ def test_exported_meta_and_reference_agree_with_the_tables(exported):
             assert meta["scores"]["judge_score"] == pytest.approx(judge)
         for key in ("src_sha256", "tgt_sha256", "src_clip_sha256", "tgt_clip_sha256", "mask_sha256"):
             assert meta["hashes"][key] == rec[key], key
-        assert sha256(store.root_path / rec["src_clip"]) == meta["hashes"]["src_clip_sha256"]
+        assert shards.sha256(store.root_path / rec["src_clip"]) == meta["hashes"]["src_clip_sha256"]
         reference = refs[rec["row"]]["reference_file"] or rec["ref_image"]
         assert (folder / "reference.png").exists() == bool(reference), rec["row"]
         if reference:
             with_ref += 1
             exported_px = np.asarray(Image.open(folder / "reference.png").convert("RGB"))
-            stored_px = np.asarray(Image.open(store.root_path / reference).convert("RGB"))
+            with shards.open_member(store.root_path / reference) as fh, Image.open(fh) as img:
+                stored_px = np.asarray(img.convert("RGB"))
             np.testing.assert_array_equal(exported_px, stored_px)
             assert meta["reference"]["file"] == reference
-            assert meta["reference"]["sha256"] == sha256(store.root_path / reference)
+            assert meta["reference"]["sha256"] == shards.sha256(store.root_path / reference)
     assert with_ref >= 1
 
 
@@ -191,14 +193,14 @@ def test_user_folders_named_like_rows_survive_export(exported, tmp_path: Path):
 
 @pytest.mark.slow
 def test_failed_export_leaves_the_previous_export_untouched(exported, tmp_path: Path):
-    """When a stored file the export reads is missing halfway (the second region's masks), the export stops with one
+    """When a stored file the export reads is missing (the shard holding the second region's masks), the export stops with one
     line saying nothing was changed; the previous export at --out is byte-identical and no half-written
     folder is left in its place or beside it."""
     g, _, _ = exported
     out = tmp_path / "out"
     store = g.resources["store"]
     regions = store.read_table(BATCH, "edit_regions").sort_values("row")
-    mask_file = store.root_path / regions.iloc[1]["mask_file"]
+    mask_file = shards.holder(store.root_path / regions.iloc[1]["mask_file"])
     moved = tmp_path / "moved-mask"
     with entered(g):
         export_batch(store, BATCH, out)

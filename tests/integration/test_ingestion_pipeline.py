@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 import yaml
 
+from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.runner import materialize
@@ -65,7 +66,7 @@ def test_synthetic_batch_flows_to_normalized_clips_and_is_idempotent(platform, s
         frames = read_clip(store.root_path / rec["tgt_clip"])
         assert frames.shape == (rec["frames"], 64, 96, 3)
         assert rec["frames"] == (1 if rec["media"] == "image" else 9)
-        assert sha256_file(store.root_path / rec["src_clip"]) == rec["src_clip_sha256"]
+        assert shards.sha256(store.root_path / rec["src_clip"]) == rec["src_clip_sha256"]
     head = resources["dvc"].git("rev-parse", "HEAD").stdout
 
     [second] = materialize("group:ingestion", ["synth"], defs=defs, run_config=SMALL_RUN_CONFIG)
@@ -93,9 +94,9 @@ def test_dvc_pull_restores_batch_in_a_clean_clone(platform, small_synth, tmp_pat
     files = sorted(
         p.relative_to(original)
         for p in original.rglob("*")
-        if p.is_file() and p.suffix in {".kclip", ".parquet", ".csv", ".mp4", ".png"}
+        if p.is_file() and p.suffix in {".zip", ".kclip", ".parquet", ".csv", ".mp4", ".png"}
     )
-    assert len(files) > 12
+    assert "normalized_clips/clips/shard-00000.zip" in {f.as_posix() for f in files} and len(files) >= 4
     for rel in files:
         assert sha256_file(clone / "batches" / "synth" / rel) == sha256_file(original / rel), rel
 

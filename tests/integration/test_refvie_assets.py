@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from kiwi_platform.env import prepare_environment
+from kiwi_platform.lib import shards
 from kiwi_platform.resources import build_resources
 from kiwi_platform.runner import RunOutcome, materialize, register_batch
 from tests.integration.conftest import SMALL_RUN_CONFIG
@@ -213,8 +214,8 @@ def test_synth_batch_becomes_quadruplets_with_intact_files_and_passing_checks(gr
         ):
             if rec[path_col]:
                 path = store.root_path / rec[path_col]
-                assert path.is_file(), rec[path_col]
-                assert sha256(path) == rec[hash_col], rec[path_col]
+                assert shards.exists(path), rec[path_col]
+                assert shards.sha256(path) == rec[hash_col], rec[path_col]
                 checked += 1
         assert (rec["task"].endswith("_ref")) == bool(rec["ref_image"])
         assert 0.0 <= rec["type_confidence"] <= 1.0 and 0.0 < rec["mask_area"] <= 1.0

@@ -62,7 +62,7 @@ def test_same_batch_in_two_fresh_homes_gives_identical_versions(
     first = ingest_in_fresh_home(kiwi_home, small_synth, monkeypatch)
     second = ingest_in_fresh_home(tmp_path / "second-home", small_synth, monkeypatch)
     assert len(first["clip_sha256"]) == 6 and first["normalized_clips"]["accepted"] == 6
-    assert any(name.endswith(".kclip") for name in first["normalized_clips"]["files"])
+    assert any(name.startswith("clips/shard-") for name in first["normalized_clips"]["files"])
     for asset in ASSETS:
         assert second[asset]["files"] == first[asset]["files"], f"{asset}: files differ between homes"
         for key in HASHED_METADATA:

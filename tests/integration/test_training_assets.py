@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kiwi_platform.lib import mlflow_tags
+from kiwi_platform.lib import mlflow_tags, shards
 from kiwi_platform.runner import materialize
 from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, STAGE_CONFIG, entered, graph_metadata, shared_graph
 
@@ -220,11 +220,13 @@ def test_changed_clip_stops_training_manifests_and_keeps_the_old_ones(graph):
     g, _ = graph
     store = g.resources["store"]
     clip = store.read_table(BATCH, "quadruplets")["tgt_clip"].iloc[0]
-    path = store.root_path / clip
+    path = shards.holder(store.root_path / clip)  # the clip is a member of a shard: change one of its bytes
+    member = shards.read_bytes(store.root_path / clip)
     folder = store.root_path / "training" / "manifests"
     before = {p.name: sha256(p) for p in folder.glob("*.parquet")}
     original = path.read_bytes()
-    path.write_bytes(original + b"\0")
+    at = original.index(member) + len(member) // 2
+    path.write_bytes(original[:at] + bytes([original[at] ^ 0xFF]) + original[at + 1 :])
     try:
         [outcome] = materialize("training_manifests", defs=g.defs)
     finally:
