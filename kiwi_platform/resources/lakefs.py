@@ -29,17 +29,15 @@ import mimetypes
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from kiwi_platform.errors import KiwiUserError
+from kiwi_platform.resources.lakefs_errors import LakeFSError, http_summary
+from kiwi_platform.resources.lakefs_import import RawImport, plan_import, wait_for_import
 
 if TYPE_CHECKING:
     import lakefs
@@ -57,13 +55,6 @@ _ENV_FIELDS = {
 _CHUNK = 1 << 20
 
 
-class LakeFSError(KiwiUserError):
-    """A lakeFS call failed; the message is one line: operation, HTTP status (or network cause), server reason."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()), code="lakefs_error", exit_code=1)
-
-
 def batch_branch_name(batch: str) -> str:
     """lakeFS branch for a batch: `batch-<name>` with characters lakeFS rejects replaced by `-`.
 
@@ -74,52 +65,6 @@ def batch_branch_name(batch: str) -> str:
     if clean != batch or len(clean) > 80:
         clean = f"{clean[:80]}-{hashlib.sha256(batch.encode()).hexdigest()[:8]}"
     return f"batch-{clean}"
-
-
-@dataclass(frozen=True)
-class RawImport:
-    """What `import_originals` left on a batch branch (all counts are distinct files, by sha256)."""
-
-    branch: str
-    prefix: str  # where the originals live on the branch: <prefix>/<sha256><suffix>
-    paths: dict[str, str]  # lakeFS path -> object-store URI, every importable original of the batch
-    imported: int  # entries this call added (0 on a re-run)
-    import_id: str  # the lakeFS import process, "" when nothing new was imported
-    commit_id: str  # the import's commit, or the branch head when nothing new was imported
-    by_reference: int  # originals lakeFS cannot import (local paths, other URLs), left where they are
-
-    def summary(self) -> str:
-        """One log line for the batch (never one per file)."""
-        done = (
-            f"imported {self.imported} raw originals zero-copy (import {self.import_id}, commit {self.commit_id[:12]})"
-            if self.imported
-            else "no new raw originals to import"
-        )
-        line = f"lakeFS {self.branch}: {done}; {len(self.paths)} on the branch"
-        if self.by_reference:
-            line += f"; {self.by_reference} not on an importable object store stay by reference (lakeFS imports only from object stores)"
-        return line
-
-    def metadata(self, listed: int = 50) -> dict[str, Any]:
-        """Asset metadata naming the import (Dagster UI, lineage); the first `listed` paths only, since
-        a large batch has thousands (all are under `lakefs_raw_prefix`)."""
-        return {
-            "lakefs_raw_import_id": self.import_id,
-            "lakefs_raw_import_commit": self.commit_id,
-            "lakefs_raw_imported": self.imported,
-            "lakefs_raw_prefix": self.prefix,
-            "lakefs_raw_objects": len(self.paths),
-            "lakefs_raw_paths": dg.MetadataValue.json(dict(sorted(self.paths.items())[:listed])),
-            "lakefs_raw_by_reference": self.by_reference,
-        }
-
-
-def raw_destination(prefix: str, sha256: str, uri: str) -> str:
-    """`<prefix>/<sha256><suffix>`: content-addressed like `copy_raw`'s `media/`, so a branch path names
-    the bytes ingestion hashed, the same file used twice is imported once, and moving the originals
-    (another bucket or base prefix) does not change the path."""
-    suffix = PurePosixPath(urlsplit(uri).path).suffix.lower()
-    return f"{prefix.strip('/')}/{sha256}{suffix}"
 
 
 def _md5(path: Path) -> str:
@@ -196,9 +141,9 @@ class LakeFSResource(dg.ConfigurableResource):
         except LakeFSError:
             raise
         except ServerException as err:
-            raise LakeFSError(f"{where}: {_http_summary(err.status_code, err.reason, err.body)}") from None
+            raise LakeFSError(f"{where}: {http_summary(err.status_code, err.reason, err.body)}") from None
         except lakefs_sdk.ApiException as err:
-            raise LakeFSError(f"{where}: {_http_summary(err.status, err.reason, err.body)}") from None
+            raise LakeFSError(f"{where}: {http_summary(err.status, err.reason, err.body)}") from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             cause = str(getattr(err, "reason", None) or err).rsplit(": ", 1)[-1]
             raise LakeFSError(f"{where}: cannot reach the server: {cause} (check KIWI_LAKEFS_ENDPOINT)") from None
@@ -330,16 +275,7 @@ class LakeFSResource(dg.ConfigurableResource):
         with self._translate(f"import_originals({batch})"):
             storage = self._sdk().storage_config
             pattern = re.compile(storage.import_validity_regex) if storage.import_support else None
-            wanted: dict[str, str] = {}
-            by_reference: set[str] = set()
-            for uri, sha in originals:
-                if not uri or not sha:
-                    continue
-                if pattern is not None and "://" in uri and pattern.match(uri):
-                    wanted.setdefault(raw_destination(base, sha, uri), uri)
-                else:
-                    by_reference.add(sha)
-            by_reference -= {PurePosixPath(p).stem for p in wanted}
+            wanted, by_reference = plan_import(originals, pattern, base)
             lake_branch = self._repo().branch(branch)
             present = {o.path for o in lake_branch.objects(prefix=f"{base}/") if isinstance(o, ObjectInfo)}
             todo = {dest: uri for dest, uri in sorted(wanted.items()) if dest not in present}
@@ -353,29 +289,9 @@ class LakeFSResource(dg.ConfigurableResource):
             for dest, uri in todo.items():
                 manager.object(object_store_uri=uri, destination=dest)
             import_id = manager.start()
-            status = self._wait_for_import(manager, where, import_id)
+            status = wait_for_import(manager, where, import_id, self.import_timeout_s)
         commit_id = status.commit.id if status.commit else ""
         return RawImport(branch, base, wanted, len(todo), import_id, commit_id, len(by_reference))
-
-    def _wait_for_import(self, manager: Any, where: str, import_id: str) -> Any:
-        """Poll the import (50 ms growing to 2 s) until it completes, fails or runs past `import_timeout_s`."""
-        deadline = time.monotonic() + self.import_timeout_s
-        delay = 0.05
-        while True:
-            status = manager.status()
-            if status.error is not None:
-                raise LakeFSError(f"{where} (import {import_id}): {status.error.message}")
-            if status.completed:
-                return status
-            if time.monotonic() > deadline:
-                with contextlib.suppress(Exception):
-                    manager.cancel()
-                raise LakeFSError(
-                    f"{where}: import {import_id} did not finish within {self.import_timeout_s:g} s "
-                    "(cancelled; raise KIWI_LAKEFS_IMPORT_TIMEOUT_S for very large batches)"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
     def commit_url(self, commit_id: str | None) -> str:
         """Link to the commit in the lakeFS web UI, for asset metadata ("" when disabled or no commit)."""
@@ -383,24 +299,3 @@ class LakeFSResource(dg.ConfigurableResource):
             return ""
         ui_base = self._api_host[: -len("/api/v1")]
         return f"{ui_base}/repositories/{self.repository}/commits/{commit_id}"
-
-
-def _http_summary(status: int | None, reason: str | None, body: Any) -> str:
-    """`HTTP 401 Unauthorized: <server message>` plus a hint for credential errors."""
-    message = ""
-    if isinstance(body, dict):
-        message = str(body.get("message", ""))
-    elif isinstance(body, (str, bytes)):
-        text = body.decode(errors="replace") if isinstance(body, bytes) else body
-        with contextlib.suppress(ValueError):
-            import json
-
-            parsed = json.loads(text)
-            text = str(parsed.get("message", text)) if isinstance(parsed, dict) else text
-        message = text[:200]
-    summary = f"HTTP {status} {reason or ''}".strip()
-    if message:
-        summary += f": {message}"
-    if status in (401, 403):
-        summary += " (check KIWI_LAKEFS_ACCESS_KEY_ID / KIWI_LAKEFS_SECRET_ACCESS_KEY)"
-    return summary
