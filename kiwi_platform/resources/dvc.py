@@ -28,6 +28,7 @@ import yaml
 
 from kiwi_platform.lib.files import write_text_atomic
 from kiwi_platform.lib.locks import file_lock
+from kiwi_platform.resources.dvc_yaml import install_dvc_yaml, set_params
 from kiwi_platform.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ _LOCAL_ONLY = (
     "/registry/",
     "/batches/*/*.origin.json",
 )
-#: `meta` key marking a stage the platform declared in code (kept across dvc.yaml updates)
-DECLARED_BY = "kiwi_declared_by"
 
 
 def _configured(config: Path, remote_url: str) -> bool:
@@ -193,35 +192,8 @@ class DvcRepo(dg.ConfigurableResource):
             conf["cache"]["type"] = CACHE_TYPE
 
     def _install_dvc_yaml(self, activate: str | None = None, declare: dict[str, dict] | None = None) -> None:
-        """Write the data repo's dvc.yaml: the project's dvc.yaml (top-level keys, comments) with only
-        the stages this repo knows (see the module docstring); `activate` adds a template stage,
-        `declare` adds or replaces stages defined in code."""
-        template_path, target = PROJECT_ROOT / "dvc.yaml", self.root_path / "dvc.yaml"
-        text = template_path.read_text() if template_path.exists() else ""
-        template = yaml.safe_load(text) or {}
-        installed = (yaml.safe_load(target.read_text()) or {}) if target.exists() else {}
-        stages = {n: st for n, st in (installed.get("stages") or {}).items() if DECLARED_BY in (st.get("meta") or {})}
-        for name, stage in (declare or {}).items():
-            stages[name] = {**stage, "meta": {**(stage.get("meta") or {}), DECLARED_BY: name}}
-        reproduced = self._locked_stages()
-        for name, stage in (template.get("stages") or {}).items():
-            if name not in stages and (name in reproduced or name == activate):
-                stages[name] = stage
-        document = {k: v for k, v in template.items() if k != "stages"}
-        if stages:
-            document = {"stages": stages, **document}
-        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-        header += f"# Installed from {template_path} plus the stages this data repo made or declared.\n"
-        rendered = header + (yaml.safe_dump(document, sort_keys=False, width=1000) if document else "")
-        if not target.exists() or target.read_text() != rendered:
-            write_text_atomic(target, rendered)
-
-    def _locked_stages(self) -> set[str]:
-        lock = self.root_path / "dvc.lock"
-        try:
-            return set((yaml.safe_load(lock.read_text()) or {}).get("stages") or {})
-        except (OSError, yaml.YAMLError, AttributeError):
-            return set()
+        """Write the data repo's dvc.yaml (see `dvc_yaml.install_dvc_yaml`) when it changed."""
+        install_dvc_yaml(PROJECT_ROOT / "dvc.yaml", self.root_path, activate, declare)
 
     def declare_stage(self, name: str, stage: dict, params: dict | None = None) -> None:
         """Install (or update) a stage defined in code, with its parameters under `name` in params.yaml.
@@ -233,15 +205,8 @@ class DvcRepo(dg.ConfigurableResource):
             self._ensure_unlocked()
             self._install_dvc_yaml(declare={name: stage})
             if params is not None:
-                self._set_params(name, params)
+                set_params(self.root_path / "params.yaml", name, params)
             self._commit_setup(f"kiwi: declare stage {name}", "dvc.yaml", "params.yaml")
-
-    def _set_params(self, key: str, values: dict) -> None:
-        path = self.root_path / "params.yaml"
-        current = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
-        if current.get(key) != values:
-            current[key] = values
-            write_text_atomic(path, yaml.safe_dump(current, sort_keys=True, width=1000))
 
     def _commit_setup(self, message: str, *files: str) -> None:
         present = [f for f in files if (self.root_path / f).exists()]
