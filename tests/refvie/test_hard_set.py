@@ -25,8 +25,8 @@ from kiwi_platform.synth.difficulty import Difficulty
 FRAMES, HEIGHT, WIDTH = 9, 96, 160
 PER_TYPE_GAP = (
     "issue 12 per-type target not met yet: local_add 0.80 and local_replace 0.74 here (96x160x9, seed 4), local_add "
-    "0.75-0.82 at 128x224x17 (seeds 0, 1): parts of a "
-    "moving added object over background of its own colour on a regenerated, lossy target are missed"
+    "0.75-0.82 at 128x224x17 (seeds 0, 1): mostly a 2-px band of edge smear and peeled edge on small frames, plus "
+    "camouflaged parts of a moving added object; see benchmarks/measured/refvie_hard_2026-12-02.md"
 )
 
 
