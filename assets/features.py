@@ -10,9 +10,11 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from kiwi_platform.features.build import build_features, parse_size, verify_cache
+from kiwi_platform.engine import ActorPool
+from kiwi_platform.features.build import EncoderSpec, build_features, parse_size, verify_cache
 from kiwi_platform.lib.failures import user_errors
 from kiwi_platform.resources.batch_data import BatchData
+from kiwi_platform.resources.engine import EngineResource
 from kiwi_platform.resources.settings import SettingsResource
 from kiwi_platform.training.manifests import MANIFEST_DIR
 from kiwi_platform.training.stage_run import resolve_init_checkpoint
@@ -46,6 +48,18 @@ class FeatureConfig(dg.Config):
         "random reference shrink (ref_scale_range null); the default recipe shrinks per step. Default false.",
     )
     shard_entries: int = Field(256, ge=1, description="Samples per shard file. Default 256.")
+    encoder_actors: int = Field(
+        1,
+        ge=0,
+        description="Ray actors that encode (each loads the encoders once). 0 = one per GPU of the Ray cluster "
+        "(1 without GPUs). Unused when the engine runs in-process. Default 1.",
+    )
+    gpus_per_actor: float | None = Field(
+        None,
+        ge=0,
+        description="GPUs each encoding actor asks Ray for. Empty (default): 1 when the Ray cluster has a GPU, "
+        "else 0 (CPU actors). Fractions (0.5) share a GPU between actors.",
+    )
 
 
 @dg.asset(
@@ -57,10 +71,12 @@ class FeatureConfig(dg.Config):
 )
 @user_errors
 def training_features(
-    context: dg.AssetExecutionContext, config: FeatureConfig, data: BatchData, settings: SettingsResource
+    context: dg.AssetExecutionContext,
+    config: FeatureConfig,
+    data: BatchData,
+    settings: SettingsResource,
+    engine: EngineResource,
 ) -> dg.MaterializeResult:
-    from kiwi_platform.features.encoders import load_encoders
-
     try:
         sizes = [parse_size(s) for s in config.resolutions]
     except ValueError as exc:
@@ -70,8 +86,10 @@ def training_features(
     missing = [str(m) for m in manifests if not m.is_file()]
     if missing:
         raise dg.Failure(description=f"training manifest {missing[0]} is missing; materialize training_manifests")
-    encoders = load_encoders(resolve_init_checkpoint(1, config, settings.home_path, None))
+    # encoders by folder: loaded here for the key hashes, and once per engine actor to encode
+    encoders = EncoderSpec(str(resolve_init_checkpoint(1, config, settings.home_path, None)))
     folder = root / FEATURE_DIR
+    engine_settings = engine.settings()
     built = build_features(
         folder,
         manifests,
@@ -82,6 +100,9 @@ def training_features(
         reference_latents=config.reference_latents,
         per_shard=config.shard_entries,
         progress=context.log.info,
+        engine=engine_settings,
+        pool=ActorPool(size=config.encoder_actors, num_gpus=config.gpus_per_actor),
+        log=context.log.info,
     )
     for problem in built.problems:
         context.log.warning(problem)

@@ -32,6 +32,7 @@ from kiwi_platform.lib.expectations import (
 from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.lib.preview import pair_strip_markdown, raw_pair_strip_markdown
 from kiwi_platform.resources.batch_data import BatchData
+from kiwi_platform.resources.engine import EngineResource
 from kiwi_platform.resources.store import MediaStore
 
 
@@ -153,7 +154,7 @@ def _local_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 @batch_asset(group_name="ingestion", kinds={"python", "video"}, deps=[raw_edit_pairs])
 def normalized_clips(
-    context: dg.AssetExecutionContext, config: NormalizeConfig, data: BatchData
+    context: dg.AssetExecutionContext, config: NormalizeConfig, data: BatchData, engine: EngineResource
 ) -> dg.MaterializeResult:
     """Accepted pairs decoded, first N frames, area-capped, sides in multiples of 32, center-cropped."""
     batch, store = context.partition_key, data.store
@@ -163,10 +164,13 @@ def normalized_clips(
 
     def progress(done: int, total: int, decoded: int, reused: int) -> None:
         if done % 10 == 0 or done == total:
-            context.log.info(f"normalized {done}/{total} pairs ({decoded} clips decoded, {reused} reused)")
+            rate = done / max(time.perf_counter() - started, 1e-6) * 60
+            context.log.info(f"normalized {done}/{total} new clips ({reused} reused, {rate:.0f} clips/min)")
 
     clip_dir = store.asset_dir(batch, "normalized_clips") / "clips"
-    out = normalize_batch(raw, store, batch, clip_dir, settings, progress)
+    out = normalize_batch(
+        raw, store, batch, clip_dir, settings, progress, engine=engine.settings(), log=context.log.info
+    )
     extra = {
         "clips_decoded": out.decoded,
         "clips_reused": out.reused,

@@ -19,11 +19,11 @@ from kiwi_platform.lib.files import save_image_atomic
 from kiwi_platform.lib.integrity import check_files
 from kiwi_platform.lib.preview import image_markdown
 from kiwi_platform.refvie.assembly import TASKS, QualitySettings, assemble_quadruplets, disagreement_rate
-from kiwi_platform.refvie.backends.registry import build_embedder, build_judge
 from kiwi_platform.refvie.pipeline import DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_JUDGE_THRESHOLD
 from kiwi_platform.refvie.previews import reference_preview, region_preview
 from kiwi_platform.refvie.reference_table import synthesize_batch
-from kiwi_platform.refvie.region_table import BackendSpec, ground_batch
+from kiwi_platform.refvie.region_table import ground_batch
+from kiwi_platform.refvie.stage_support import backend_spec, rate_progress
 from kiwi_platform.refvie.types import EDIT_TYPES
 from kiwi_platform.resources.batch_data import BatchData
 from kiwi_platform.resources.engine import EngineResource
@@ -79,11 +79,6 @@ class ReferenceConfig(dg.Config):
     )
 
 
-def _model_only(backend: str, device: str) -> str | None:
-    """The device option goes to real-model backends only; the weight-free ones take none."""
-    return None if backend in ("diff", "opencv") else device
-
-
 class QualityConfig(dg.Config):
     """QC thresholds and backends (README, "Switching RefVIE backends"); dropped samples go to quarantine."""
 
@@ -124,17 +119,6 @@ class QualityConfig(dg.Config):
     )
 
 
-def _progress(context: dg.AssetExecutionContext, what: str):
-    started = time.perf_counter()
-
-    def report(done: int, total: int) -> None:
-        if done % 10 == 0 or done == total:
-            rate = done / max(time.perf_counter() - started, 1e-6) * 60
-            context.log.info(f"{what} {done}/{total} pairs ({rate:.0f} pairs/min)")
-
-    return report
-
-
 @batch_asset(group_name="refvie", kinds={"python", "pytorch"}, deps=["normalized_clips"])
 def edit_regions(
     context: dg.AssetExecutionContext, config: EditRegionsConfig, data: BatchData, engine: EngineResource
@@ -143,18 +127,10 @@ def edit_regions(
     batch, started = context.partition_key, time.perf_counter()
     clips = data.read_table(batch, "normalized_clips")
     # backends by name: each engine worker builds (loads) its own, once
-    device = config.model_device
-    grounder = BackendSpec.of(
-        "grounder", config.grounder, model_path=config.grounder_model_path, device=_model_only(config.grounder, device)
-    )
-    segmenter = BackendSpec.of(
-        "segmenter",
-        config.segmenter,
-        model_path=config.segmenter_model_path,
-        device=_model_only(config.segmenter, device),
-    )
+    grounder = backend_spec("grounder", config.grounder, config.grounder_model_path, config.model_device)
+    segmenter = backend_spec("segmenter", config.segmenter, config.segmenter_model_path, config.model_device)
     folder = data.store.asset_dir(batch, "edit_regions")
-    progress = _progress(context, "grounded")
+    progress = rate_progress(context.log.info, "grounded")
     settings = engine.settings()
     context.log.info(settings.describe(len(clips)))
     table, rejected = ground_batch(
@@ -189,14 +165,9 @@ def reference_images(
     """Reference image per pair: object on a white canvas (local edits) or the inpainted clean background."""
     batch, started = context.partition_key, time.perf_counter()
     regions = data.read_table(batch, "edit_regions")
-    inpainter = BackendSpec.of(
-        "inpainter",
-        config.inpainter,
-        model_path=config.inpainter_model_path,
-        device=_model_only(config.inpainter, config.model_device),
-    )
+    inpainter = backend_spec("inpainter", config.inpainter, config.inpainter_model_path, config.model_device)
     folder = data.store.asset_dir(batch, "reference_images")
-    progress = _progress(context, "references for")
+    progress = rate_progress(context.log.info, "references for")
     settings = engine.settings()
     context.log.info(settings.describe(len(regions)))
     table, rejected, origins = synthesize_batch(
@@ -217,12 +188,15 @@ def reference_images(
 
 
 @batch_asset(group_name="refvie", kinds={"python", "pandas"}, deps=[reference_images])
-def quadruplets(context: dg.AssetExecutionContext, config: QualityConfig, data: BatchData) -> dg.MaterializeResult:
+def quadruplets(
+    context: dg.AssetExecutionContext, config: QualityConfig, data: BatchData, engine: EngineResource
+) -> dg.MaterializeResult:
     """Training-ready quadruplets (source, instruction, reference | none, target) after QC and dedup."""
     batch, started = context.partition_key, time.perf_counter()
     refs = data.read_table(batch, "reference_images")
-    judge = build_judge(config.judge, model_path=config.judge_model_path or None)
-    embedder = build_embedder(config.embedder, model_path=config.embedder_model_path or None)
+    # backends by name: checked and built here once, and once per engine worker
+    judge = backend_spec("judge", config.judge, config.judge_model_path)
+    embedder = backend_spec("embedder", config.embedder, config.embedder_model_path)
     settings = QualitySettings(
         min_reference_side=config.min_reference_side,
         max_reference_aspect=config.max_reference_aspect,
@@ -230,7 +204,18 @@ def quadruplets(context: dg.AssetExecutionContext, config: QualityConfig, data: 
         duplicate_threshold=config.duplicate_threshold,
         judge_name=config.judge,
     )
-    out = assemble_quadruplets(refs, data.store.root_path, judge=judge, embedder=embedder, settings=settings)
+    engine_settings = engine.settings()
+    context.log.info(engine_settings.describe(len(refs)))
+    progress = rate_progress(context.log.info, "checked")
+    out = assemble_quadruplets(
+        refs,
+        data.store.root_path,
+        judge=judge,
+        embedder=embedder,
+        settings=settings,
+        progress=progress,
+        engine=engine_settings,
+    )
     table = out.table
     extra = {
         "judge": config.judge,

@@ -3,6 +3,6 @@
 See `rows.py` for the contract and docs/ray.md for when each back end is used.
 """
 
-from kiwi_platform.engine.rows import ActorPool, EngineSettings, Progress, Rejection, RowOutcome, map_rows
+from kiwi_platform.engine.rows import ActorPool, EngineSettings, Progress, Rejection, RowOutcome, map_rows, stream_rows
 
-__all__ = ["ActorPool", "EngineSettings", "Progress", "Rejection", "RowOutcome", "map_rows"]
+__all__ = ["ActorPool", "EngineSettings", "Progress", "Rejection", "RowOutcome", "map_rows", "stream_rows"]

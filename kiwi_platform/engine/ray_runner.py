@@ -20,7 +20,7 @@ import os
 import pickle
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +152,23 @@ def run_on_ray(
     pool: ActorPool | None,
 ) -> list[RowOutcome]:
     """`fn` over `rows` as a Ray Data pipeline; outcomes in input order, each row exactly once."""
+    return list(stream_on_ray(fn, rows, settings=settings, rejects=rejects, progress=progress, pool=pool))
+
+
+def stream_on_ray(
+    fn: Callable,
+    rows: list[Any],
+    *,
+    settings: EngineSettings,
+    rejects: tuple[type[BaseException], ...],
+    progress: Progress | None,
+    pool: ActorPool | None,
+) -> Iterator[RowOutcome]:
+    """`run_on_ray` as a generator: each outcome is yielded as soon as it and every row before it are back.
+
+    Results that arrive early wait in a buffer keyed by row index (at most Ray Data's in-flight
+    window), so the caller sees input order and can write and drop each result at once.
+    """
     connect(settings)
     import ray.data
 
@@ -162,21 +179,26 @@ def run_on_ray(
         # retry limits have no named parameter yet in Ray 2.60; they still go as remote args
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
         ds = _map(ds, fn, rejects, settings, pool, per_task)
-    found: dict[int, RowOutcome] = {}
+    waiting: dict[int, RowOutcome] = {}
+    seen: set[int] = set()
+    following = 0  # the next index to hand out
     for rec in ds.iter_rows():
         i = int(rec["i"])
-        if i in found:
+        if i in seen:
             continue  # cannot happen with finished-task outputs; never count a row twice
         outcome = pickle.loads(rec["out"])
         if isinstance(outcome, _UserFailure):
             raise KiwiUserError(outcome.message, code=outcome.code, exit_code=outcome.exit_code)
-        found[i] = outcome
+        seen.add(i)
+        waiting[i] = outcome
         if progress:
-            progress(len(found), len(rows))
-    missing = sorted(set(range(len(rows))) - set(found))
+            progress(len(seen), len(rows))
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1
+    missing = sorted(set(range(len(rows))) - seen)
     if missing:
         raise RuntimeError(f"Ray returned no result for rows {missing[:10]} of {len(rows)}")
-    return [found[i] for i in range(len(rows))]
 
 
 def _map(ds: Any, fn: Callable, rejects: tuple, settings: EngineSettings, pool: ActorPool | None, per_task: int) -> Any:
@@ -187,9 +209,9 @@ def _map(ds: Any, fn: Callable, rejects: tuple, settings: EngineSettings, pool: 
             fn_constructor_args=(fn, rejects),
             batch_size=per_task,
             batch_format="pandas",
-            concurrency=pool.size,
+            concurrency=_pool_size(pool),
             num_cpus=pool.num_cpus,
-            num_gpus=pool.num_gpus or None,
+            num_gpus=_gpus_per_actor(pool) or None,
             max_restarts=pool.max_restarts,
             max_task_retries=settings.max_retries,
         )
@@ -202,3 +224,22 @@ def _map(ds: Any, fn: Callable, rejects: tuple, settings: EngineSettings, pool: 
         max_retries=settings.max_retries,
         retry_exceptions=False,
     )
+
+
+def _pool_size(pool: ActorPool) -> int:
+    """The pool's actor count; 0 (auto) = one per GPU of the connected cluster, 1 without GPUs."""
+    if pool.size > 0:
+        return pool.size
+    import ray
+
+    gpus, per_actor = ray.cluster_resources().get("GPU", 0), _gpus_per_actor(pool)
+    return max(1, int(gpus // per_actor)) if gpus and per_actor else 1
+
+
+def _gpus_per_actor(pool: ActorPool) -> float:
+    """The pool's GPUs per actor; `None` (auto) = 1 when the connected Ray cluster has a GPU, else 0."""
+    if pool.num_gpus is not None:
+        return pool.num_gpus
+    import ray
+
+    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0

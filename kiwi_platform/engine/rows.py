@@ -16,7 +16,7 @@ actor-pool mode (`ActorPool`, for GPU stages that load a model), once per task o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,10 +51,14 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class ActorPool:
-    """Run the row function in `size` long-lived Ray actors (each calls `fn.setup()` once: load the model)."""
+    """Run the row function in `size` long-lived Ray actors (each calls `fn.setup()` once: load the model).
+
+    `size` 0 = one actor per GPU of the Ray cluster (1 without GPUs); `num_gpus` None = 1 per actor
+    when the cluster has a GPU, else 0. The in-process loop ignores the pool (one copy, one load).
+    """
 
     size: int = 1
-    num_gpus: float = 0.0
+    num_gpus: float | None = 0.0  # per actor; None = 1 when the Ray cluster has a GPU, else 0
     num_cpus: float = 1.0
     max_restarts: int = 3  # an actor whose process dies is restarted up to this many times
 
@@ -66,6 +70,7 @@ class Rejection:
     reason: str
     message: str
     score: float | None = None
+    path: str = ""  # the file the rejection names, when the exception carries one (`RowRejected.path`)
 
     @classmethod
     def of(cls, exc: BaseException) -> Rejection:
@@ -74,6 +79,7 @@ class Rejection:
             str(getattr(exc, "reason", type(exc).__name__)),
             str(getattr(exc, "message", exc)),
             None if score is None else float(score),
+            str(getattr(exc, "path", "") or ""),
         )
 
 
@@ -116,18 +122,33 @@ def map_rows(
     pool: ActorPool | None = None,
 ) -> list[RowOutcome]:
     """`fn` over every row, one `RowOutcome` per row in input order (see the module docstring)."""
+    return list(stream_rows(fn, rows, settings=settings, rejects=rejects, progress=progress, pool=pool))
+
+
+def stream_rows(
+    fn: Callable[[Any], Any],
+    rows: Sequence[Any],
+    *,
+    settings: EngineSettings | None = None,
+    rejects: tuple[type[BaseException], ...] = (),
+    progress: Progress | None = None,
+    pool: ActorPool | None = None,
+) -> Iterator[RowOutcome]:
+    """`map_rows` as a generator: outcomes in input order as they arrive, for results too big to hold
+    all at once (feature tensors). The driver writes each one and drops it; Ray Data's back-pressure
+    keeps only a window of results in flight, so memory does not grow with the batch."""
     settings = settings or EngineSettings()
     rows = list(rows)
     if not rows:
-        return []
+        return
     if settings.backend_for(len(rows)) == "ray":
-        from kiwi_platform.engine.ray_runner import run_on_ray
+        from kiwi_platform.engine.ray_runner import stream_on_ray
 
-        return run_on_ray(fn, rows, settings=settings, rejects=rejects, progress=progress, pool=pool)
+        yield from stream_on_ray(fn, rows, settings=settings, rejects=rejects, progress=progress, pool=pool)
+        return
     prepare(fn)
-    out = []
     for i, row in enumerate(rows):
-        out.append(run_row(fn, i, row, rejects))
+        outcome = run_row(fn, i, row, rejects)
         if progress:
             progress(i + 1, len(rows))
-    return out
+        yield outcome

@@ -3,6 +3,10 @@
 Incremental by key: entries already in the index (with an intact shard) are kept, only missing
 ones are encoded, in key order, into new shards. So the same manifests and encoders give the same
 shards byte for byte, and a second run over unchanged data writes nothing.
+
+The encoding runs through `kiwi_platform.engine.stream_rows` in an actor pool (`EncodeRow`: the
+encoders are loaded once per actor, on its GPU when it has one); planning and the shard writer
+stay in the driver, which writes each entry as it arrives, in key order.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from kiwi_platform.engine import ActorPool, EngineSettings, stream_rows
 from kiwi_platform.features.keys import encoder_hashes, sample_key
 from kiwi_platform.features.shards import FeatureCache, ShardWriter, digest_rows, remove_temp, write_index
 from kiwi_platform.training.data import SampleLoader, load_manifest
@@ -43,6 +49,63 @@ def parse_size(spec: str) -> tuple[int, int]:
     return h, w
 
 
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Frozen encoders by checkpoint folder: what an engine worker loads once in `setup()`."""
+
+    folder: str
+    device: str = "auto"  # auto: cuda when the worker sees a GPU (an actor given one), else cpu
+
+    def load(self, device: str | None = None) -> Any:
+        from kiwi_platform.features.encoders import load_encoders
+
+        encoders = load_encoders(self.folder)
+        device = device or self.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device != "cpu":
+            encoders.vae.to(device)  # encode_video moves the pixels to the VAE; latents come back on cpu
+        return encoders
+
+
+class EncodeRow:
+    """One cache entry to fill, `(manifest number, row index, height, width)` -> its features (CPU tensors).
+
+    Runs through `kiwi_platform.engine.stream_rows` in an actor pool: each actor loads the encoders
+    once (`setup()`, from `spec`) and reads samples through one `SampleLoader` per manifest, so each
+    file's hash is checked once per actor. In this process the driver's own encoders and loaders
+    are used; they are left out when the function is pickled to Ray (a worker loads its own).
+    """
+
+    def __init__(
+        self, manifests: list[str], data_root: str, frames: int, reference: bool, spec: EncoderSpec | None, encoders
+    ) -> None:
+        self.manifests, self.data_root, self.frames, self.reference = manifests, data_root, frames, reference
+        self.spec, self.encoders = spec, encoders
+        self.loaders: dict[int, SampleLoader] = {}
+
+    def __getstate__(self) -> dict:
+        state = {**self.__dict__, "loaders": {}}
+        if self.spec is not None:
+            state["encoders"] = None  # loaded by the worker, once
+        return state
+
+    def setup(self) -> None:
+        if self.encoders is None:
+            self.encoders = self.spec.load()
+
+    def __call__(self, job: tuple[int, int, int, int]) -> dict[str, Any]:
+        from model.training import precompute_features
+
+        number, index, height, width = job
+        if number not in self.loaders:
+            self.loaders[number] = SampleLoader(load_manifest(Path(self.manifests[number])), self.data_root)
+        batch = self.loaders[number].load(index, height, width, self.frames)
+        return precompute_features(self.encoders, batch, reference=self.reference)
+
+
 def build_features(
     folder: Path,
     manifests: list[Path],
@@ -54,20 +117,30 @@ def build_features(
     reference_latents: bool = False,
     per_shard: int = 256,
     progress: Callable[[str], None] | None = None,
+    engine: EngineSettings | None = None,
+    pool: ActorPool | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> BuiltFeatures:
-    """Encode every (manifest row, size) the cache lacks; write shards and the merged index."""
-    from model.training import precompute_features
+    """Encode every (manifest row, size) the cache lacks; write shards and the merged index.
 
+    `encoders`: loaded encoders, or an `EncoderSpec` (loaded here once for the key hashes, and once
+    per actor when `engine` runs the encoding on Ray, in `pool`: default one actor, a GPU each when
+    the cluster has one). The shard writer stays here and adds entries in key order, so the shards
+    are the same bytes whichever engine encoded them (on the same kind of device).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     remove_temp(folder)
-    hashes = encoder_hashes(encoders)
+    spec = encoders if isinstance(encoders, EncoderSpec) else None
+    loaded = spec.load("cpu") if spec else encoders
+    hashes = encoder_hashes(loaded)
     cache = FeatureCache(folder)
-    todo: dict[str, tuple[SampleLoader, int, int, int]] = {}
+    todo: dict[str, tuple[int, int, int, int]] = {}
     kept: dict[str, dict] = {}
+    loaders: dict[int, SampleLoader] = {}
     unkeyed = 0
-    for manifest in manifests:
+    for number, manifest in enumerate(manifests):
         df = load_manifest(manifest)
-        loader = SampleLoader(df, data_root)
+        loaders[number] = SampleLoader(df, data_root)
         for index, row in df.iterrows():
             for height, width in sizes:
                 key = sample_key(row, hashes, height, width, frames)
@@ -76,14 +149,24 @@ def build_features(
                 elif (found := cache.row(key)) is not None and cache.shard_ok(found["shard"]):
                     kept[key] = found
                 elif key not in todo:
-                    todo[key] = (loader, int(index), height, width)
+                    todo[key] = (number, int(index), height, width)
+    fn = EncodeRow([str(m) for m in manifests], str(data_root), frames, reference_latents, spec, loaded)
+    fn.loaders = loaders
+    keys = sorted(todo)
+    engine = engine or EngineSettings()
+    if log:
+        log(engine.describe(len(keys)))
+
+    def report(done: int, total: int) -> None:
+        if progress and (done % 50 == 0 or done == total):
+            progress(f"training features: {done}/{total} encoded")
+
     writer = ShardWriter(folder, per_shard)
-    for n, key in enumerate(sorted(todo), 1):
-        loader, index, height, width = todo[key]
-        batch = loader.load(index, height, width, frames)
-        writer.add(key, precompute_features(encoders, batch, reference=reference_latents))
-        if progress and (n % 50 == 0 or n == len(todo)):
-            progress(f"training features: {n}/{len(todo)} encoded")
+    outcomes = stream_rows(
+        fn, [todo[k] for k in keys], settings=engine, progress=report, pool=pool or ActorPool(size=1, num_gpus=None)
+    )
+    for key, outcome in zip(keys, outcomes):
+        writer.add(key, outcome.value)  # in key order, as each arrives: memory holds a window, not the batch
     new_rows = writer.close()
     # everything intact in the old index stays: other stages, resolutions and encoders reuse it
     previous = {r["key"]: r for r in cache.rows() if r["key"] not in todo and cache.shard_ok(r["shard"])}

@@ -8,6 +8,10 @@ with the same settings and rebuilds a corrupt or outdated one (including one mad
 normalizer version). Clips are byte-reproducible, so a rebuild gives the same hash. They are
 stored as members of a few shard files (docs/shards.md), not one file per clip, and the table
 refers to each as `<shard>#<clip name>`; a reused clip is read from the shard that held it.
+
+Clip builds run through `kiwi_platform.engine.map_rows` (this process or Ray workers, which
+need the batch folder on a shared file system); planning and packing stay in the driver, so the
+shards are the same bytes whichever engine ran.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kiwi_platform.engine import EngineSettings, Rejection, map_rows
 from kiwi_platform.ingestion.origins import with_source_paths
 from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
 from kiwi_platform.lib import shards
@@ -64,6 +69,27 @@ class ClipTable:
     reused: int = 0
 
 
+@dataclass(frozen=True)
+class NormalizeClip:
+    """One clip to build -> its header; the clip is written to `staging/<name>` (the driver packs it).
+
+    Runs through `kiwi_platform.engine.map_rows`, in this process or on a Ray worker, so it holds
+    only plain config; a job carries the few fields of its pair that say where the original is.
+    A vanished or changed original raises `RowRejected` (a quarantine record upstream).
+    """
+
+    root: str  # the store's root: stored copies (`<role>_file`) are relative to it
+    staging: str
+    settings: tuple[tuple[str, int], ...]  # normalize_media's size settings, sorted
+
+    def __call__(self, job: dict) -> dict:
+        settings, role, rec = dict(self.settings), job["role"], job["rec"]
+        meta = {"source_sha256": rec[f"{role}_sha256"], **settings}
+        dst = Path(self.staging) / job["name"]
+        with _original(Path(self.root), rec, role) as source:
+            return normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta)
+
+
 def normalize_batch(
     raw: pd.DataFrame,
     store: MediaStore,
@@ -71,50 +97,101 @@ def normalize_batch(
     clip_dir: Path,
     settings: dict,
     progress: Callable[[int, int, int, int], None] | None = None,
+    *,
+    engine: EngineSettings | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ClipTable:
     """Normalize every row of `raw` into shards in `clip_dir`; `settings` are normalize_media's size settings.
 
-    New clips are written to `clip_dir/.staging/` first; once every row is done, all clips of the
-    batch (reused and new) are packed into `shard-NNNNN.zip` files, and the table refers to each as
-    `<shard>#<clip name>`. `progress(done, total, decoded, reused)` is called after each row.
+    The driver plans the batch (which clips the rows need, which an earlier run or an earlier row
+    already made), the engine builds each missing clip once (`NormalizeClip`, in this process or
+    on Ray workers, into `clip_dir/.staging/`), and the driver packs every clip an accepted row
+    uses into `shard-NNNNN.zip` files; the table refers to each as `<shard>#<clip name>`. The
+    shards are the same bytes whichever engine built the clips. `progress(done, total, decoded,
+    reused)` is called as clips are built; `log` gets the engine line.
     """
     out = ClipTable(table=pd.DataFrame(columns=NORMALIZED_COLUMNS))
     staging = clip_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # what a killed run left
-    found = _existing_clips(clip_dir)
-    made: dict[str, tuple[str, dict]] = {}  # clip name -> (where its bytes are now, header)
+    located = with_source_paths(raw, store.batch_dir(batch)).to_dict("records")  # originals kept by reference
+    headers, jobs, needs = _plan(located, settings, _existing_clips(clip_dir), staging)
+    out.reused = sum(len(n) for n in needs) - len(jobs)
+    engine = engine or EngineSettings()
+    if log:
+        log(engine.describe(len(jobs)))
+    fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())))
+    report = (lambda done, total: progress(done, total, done, out.reused)) if progress else None
+    failed: dict[str, Rejection] = {}
+    for job, outcome in zip(jobs, map_rows(fn, jobs, settings=engine, rejects=(RowRejected,), progress=report)):
+        if outcome.ok:
+            headers[job["name"]] = (str(staging / job["name"]), outcome.value)
+        else:
+            failed[job["name"]] = outcome.rejection
+    out.decoded = len(jobs) - len(failed)
+    if progress and not jobs:
+        progress(0, 0, 0, out.reused)
     rows = []
-    located = with_source_paths(raw, store.batch_dir(batch))  # where originals kept by reference are
-    for i, rec in enumerate(located.to_dict("records"), start=1):
+    for rec, names in zip(located, needs):
         try:
-            clips = {}
             for role in ("src", "tgt"):
-                name, header, reused = _clip_for(store, rec, role, found, made, staging, settings)
-                out.reused += reused
-                out.decoded += not reused
-                clips[role] = (name, header)
-            rows.append(_row(batch, rec, clips))
+                if names[role] in failed:  # every pair needing a clip that could not be built
+                    rej = failed[names[role]]
+                    raise RowRejected(rej.reason, rej.message, rej.path)
+            rows.append(_row(batch, rec, {role: (name, headers[name][1]) for role, name in names.items()}))
         except RowRejected as rej:
             out.rejected.append(
                 QuarantineRecord(
                     int(rec["row"]), rej.reason, rej.message, rej.path, "normalized_clips", pair_id=rec["pair_id"]
                 )
             )
-        if progress:
-            progress(i, len(raw), out.decoded, out.reused)
-    placed = shards.write_shards(clip_dir, {name: where for name, (where, _) in made.items()}, CLIPS_PER_SHARD)
-    shutil.rmtree(staging, ignore_errors=True)
+    out.table = pd.DataFrame(_pack(rows, headers, store, clip_dir), columns=NORMALIZED_COLUMNS)
+    return out
+
+
+def _plan(
+    records: list[dict], settings: dict, found: dict[str, str], staging: Path
+) -> tuple[dict[str, tuple[str, dict]], list[dict], list[dict[str, str]]]:
+    """(reusable clips: name -> (where, header), clips to build, each row's clip names by role).
+
+    A clip is named by its source's hash and the settings, so two rows with the same bytes share
+    one clip, built once (for the first row needing it); an intact clip an earlier run left is reused.
+    """
+    headers: dict[str, tuple[str, dict]] = {}
+    jobs: dict[str, dict] = {}
+    needs = []
+    for rec in records:
+        names = {}
+        for role in ("src", "tgt"):
+            sha = rec[f"{role}_sha256"]
+            name = names[role] = clip_name(sha, settings)
+            if name in headers or name in jobs:
+                continue
+            where = found.get(name)
+            if where is not None and _clip_matches(where, sha, settings):
+                headers[name] = (where, clip_header(where))
+                continue
+            fields = ("sha256", "file", "path", "rel", "fps")
+            jobs[name] = {"name": name, "role": role, "rec": {f"{role}_{f}": rec.get(f"{role}_{f}") for f in fields}}
+        needs.append(names)
+    return headers, list(jobs.values()), needs
+
+
+def _pack(rows: list[dict], headers: dict[str, tuple[str, dict]], store: MediaStore, clip_dir: Path) -> list[dict]:
+    """Pack the clips the accepted rows use into shards (driver only, member-name order) and point
+    the rows at them; leftovers of earlier runs and of this one's staging are removed."""
+    used = {row[f"{role}_clip"] for row in rows for role in ("src", "tgt")}
+    placed = shards.write_shards(clip_dir, {name: headers[name][0] for name in sorted(used)}, CLIPS_PER_SHARD)
+    shutil.rmtree(clip_dir / STAGING, ignore_errors=True)
     remove_stale(clip_dir, set(placed.values()), STALE_PATTERNS)
     digests: dict[str, str] = {}  # a new clip's hash came with it; a reused one is hashed once, in its new shard
     for row in rows:
         for role in ("src", "tgt"):
             name = row[f"{role}_clip"]
             if name not in digests:
-                digests[name] = made[name][1].get("sha256") or shards.sha256(shards.member_ref(placed[name], name))
+                digests[name] = headers[name][1].get("sha256") or shards.sha256(shards.member_ref(placed[name], name))
             row[f"{role}_clip"] = shards.member_ref(store.rel(placed[name]), name)
             row[f"{role}_clip_sha256"] = digests[name]
-    out.table = pd.DataFrame(rows, columns=NORMALIZED_COLUMNS)
-    return out
+    return rows
 
 
 def clip_name(sha: str, settings: dict) -> str:
@@ -128,28 +205,8 @@ def _existing_clips(clip_dir: Path) -> dict[str, str]:
     return {**loose, **shards.index(clip_dir)}
 
 
-def _clip_for(
-    store: MediaStore, rec: dict, role: str, found: dict[str, str], made: dict, staging: Path, settings: dict
-) -> tuple[str, dict, bool]:
-    """The clip of one side of a pair: reused when an identical one exists, else decoded now."""
-    sha = rec[f"{role}_sha256"]
-    name = clip_name(sha, settings)
-    if name in made:
-        return name, made[name][1], True
-    where = found.get(name)
-    if where is not None and _clip_matches(where, sha, settings):
-        made[name] = (where, clip_header(where))
-        return name, made[name][1], True
-    meta = {"source_sha256": sha, **settings}
-    dst = staging / name
-    with _original(store, rec, role) as source:
-        header = normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta)
-    made[name] = (str(dst), header)
-    return name, header, False
-
-
 @contextmanager
-def _original(store: MediaStore, rec: dict, role: str) -> Iterator[Path]:
+def _original(root: Path, rec: dict, role: str) -> Iterator[Path]:
     """A local path holding the bytes ingestion hashed as `<role>_sha256`.
 
     A stored copy (`<role>_file`, store-relative) is used as is: DVC versions it. An original read
@@ -159,7 +216,7 @@ def _original(store: MediaStore, rec: dict, role: str) -> Iterator[Path]:
     """
     sha = rec[f"{role}_sha256"]
     if rec.get(f"{role}_file"):
-        yield store.root_path / rec[f"{role}_file"]
+        yield root / rec[f"{role}_file"]
         return
     where = rec.get(f"{role}_path") or ""
     if not where:

@@ -5,6 +5,10 @@ ratio) and the semantic judge; a failing reference is dropped (the pair stays as
 instruction-only sample) and quarantined with its reason. Then later near-duplicates are dropped
 whole, references compared with references and targets with targets.
 
+The per-pair part (`QualityRow`: size filter, judge, dedup embedding) runs through
+`kiwi_platform.engine.map_rows`; the near-duplicate pass needs every embedding and stays in the
+driver, which therefore holds one small vector per pair, never a decoded clip.
+
 Each quadruplet also carries both witnesses of its edit type (`instruction_type` from the
 prompt, `pixel_type` from mask geometry) and `type_disagreement` when they differ: such a pair
 is kept, with the lower `type_confidence` the typing step gives it, so training can filter or
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from kiwi_platform.engine import EngineSettings, Progress, map_rows
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
@@ -27,7 +32,7 @@ from kiwi_platform.refvie.edit_types import TypeDecision, type_decision
 from kiwi_platform.refvie.pipeline import judge_reference
 from kiwi_platform.refvie.quality import find_near_duplicates, reference_size_ok
 from kiwi_platform.refvie.references import aligned_source
-from kiwi_platform.refvie.region_table import region_from_row
+from kiwi_platform.refvie.region_table import BackendSpec, region_from_row, rejection_record, resolve
 from kiwi_platform.refvie.types import EditRegion, ImageEmbedder, ReferenceJudge, SampleRejected
 
 QUADRUPLET_COLUMNS = [
@@ -85,11 +90,28 @@ class Assembly:
     sheet_items: list[tuple] = field(default_factory=list)
 
 
-def assemble_quadruplets(
-    refs: pd.DataFrame, root: Path, *, judge: ReferenceJudge, embedder: ImageEmbedder, settings: QualitySettings
-) -> Assembly:
-    rejected, samples, sheet = [], [], []
-    for rec in refs.to_dict("records"):
+@dataclass(frozen=True)
+class QualityRow:
+    """One `reference_images` row -> its QC'd sample, its reference's quarantine record (if it failed
+    the size filter or the judge), its dedup embedding and, for the first rows, contact-sheet frames.
+
+    Runs through `kiwi_platform.engine.map_rows` (this process or Ray workers): it holds the root,
+    the thresholds and the judge/embedder as instances (plain dataclasses by default, pickled to the
+    workers) or as `BackendSpec` names built once per worker in `setup()`. Only the embedding comes
+    back, never the image, so the driver's memory does not grow with decoded clips.
+    """
+
+    root: str
+    judge: ReferenceJudge | BackendSpec
+    embedder: ImageEmbedder | BackendSpec
+    settings: QualitySettings
+
+    def setup(self) -> None:
+        resolve(self.judge), resolve(self.embedder)
+
+    def __call__(self, row: tuple[dict, bool]) -> dict:
+        rec, with_sheet = row
+        root, problem = Path(self.root), None
         sample = {c: rec.get(c) for c in QUADRUPLET_COLUMNS if c in rec}
         sample.update(ref_image="", ref_sha256="", judge_score=np.nan, dup_similarity=0.0)
         target = read_clip(root / rec["tgt_clip"])
@@ -100,26 +122,58 @@ def assemble_quadruplets(
         if rec["reference_file"]:
             with shards.open_member(root / rec["reference_file"]) as fh, Image.open(fh) as img:
                 reference = np.asarray(img.convert("RGB"))
-            problem = reference_problem(reference, region, target, source, rec["prompt"], judge, settings, sample)
+            judge = resolve(self.judge)
+            problem = reference_problem(reference, region, target, source, rec["prompt"], judge, self.settings, sample)
             if problem:
                 reason, message, score = problem
-                rejected.append(
-                    QuarantineRecord(
-                        int(rec["row"]), reason, message, rec["reference_file"], "quadruplets", score, rec["pair_id"]
-                    )
+                problem = QuarantineRecord(
+                    int(rec["row"]), reason, message, rec["reference_file"], "quadruplets", score, rec["pair_id"]
                 )
                 reference = None
             else:
                 sample.update(ref_image=rec["reference_file"], ref_sha256=rec["reference_sha256"])
         sample["task"] = f"{rec['media']}_ref" if reference is not None else rec["media"]
-        # a copy, so the decoded clip is not kept alive for the whole batch by a view of one frame
-        sample["_embed"] = reference if reference is not None else target[len(target) // 2].copy()
-        samples.append(sample)
-        if len(sheet) < SHEET_ROWS:
-            sheet.append((source[0].copy(), target[0].copy(), region.masks[0].copy(), reference))
-    kept = drop_duplicates(samples, embedder, settings.duplicate_threshold, rejected)
-    rows = [{k: v for k, v in s.items() if not k.startswith("_")} for s in kept]
-    return Assembly(pd.DataFrame(rows, columns=QUADRUPLET_COLUMNS), rejected, sheet)
+        image = reference if reference is not None else target[len(target) // 2]
+        embedding = np.asarray(resolve(self.embedder).embed([image])[0], np.float32).copy()
+        sheet = (source[0].copy(), target[0].copy(), region.masks[0].copy(), reference) if with_sheet else None
+        return {"sample": sample, "problem": problem, "embedding": embedding, "sheet": sheet}
+
+
+def assemble_quadruplets(
+    refs: pd.DataFrame,
+    root: Path,
+    *,
+    judge: ReferenceJudge | BackendSpec,
+    embedder: ImageEmbedder | BackendSpec,
+    settings: QualitySettings,
+    progress: Progress | None = None,
+    engine: EngineSettings | None = None,
+) -> Assembly:
+    """QC every `reference_images` row (per pair on the engine), then drop near-duplicates in the driver.
+
+    `engine` says where the pairs run (default: this process); the table is the same either way.
+    Backends given by name are checked (and built once) here first, so a bad name or option is one
+    line before any pair runs.
+    """
+    resolve(judge), resolve(embedder)
+    records = refs.to_dict("records")
+    fn = QualityRow(str(root), judge, embedder, settings)
+    rows = [(rec, i < SHEET_ROWS) for i, rec in enumerate(records)]
+    outcomes = map_rows(fn, rows, settings=engine, rejects=(SampleRejected,), progress=progress)
+    rejected, samples, vectors, sheet = [], [], [], []
+    for rec, outcome in zip(records, outcomes):
+        if not outcome.ok:  # a pair QC cannot use at all
+            rejected.append(rejection_record(rec, outcome.rejection, "quadruplets"))
+            continue
+        value = outcome.value
+        if value["problem"] is not None:
+            rejected.append(value["problem"])
+        samples.append(value["sample"])
+        vectors.append(value["embedding"])
+        if value["sheet"] is not None:
+            sheet.append(value["sheet"])
+    kept = drop_near_duplicates(samples, vectors, settings.duplicate_threshold, rejected)
+    return Assembly(pd.DataFrame(kept, columns=QUADRUPLET_COLUMNS), rejected, sheet)
 
 
 def type_evidence(rec: dict, region: EditRegion, source: np.ndarray, target: np.ndarray) -> TypeDecision:
@@ -186,14 +240,23 @@ def reference_problem(
 
 
 def drop_duplicates(samples: list[dict], embedder: ImageEmbedder, threshold: float, rejected: list) -> list[dict]:
+    """`drop_near_duplicates` over samples carrying their image in `_embed` (embedded here, one by one)."""
+    vectors = [embedder.embed([s["_embed"]])[0] for s in samples]
+    return drop_near_duplicates(samples, vectors, threshold, rejected)
+
+
+def drop_near_duplicates(
+    samples: list[dict], vectors: list[np.ndarray], threshold: float, rejected: list
+) -> list[dict]:
     """Drop later near-duplicates (in batch order), comparing references with references and targets
-    with targets; record each sample's nearest-neighbour similarity in `dup_similarity`."""
+    with targets (`vectors[i]` is sample i's embedding); record each sample's nearest-neighbour
+    similarity in `dup_similarity`. Runs in the driver: it needs every sample's embedding."""
     drop: dict[int, tuple[int, float]] = {}
     for has_ref in (True, False):
         idx = [i for i, s in enumerate(samples) if bool(s["ref_image"]) == has_ref]
         if len(idx) < 2:
             continue
-        emb = embedder.embed([samples[i]["_embed"] for i in idx])
+        emb = np.stack([vectors[i] for i in idx])
         for dup, of, sim in find_near_duplicates(emb, threshold):
             drop[idx[dup]] = (idx[of], float(sim))
         sims = emb @ emb.T
@@ -207,4 +270,4 @@ def drop_duplicates(samples: list[dict], embedder: ImageEmbedder, threshold: flo
         rejected.append(
             QuarantineRecord(int(s["row"]), "qc_near_duplicate", message, path, "quadruplets", sim, s["pair_id"])
         )
-    return [s for i, s in enumerate(samples) if i not in drop]
+    return [{k: v for k, v in s.items() if not k.startswith("_")} for i, s in enumerate(samples) if i not in drop]

@@ -1,7 +1,8 @@
 """Where per-row stages run, as a Dagster resource: in this process, a local Ray, or a Ray cluster.
 
-Why a resource: moving grounding from one process to a KubeRay cluster must be configuration
-(`KIWI_RAY_ADDRESS`, `KIWI_ENGINE`), never an `if` in an asset. Assets hand `settings()` to
+Why a resource: moving normalizing, grounding, QC or feature encoding from one process to a
+KubeRay cluster must be configuration (`KIWI_RAY_ADDRESS`, `KIWI_ENGINE`), never an `if` in an
+asset. Assets hand `settings()` to
 the stage functions, which pass it to `kiwi_platform.engine.map_rows`.
 
 Environment (read by `EngineResource.from_env()`; unset variables keep the field defaults):
@@ -31,7 +32,8 @@ _ENV_FIELDS = {
 
 
 class EngineResource(dg.ConfigurableResource):
-    """The engine for per-pair stages (edit_regions, reference_images); see docs/ray.md."""
+    """The engine for per-row stages (normalized_clips, edit_regions, reference_images, quadruplets,
+    training_features); see docs/ray.md."""
 
     engine: Literal["auto", "local", "ray"] = Field(
         "auto",

@@ -44,12 +44,16 @@ def _converges(home: Path, manifest: Path, reference: dict[str, str]) -> None:
     assert _versions(home) == reference
     data = home / "data"
     clips = data / "batches" / BATCH / "normalized_clips"
-    written = sorted(clips.rglob("*.kclip"))
-    assert written, "no clip files found"
-    for clip in written:
-        with zipfile.ZipFile(clip) as z:
-            assert z.testzip() is None, clip
-    assert not [p for p in clips.rglob(".*")], "temp files left beside the clips"
+    written = sorted(clips.rglob("shard-*.zip"))
+    assert written, "no clip shards found"
+    for shard in written:  # every shard whole, and every clip in it a whole clip
+        with zipfile.ZipFile(shard) as z:
+            assert z.testzip() is None, shard
+            for name in z.namelist():
+                with z.open(name) as member, zipfile.ZipFile(member) as clip:
+                    assert clip.testzip() is None, f"{shard}#{name}"
+    assert not [p for p in clips.rglob(".*")], "temp files or staging left beside the clips"
+    assert not list(clips.rglob("*.kclip")), "loose clips left beside the shards"
     git = subprocess.run(["git", "status", "--porcelain"], cwd=data, capture_output=True, text=True)
     assert git.stdout.strip() == "", git.stdout  # every DVC pointer committed
     status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=data, capture_output=True, text=True)
@@ -74,6 +78,19 @@ def test_kill_during_normalization_then_rerun_converges(tmp_path, tiny_manifest,
     _killed(home, "kiwi_platform.ingestion.clip_table:normalize_media", 3, tiny_manifest)
     clips = home / "data" / "batches" / BATCH / "normalized_clips"
     assert not (clips / "table.parquet").exists()  # the table is written last: nothing claims the partial set
+    _converges(home, tiny_manifest, reference)
+
+
+@pytest.mark.slow
+def test_kill_while_packing_clip_shards_then_rerun_converges(tmp_path, tiny_manifest, reference):
+    """SIGKILL in the middle of writing the clip shard (its second member starting); no half-written
+    shard is visible, nothing claims the partial set, and rerunning `kiwi ingest` gives the
+    uninterrupted run's table sha256 and dvc_md5 with whole shards and no temp files."""
+    home = tmp_path / "kiwi-home"
+    _killed(home, "kiwi_platform.lib.shards:_entry", 2, tiny_manifest)
+    clips = home / "data" / "batches" / BATCH / "normalized_clips"
+    assert not (clips / "table.parquet").exists()
+    assert not list(clips.rglob("shard-*.zip")), "a shard became visible before it was complete"
     _converges(home, tiny_manifest, reference)
 
 
