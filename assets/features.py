@@ -11,7 +11,6 @@ import dagster as dg
 from pydantic import Field
 
 from kiwi_platform.engine import ActorPool
-from kiwi_platform.features.build import EncoderSpec, build_features, parse_size, verify_cache
 from kiwi_platform.lib.failures import user_errors
 from kiwi_platform.resources.batch_data import BatchData
 from kiwi_platform.resources.engine import EngineResource
@@ -77,6 +76,10 @@ def training_features(
     settings: SettingsResource,
     engine: EngineResource,
 ) -> dg.MaterializeResult:
+    # imported here, not at module level: it pulls in torch (1-2 s), which every code-location load
+    # and every `kiwi` command would otherwise pay whether or not it builds features
+    from kiwi_platform.features.build import EncoderSpec, build_features, parse_size
+
     try:
         sizes = [parse_size(s) for s in config.resolutions]
     except ValueError as exc:
@@ -138,6 +141,8 @@ def training_features(
 
 @dg.asset_check(asset=training_features, description="Every shard the index names exists and matches its sha256.")
 def training_features_intact(data: BatchData) -> dg.AssetCheckResult:
+    from kiwi_platform.features.build import verify_cache  # torch: see training_features
+
     folder = Path(data.store.root_path) / FEATURE_DIR
     entries, problems = verify_cache(folder)
     return dg.AssetCheckResult(

@@ -30,8 +30,8 @@ from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import remove_stale, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
-from kiwi_platform.media.clips import SUFFIX, clip_header
-from kiwi_platform.media.normalize import NORMALIZER_VERSION, normalize_media
+from kiwi_platform.media.clips import STORAGE_FORMATS, SUFFIX, clip_header
+from kiwi_platform.media.normalize import CLIP_STORAGE, NORMALIZER_VERSION, normalize_media
 from kiwi_platform.resources.store import MediaStore
 
 CLIPS_PER_SHARD = 1024  # 512 pairs
@@ -80,11 +80,11 @@ class NormalizeClip:
 
     root: str  # the store's root: stored copies (`<role>_file`) are relative to it
     staging: str
-    settings: tuple[tuple[str, int], ...]  # normalize_media's size settings, sorted
+    settings: tuple[tuple[str, int | str], ...]  # normalize_media's settings (sizes, storage), sorted
 
     def __call__(self, job: dict) -> dict:
         settings, role, rec = dict(self.settings), job["role"], job["rec"]
-        meta = {"source_sha256": rec[f"{role}_sha256"], **settings}
+        meta = {"source_sha256": rec[f"{role}_sha256"], **_sizes(settings)}
         dst = Path(self.staging) / job["name"]
         with _original(Path(self.root), rec, role) as source:
             return normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta)
@@ -280,4 +280,12 @@ def _clip_matches(path: Path | str, source_sha: str, settings: dict) -> bool:
         return False
     if header.get("normalizer") != NORMALIZER_VERSION:
         return False
-    return header.get("source_sha256") == source_sha and all(header.get(k) == v for k, v in settings.items())
+    if header.get("format") != STORAGE_FORMATS[settings.get("storage") or CLIP_STORAGE]:
+        return False  # the run asks for the other clip storage (JPEG frames vs video): rebuild
+    sizes = _sizes(settings)
+    return header.get("source_sha256") == source_sha and all(header.get(k) == v for k, v in sizes.items())
+
+
+def _sizes(settings: dict) -> dict:
+    """The size settings a clip header records (the storage choice shows as the header's `format`)."""
+    return {k: v for k, v in settings.items() if k != "storage"}

@@ -12,6 +12,10 @@ as rotated landscape frames) and an image's EXIF orientation are applied before 
 so a rotated source and its upright target normalize to the same shape and the same picture.
 `NORMALIZER_VERSION` is stored in each clip header; clips made by an older normalizer (e.g.
 sideways ones) are rebuilt instead of reused.
+
+Clips are stored as JPEG frames ("kiwi-clip/1") or, with `storage="video"`, as near-lossless H.264
+("kiwi-clip/2", `media/clip_video.py`): 2-3x smaller and closer to the decoded source, for 7-15x
+the CPU per frame to encode and about 3x to read (docs/clips.md).
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from kiwi_platform.lib.quarantine import RowRejected
-from kiwi_platform.media.clips import encode_bgr, write_clip, write_encoded
+from kiwi_platform.media.clips import write_clip, write_frames
 from kiwi_platform.media.orientation import Orientation
 from kiwi_platform.media.probe import media_kind
 
 NORMALIZER_VERSION = 3  # 2: display rotation applied, byte-reproducible clips; 3: resize in YUV (AREA)
+# "jpeg" (kiwi-clip/1, JPEG frames) or "video" (kiwi-clip/2, near-lossless H.264); the run config's
+# `clip_storage` picks per run. JPEG stays the default: see docs/clips.md for the measured trade-off.
+CLIP_STORAGE = "jpeg"
 
 
 def output_size(width: int, height: int, max_area: int, multiple: int = 32) -> tuple[int, int, int, int]:
@@ -50,7 +57,7 @@ def _center_crop(frame: np.ndarray, crop_w: int, crop_h: int) -> np.ndarray:
 
 def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 32) -> Iterator[Callable]:
     """Decode the first `num_frames` frames; yield one job per frame that converts (swscale resize
-    to BGR, which releases the GIL), crops and JPEG-encodes it in the writer's thread pool.
+    to BGR, which releases the GIL) and crops it in the writer's thread pool.
 
     Raises RowRejected if decoding breaks or the video is too short.
     """
@@ -64,7 +71,7 @@ def iter_video_jobs(path: Path, num_frames: int, max_area: int, multiple: int = 
                 if sizes is None:  # the first frame decides orientation and size for the whole clip
                     orientation = Orientation.of_frame(frame)
                     sizes = output_size(*orientation.display_size(frame.width, frame.height), max_area, multiple)
-                yield lambda frame=frame, sizes=sizes, o=orientation: encode_bgr(_convert(frame, sizes, o))
+                yield lambda frame=frame, sizes=sizes, o=orientation: _convert(frame, sizes, o)
                 count += 1
                 if count >= num_frames:
                     return
@@ -108,12 +115,24 @@ def load_image(path: Path, max_area: int, multiple: int = 32) -> np.ndarray:
 
 
 def normalize_media(
-    src: Path, dst: Path, *, num_frames: int, max_area: int, fps: float, multiple: int = 32, meta: dict | None = None
+    src: Path,
+    dst: Path,
+    *,
+    num_frames: int,
+    max_area: int,
+    fps: float,
+    multiple: int = 32,
+    meta: dict | None = None,
+    storage: str | None = None,
 ) -> dict:
-    """Write the normalized clip for one media file to `dst`; returns the clip header (+ its sha256)."""
+    """Write the normalized clip for one media file to `dst`; returns the clip header (+ its sha256).
+
+    `storage` is "video" or "jpeg" (clip layout, see `clips`); None means `CLIP_STORAGE`.
+    """
     meta = {"normalizer": NORMALIZER_VERSION, **(meta or {})}
+    storage = storage or CLIP_STORAGE
     if media_kind(src) == "image":
         frames = iter([load_image(src, max_area, multiple)])
-        return write_clip(dst, frames, fps=0.0, meta={"source_kind": "image", **meta})
+        return write_clip(dst, frames, fps=0.0, meta={"source_kind": "image", **meta}, storage=storage)
     jobs = iter_video_jobs(src, num_frames, max_area, multiple)
-    return write_encoded(dst, jobs, fps=fps, meta={"source_kind": "video", **meta})
+    return write_frames(dst, jobs, fps=fps, meta={"source_kind": "video", **meta}, storage=storage)

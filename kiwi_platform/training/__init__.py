@@ -23,7 +23,6 @@ from kiwi_platform.training.errors import (
     TrainingInterrupted,
     TrainingOOM,
 )
-from kiwi_platform.training.loop import train
 from kiwi_platform.training.results import TrainCallbacks, TrainResult
 
 __all__ = [
@@ -41,3 +40,13 @@ __all__ = [
     "TrainingOOM",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    """`train` is imported on first use: the loop pulls in torch (1-2 s), which every module of this
+    package would otherwise cost (the Dagster code location imports several to declare assets)."""
+    if name == "train":
+        from kiwi_platform.training.loop import train
+
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

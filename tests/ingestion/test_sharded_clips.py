@@ -17,7 +17,7 @@ from kiwi_platform.ingestion.manifest import read_manifest
 from kiwi_platform.ingestion.raw_table import raw_table, store_accepted_media
 from kiwi_platform.ingestion.validate import validate_manifest
 from kiwi_platform.lib import shards
-from kiwi_platform.media.clips import clip_header, read_clip, write_clip
+from kiwi_platform.media.clips import FORMAT_JPEG, FORMAT_VIDEO, clip_header, read_clip, write_clip
 from kiwi_platform.resources.store import MediaStore
 from tests.ingestion.ingest_media import MIN_FRAMES, Kit, pattern
 
@@ -109,6 +109,26 @@ def test_normalized_clips_are_sharded_and_reused_on_rerun(
     again = normalize_batch(raw, store, "b", clip_dir, SETTINGS)
     assert (again.decoded, again.reused) == (0, 4)
     assert again.table.equals(first.table) and _files(clip_dir) == before
+
+
+def test_clip_storage_choice_is_kept_and_switching_it_rebuilds_the_clips(
+    kit: Kit, write_manifest: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`clip_storage: video` stores every clip as kiwi-clip/2 (near-lossless H.264); a rerun
+    with the same choice reuses them all, and switching back to JPEG rebuilds every clip instead of
+    serving the other format under the same name."""
+    store = MediaStore(root=str(tmp_path / "data"))
+    raw = _raw(kit, write_manifest, store, [("p1", "a.mp4", "a_tgt.mp4", ""), ("p2", "b.mp4", "b_tgt.mp4", "")])
+    clip_dir = store.root_path / "clips"
+    video = {**SETTINGS, "storage": "video"}
+    first = normalize_batch(raw, store, "b", clip_dir, video)
+    refs = [store.root_path / r for r in first.table[["src_clip", "tgt_clip"]].to_numpy().ravel()]
+    assert {clip_header(r)["format"] for r in refs} == {FORMAT_VIDEO}
+    again = normalize_batch(raw, store, "b", clip_dir, video)
+    assert (again.decoded, again.reused) == (0, 4)
+    back = normalize_batch(raw, store, "b", clip_dir, {**SETTINGS, "storage": "jpeg"})
+    assert (back.decoded, back.reused) == (4, 0)
+    assert {clip_header(store.root_path / r)["format"] for r in back.table["src_clip"]} == {FORMAT_JPEG}
 
 
 def test_rerun_reuses_loose_clips_of_the_old_layout_and_leaves_foreign_files(
