@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
+import zipfile
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from kiwi_platform.lib import mlflow_tags
+from kiwi_platform.lib import mlflow_tags, shards
 from kiwi_platform.runner import materialize
 from tests.integration.test_refvie_assets import FULL_RUN_CONFIG, entered, graph_metadata, latest_metadata, shared_graph
 
@@ -151,6 +153,15 @@ def test_candidate_within_tolerance_is_promoted_over_the_champion(graph):
     assert (decision["candidate"], decision["champion"], decision["promoted"]) == (candidate, champion, True)
 
 
+def _append_to_member(shard: Path, member: str, extra: bytes) -> None:
+    """Rewrite `shard` with `extra` appended to one member (a file changed after QC, inside its shard)."""
+    data = {name: shards.read_bytes(shards.member_ref(shard, name)) for name in shards.members(shard)}
+    data[member] += extra
+    with zipfile.ZipFile(shard, "w", zipfile.ZIP_STORED) as zf:
+        for name, blob in data.items():
+            zf.writestr(name, blob)
+
+
 @pytest.mark.slow
 def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
     """While a blocking check upstream has failed (a reference image changed after QC), even a better
@@ -163,8 +174,8 @@ def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
     champion = _stage_version(g, instance, 3)
     candidate = _stage_version(g, instance, 1)
     quads = store.read_table(BATCH, "quadruplets")
-    ref = store.root_path / quads.loc[quads["ref_image"] != "", "ref_image"].iloc[0]
-    original_ref = ref.read_bytes()
+    shard, member = shards.split(store.root_path / quads.loc[quads["ref_image"] != "", "ref_image"].iloc[0])
+    original_shard = shard.read_bytes()
     original = _results_metadata(instance)
     summary = copy.deepcopy(original["summary"].value)
     headline = summary["candidate"]["headline"]
@@ -174,7 +185,7 @@ def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
         champion={"version": champion, "headline": headline, "results": ""},
     )
     try:
-        ref.write_bytes(original_ref + b"\0")  # PIL still reads it; its sha256 no longer matches
+        _append_to_member(shard, member, b"\0")  # PIL still reads it; its sha256 no longer matches
         [broken] = materialize("quadruplets", [BATCH], defs=g.defs, run_config=FULL_RUN_CONFIG)
         _record_results(instance, {**original, "summary": dg.MetadataValue.json(summary)})
         [outcome] = materialize("promoted_model", defs=g.defs, run_config=FULL_RUN_CONFIG)
@@ -182,7 +193,7 @@ def test_failed_blocking_check_blocks_promotion_of_a_better_candidate(graph):
         now = str(client.get_model_version_by_alias("kiwi-edit", "champion").version)
     finally:
         _record_results(instance, original)
-        ref.write_bytes(original_ref)
+        shard.write_bytes(original_shard)
         [fixed] = materialize("quadruplets", [BATCH], defs=g.defs, run_config=FULL_RUN_CONFIG)
         if str(client.get_model_version_by_alias("kiwi-edit", "champion").version) != champion:
             client.set_registered_model_alias("kiwi-edit", "champion", champion)
