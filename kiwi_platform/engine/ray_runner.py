@@ -142,19 +142,6 @@ class _RowActor:
         return _outcomes(batch, self.fn, self.rejects)
 
 
-def run_on_ray(
-    fn: Callable,
-    rows: list[Any],
-    *,
-    settings: EngineSettings,
-    rejects: tuple[type[BaseException], ...],
-    progress: Progress | None,
-    pool: ActorPool | None,
-) -> list[RowOutcome]:
-    """`fn` over `rows` as a Ray Data pipeline; outcomes in input order, each row exactly once."""
-    return list(stream_on_ray(fn, rows, settings=settings, rejects=rejects, progress=progress, pool=pool))
-
-
 def stream_on_ray(
     fn: Callable,
     rows: list[Any],
@@ -164,7 +151,8 @@ def stream_on_ray(
     progress: Progress | None,
     pool: ActorPool | None,
 ) -> Iterator[RowOutcome]:
-    """`run_on_ray` as a generator: each outcome is yielded as soon as it and every row before it are back.
+    """`fn` over `rows` as a Ray Data pipeline, each row exactly once, yielded as soon as it and every
+    row before it are back.
 
     Results that arrive early wait in a buffer keyed by row index (at most Ray Data's in-flight
     window), so the caller sees input order and can write and drop each result at once.

@@ -35,7 +35,7 @@ from kiwi_platform.media.normalize import CLIP_STORAGE, NORMALIZER_VERSION, norm
 from kiwi_platform.resources.store import MediaStore
 
 CLIPS_PER_SHARD = 1024  # 512 pairs
-STAGING = ".staging"  # new clips wait here, inside the asset's folder, until they are packed
+STAGING = shards.STAGING  # new clips wait here, inside the asset's folder, until they are packed
 STALE_PATTERNS = (*shards.STALE_PATTERNS, f"*{SUFFIX}")  # shards, and loose clips of the layout before shards
 
 NORMALIZED_COLUMNS = [

@@ -27,11 +27,11 @@ import os
 import shutil
 import struct
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from kiwi_platform.lib.files import atomic_path
+from kiwi_platform.lib.files import atomic_path, remove_stale
 
 SEP = "#"
 PREFIX = "shard-"
@@ -225,3 +225,30 @@ def write_shards(
 
 
 STALE_PATTERNS = (f"{PREFIX}*{SUFFIX}", f".{PREFIX}*{SUFFIX}")  # shards, and temp shards a killed run left
+STAGING = ".staging"  # per-row outputs wait here, inside the shard folder, until the driver packs them
+
+
+def pack_rows(
+    rows: list[dict],
+    column: str,
+    member_of: Callable[[dict], str],
+    root: Path,
+    folder: Path,
+    per_shard: int,
+    loose: str,
+) -> None:
+    """Pack the staged file each row names in `column` (relative to `root`) into `folder`'s shards and
+    point the row at its member instead.
+
+    Runs on the driver after every row is back, so shards are written by one process, in member-name
+    order, and are the same bytes whichever engine ran the rows. The staging folder, and shards and
+    loose per-row files (`loose`, e.g. "*.npz") an earlier run left that this one did not write, are
+    removed; other files in the folder are not touched.
+    """
+    staged = {member_of(row): root / row[column] for row in rows}
+    placed = write_shards(folder, staged, per_shard)
+    shutil.rmtree(folder / STAGING, ignore_errors=True)
+    remove_stale(folder, set(placed.values()), (*STALE_PATTERNS, loose))
+    for row in rows:
+        member = member_of(row)
+        row[column] = member_ref(os.path.relpath(placed[member], root), member)

@@ -21,7 +21,7 @@ from PIL import Image
 
 from kiwi_platform.engine import EngineSettings, map_rows
 from kiwi_platform.lib import shards
-from kiwi_platform.lib.files import atomic_path, remove_stale, sha256_file
+from kiwi_platform.lib.files import atomic_path, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.pipeline import synthesize_reference
@@ -31,7 +31,7 @@ from kiwi_platform.refvie.types import Inpainter, SampleRejected
 REFERENCE_TYPES = ("local_add", "local_replace", "local_remove", "recolor", "background_change")
 REFERENCE_COLUMNS = ["reference_file", "reference_sha256", "reference_origin"]
 IMAGES_PER_SHARD = 512
-STAGING = ".staging"
+STAGING = shards.STAGING
 
 
 @dataclass(frozen=True)
@@ -97,19 +97,9 @@ def synthesize_batch(
             out = {**rec, "reference_file": "", "reference_sha256": "", "reference_origin": origin}
         origins[out["reference_origin"]] = origins.get(out["reference_origin"], 0) + 1
         rows.append(out)
-    _pack_images([r for r in rows if r["reference_origin"] == "synthesized"], root, folder / "images")
+    synthesized = [r for r in rows if r["reference_origin"] == "synthesized"]
+    shards.pack_rows(synthesized, "reference_file", image_member, root, folder / "images", IMAGES_PER_SHARD, "*.png")
     return pd.DataFrame(rows, columns=list(regions.columns) + REFERENCE_COLUMNS), rejected, origins
-
-
-def _pack_images(rows: list[dict], root: Path, images: Path) -> None:
-    """Pack the staged references of `rows` into `images/shard-NNNNN.zip` (on the driver, pair-id order)."""
-    staged = {image_member(row): root / row["reference_file"] for row in rows}
-    placed = shards.write_shards(images, staged, IMAGES_PER_SHARD)
-    shutil.rmtree(images / STAGING, ignore_errors=True)
-    remove_stale(images, set(placed.values()), (*shards.STALE_PATTERNS, "*.png"))
-    for row in rows:
-        member = image_member(row)
-        row["reference_file"] = shards.member_ref(os.path.relpath(placed[member], root), member)
 
 
 def _synthesize(rec: dict, root: Path, path: Path, inpainter: Inpainter) -> Path:

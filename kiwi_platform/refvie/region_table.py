@@ -22,7 +22,7 @@ import pandas as pd
 
 from kiwi_platform.engine import EngineSettings, Progress, Rejection, map_rows
 from kiwi_platform.lib import shards
-from kiwi_platform.lib.files import remove_stale, sha256_file
+from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.mask_store import load_masks, save_masks
@@ -30,7 +30,7 @@ from kiwi_platform.refvie.pipeline import analyse_pair
 from kiwi_platform.refvie.types import EditRegion, Grounder, SampleRejected, Segmenter
 
 MASKS_PER_SHARD = 512
-STAGING = ".staging"
+STAGING = shards.STAGING
 REGION_COLUMNS = ["edit_type", "type_confidence", "box", "mask_area", "region_scores"]
 
 __all__ = ["BackendSpec", "GroundRow", "Progress", "ground_batch", "region_from_row", "rejection_record"]
@@ -135,25 +135,9 @@ def ground_batch(
             rows.append(outcome.value)
         else:
             rejected.append(rejection_record(rec, outcome.rejection, "edit_regions"))
-    _pack_masks(rows, root, folder / "masks")
+    shards.pack_rows(rows, "mask_file", mask_member, root, folder / "masks", MASKS_PER_SHARD, "*.npz")
     table = pd.DataFrame(rows, columns=list(clips.columns) + REGION_COLUMNS + ["mask_file", "mask_sha256"])
     return table, rejected
-
-
-def _pack_masks(rows: list[dict], root: Path, masks: Path) -> None:
-    """Pack the staged masks of `rows` into `masks/shard-NNNNN.zip` and point each row at its member.
-
-    Runs on the driver after every row is back, so shards are written by one process, in pair-id
-    order, and are the same bytes whichever engine ran the rows. Shards and loose masks an earlier
-    run left and this one did not write are removed; other files in the folder are not touched.
-    """
-    staged = {mask_member(row): root / row["mask_file"] for row in rows}
-    placed = shards.write_shards(masks, staged, MASKS_PER_SHARD)
-    shutil.rmtree(masks / STAGING, ignore_errors=True)
-    remove_stale(masks, set(placed.values()), (*shards.STALE_PATTERNS, "*.npz"))
-    for row in rows:
-        member = mask_member(row)
-        row["mask_file"] = shards.member_ref(os.path.relpath(placed[member], root), member)
 
 
 def region_columns(region: EditRegion) -> dict:

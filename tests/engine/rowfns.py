@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,3 +55,21 @@ def missing_model(row: int) -> int:
     from kiwi_platform.errors import KiwiUserError
 
     raise KiwiUserError("grounder backend 'qwen' needs option(s) model_path", code="bad_backend_option")
+
+
+def kill_first_victim(marker: Path, killed: list[int]) -> threading.Thread:
+    """A thread that SIGKILLs the process whose id appears in `marker` (the victim row function's worker)."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if marker.exists() and marker.read_text():
+                pid = int(marker.read_text())
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

@@ -10,11 +10,7 @@ Slow: the cluster (shared with test_ray_cluster.py) takes ~15 s to start on 2 co
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +29,7 @@ from kiwi_platform.refvie.reference_table import synthesize_batch
 from kiwi_platform.refvie.region_table import BackendSpec, ground_batch
 from kiwi_platform.resources.store import MediaStore
 from kiwi_platform.synth import generate
+from tests.engine.rowfns import kill_first_victim
 from tests.engine.stagefns import VICTIM_MARKER, VictimNormalizeClip
 from tests.training.conftest import training_data
 
@@ -79,24 +76,6 @@ def _normalize(raw: pd.DataFrame, store: MediaStore, engine: EngineSettings) -> 
     return out, _files(clip_dir)
 
 
-def _kill_first_victim(marker: Path, killed: list[int]) -> threading.Thread:
-    """A thread that SIGKILLs the process whose id appears in `marker` (the victim row function's worker)."""
-
-    def run() -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if marker.exists() and marker.read_text():
-                pid = int(marker.read_text())
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                return
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_normalize_on_the_cluster_writes_the_in_process_shards_and_quarantine(ray_cluster, raw_batch):
     """normalized_clips moved to a cluster: the same table and byte-identical clip shards as the in-process
     loop, a shared clip built once, and a vanished original (re-hashed on the worker) quarantined: rows in
@@ -123,7 +102,7 @@ def test_killed_worker_mid_normalize_converges_to_the_same_shards(ray_cluster, r
     monkeypatch.setenv(VICTIM_MARKER, str(marker))
     monkeypatch.setattr(clip_table, "NormalizeClip", VictimNormalizeClip)
     killed: list[int] = []
-    killer = _kill_first_victim(marker, killed)
+    killer = kill_first_victim(marker, killed)
     out, shards_after = _normalize(raw, store, _on(ray_cluster))
     killer.join(timeout=5)
     assert killed, "no worker was killed"

@@ -5,10 +5,6 @@ Slow: the cluster takes ~15 s to start on 2 cores; the module's tests share it.
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +15,7 @@ from kiwi_platform.engine import ActorPool, EngineSettings, map_rows
 from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.refvie.reference_table import synthesize_batch
 from kiwi_platform.refvie.region_table import BackendSpec, ground_batch
-from tests.engine.rowfns import LoadOnce, VictimGrounder, missing_model
+from tests.engine.rowfns import LoadOnce, VictimGrounder, kill_first_victim, missing_model
 
 pytestmark = pytest.mark.slow
 
@@ -66,18 +62,7 @@ def test_killed_ray_worker_mid_batch_loses_and_duplicates_no_row(ray_cluster, cl
     marker = tmp_path / "victim.pid"
     killed: list[int] = []
 
-    def kill_victim() -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if marker.exists() and marker.read_text():
-                pid = int(marker.read_text())
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_victim, daemon=True)
-    killer.start()
+    killer = kill_first_victim(marker, killed)
     grounder = VictimGrounder(str(marker))
     table, rejected = _regions(clips, root, tmp_path / "killed", _on(ray_cluster), grounder=grounder)
     killer.join(timeout=5)
