@@ -17,7 +17,8 @@ counts the command's own processes: work shipped to Ray workers (RefVIE stages o
 not in it, so read their wall time.
 
     .venv/bin/python benchmarks/scale.py [--n 100 1000 10000] [--frames 17] [--height 128] [--width 224]
-                                         [--ray-address HOST:PORT] [--out benchmarks/results/scale.json]
+                                         [--ray-address HOST:PORT] [--clip-storage jpeg|video]
+                                         [--out benchmarks/results/scale.json]
 
 `--ray-address` runs the same commands with KIWI_RAY_ADDRESS set (a cluster started with
 `ray start --head` plus a worker), so the cluster path's throughput sits next to the in-process one.
@@ -58,10 +59,11 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
     }
 
 
-def _tree(path: Path, skip: Path | None = None) -> tuple[int, int]:
+def _tree(path: Path, skip: Path | None = None, seen: set | None = None) -> tuple[int, int]:
     """Files and bytes under `path` (not following links, leaving out `skip`), each inode once: the
-    DVC cache hardlinks the workspace's files, and a link costs neither a file's storage nor its bytes."""
-    seen: set[tuple[int, int]] = set()
+    DVC cache hardlinks the workspace's files, and a link costs neither a file's storage nor its bytes.
+    Pass one `seen` set to several calls to count each inode in the first part that holds it."""
+    seen = set() if seen is None else seen
     files = size = 0
     for dirpath, dirnames, filenames in os.walk(path):
         if skip is not None and Path(dirpath) == skip.parent:
@@ -124,7 +126,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     short = base / "run-config.yaml"  # the default 81-frame minimum would quarantine every short clip
     short.write_text(
         f"ops:\n  raw_edit_pairs: {{config: {{min_frames: {args.frames}}}}}\n"
-        f"  normalized_clips: {{config: {{num_frames: {args.frames}}}}}\n"
+        f"  normalized_clips: {{config: {{num_frames: {args.frames}, clip_storage: {args.clip_storage}}}}}\n"
     )
     stages = {
         "ingest": [*KIWI, "ingest", str(raw / "manifest.csv"), "--batch", batch, "--config", str(short)],
@@ -143,6 +145,12 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     remote = Path(env.get("KIWI_DVC_REMOTE", home / "dvc-remote"))
     files, size = _tree(home, skip=remote)
     result["kiwi_home"] = {"files": files, "bytes": size}
+    seen: set = set()  # where the bytes are: each inode counted in the first part holding it
+    data = home / "data"
+    parts = {"batches": data / "batches", "features": data / "training", "dvc cache": data / ".dvc" / "cache"}
+    result["parts"] = {
+        name: dict(zip(("files", "bytes"), _tree(where, seen=seen), strict=True)) for name, where in parts.items()
+    }
     result["dvc_remote"] = dict(zip(("files", "bytes"), _tree(remote) if remote.is_dir() else (0, 0), strict=True))
     result["home"] = str(home)
     return result
@@ -177,6 +185,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=128)
     parser.add_argument("--width", type=int, default=224)
     parser.add_argument("--ray-address", default=None, help="run against this Ray cluster (KIWI_RAY_ADDRESS)")
+    parser.add_argument("--clip-storage", choices=["jpeg", "video"], default="jpeg", help="normalized clip layout")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     args = parser.parse_args()
     results = [measure(n, args) for n in args.n]
@@ -186,6 +195,13 @@ def main() -> None:
     )
     print(f"{os.cpu_count()} cores; {args.frames}x{args.height}x{args.width}; ray: {args.ray_address or 'in-process'}")
     print(table(results))
+    for r in results:
+        raw = max(r["raw_input"]["bytes"], 1)
+        where = ", ".join(
+            f"{k} {v['bytes'] / 1e6:.1f} MB ({v['bytes'] / raw:.2f}x raw, {v['files']} files)"
+            for k, v in r["parts"].items()
+        )
+        print(f"N={r['n']}: raw input {raw / 1e6:.1f} MB; {where}")
     if len(results) > 1:
         small, big = results[-2], results[-1]
         for s in ("ingest", "edit_regions", "references", "quadruplets", "features"):
