@@ -95,3 +95,17 @@ def _one_row_table():
     import pandas as pd
 
     return pd.DataFrame([{"pair_id": "p", "row": 1, "prompt": "x", "src_clip": "a", "tgt_clip": "b"}])
+
+
+def test_cheap_rows_of_a_large_batch_never_start_a_local_ray(tmp_path):
+    """`auto` without a cluster times the first rows: when the whole batch would take less than a local
+    Ray's start is worth, it stays in this process (no Ray is started) and gives the usual outcomes."""
+    import ray
+
+    settings = EngineSettings(engine="auto", ray_min_rows=8, probe_s=0.0, ray_worth_s=3600.0)
+    rows = list(range(200))
+    out = map_rows(LoadOnce(str(tmp_path)), rows, settings=settings, rejects=(ValueError,))
+    assert [o.value for o in out] == [10 * r for r in rows]
+    assert [o.index for o in out] == list(range(len(rows)))
+    assert not ray.is_initialized()
+    assert "moves to a local Ray" in settings.describe(len(rows))

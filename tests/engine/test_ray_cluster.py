@@ -99,3 +99,31 @@ def test_user_error_inside_a_worker_reaches_the_step_as_its_one_line(ray_cluster
         map_rows(missing_model, [1, 2], settings=EngineSettings(engine="ray", ray_address=ray_cluster))
     assert str(err.value) == "grounder backend 'qwen' needs option(s) model_path"
     assert err.value.code == "bad_backend_option"
+
+
+def test_costly_rows_of_a_large_batch_move_to_a_local_ray_after_the_probe(tmp_path, monkeypatch):
+    """`auto` without a cluster runs the first rows in process and, once the rest is estimated to be
+    worth a local Ray, sends only the rest there: every row once, in input order, the same values and
+    rejections as the in-process loop, and progress counts through to the end."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    rows = [3, -1, 7, 0, -5, 2, 9, 4]
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    expected = map_rows(LoadOnce(str(tmp_path / "a")), rows, rejects=(ValueError,))
+    seen: list[tuple[int, int]] = []
+    settings = EngineSettings(engine="auto", ray_min_rows=4, num_cpus=1, probe_s=0.0, ray_worth_s=0.0)
+    try:
+        out = map_rows(
+            LoadOnce(str(tmp_path / "b")),
+            rows,
+            settings=settings,
+            rejects=(ValueError,),
+            progress=lambda done, total: seen.append((done, total)),
+        )
+        assert ray.is_initialized()  # the rest went to a local Ray
+    finally:
+        ray.shutdown()
+    assert out == expected
+    assert seen[0] == (1, len(rows)) and seen[-1] == (len(rows), len(rows))
