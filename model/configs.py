@@ -112,24 +112,6 @@ WAN22_LATENTS_STD = [
     0.7744,
 ]
 
-# Qwen2.5-VL special tokens, in the order (and thus ids) of the released tokenizer's added tokens.
-QWEN_SPECIAL_TOKENS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
-
 
 @dataclass(frozen=True)
 class KiwiModelConfig:

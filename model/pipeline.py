@@ -19,6 +19,7 @@ from model.processor import load_processor
 from model.schedule import NUM_TRAIN_TIMESTEPS, euler_step, inference_sigmas, sigma_index
 from model.transformer import KiwiTransformer
 from model.vae import decode_latents, encode_video
+from model.vae_wan22 import load_vae_folder as load_vae  # `vae/` in either layout; loaders import it from here
 from model.video_io import (
     decoded_to_frames,
     fit_size,
@@ -37,16 +38,6 @@ COMPONENTS = ("transformer", "vae", "mllm_encoder", "source_embedder", "ref_embe
 
 class CheckpointError(FileNotFoundError):
     """A checkpoint folder or one of its component folders is missing (message names which)."""
-
-
-def load_vae(folder: Path, torch_dtype: torch.dtype | None = None) -> AutoencoderKLWan:
-    """`vae/` as diffusers wrote it (`AutoencoderKLWan` config), or as the released conversion script
-    wrote it (config of class `VAE` + original-key Wan2.2 weights), rebuilt at the size the weights
-    have and converted with our Wan2.2 key map (`model/vae_wan22.py`). Anything else, a truncated
-    weight file or a VAE that is not z=48 raises CheckpointError naming the file."""
-    from model.vae_wan22 import load_vae_folder
-
-    return load_vae_folder(folder, torch_dtype)
 
 
 def _as_dtype(value: torch.dtype | str) -> torch.dtype:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from kiwi_platform.ingestion.remote import is_url, sha256_url
-from kiwi_platform.lib.files import sha256_file
+from kiwi_platform.lib.files import md5_file, sha256_file
 from kiwi_platform.lib.quarantine import RowRejected
 
 
@@ -35,14 +34,6 @@ def verify(ref: FileRef) -> None:
     elif ref.sha256:
         ref.status = "ok" if sha256_file(path) == ref.sha256 else "mismatch"
     elif ref.md5 and path.is_file():
-        ref.status = "ok" if _md5_file(path) == ref.md5 else "mismatch"
+        ref.status = "ok" if md5_file(path) == ref.md5 else "mismatch"
     else:
         ref.status = "unchecked"
-
-
-def _md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

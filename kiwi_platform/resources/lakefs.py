@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import PrivateAttr
 
+from kiwi_platform.lib.files import md5_file
 from kiwi_platform.resources.lakefs_errors import LakeFSError, http_summary
 from kiwi_platform.resources.lakefs_import import RawImport, plan_import, wait_for_import
 
@@ -65,14 +66,6 @@ def batch_branch_name(batch: str) -> str:
     if clean != batch or len(clean) > 80:
         clean = f"{clean[:80]}-{hashlib.sha256(batch.encode()).hexdigest()[:8]}"
     return f"batch-{clean}"
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class LakeFSResource(dg.ConfigurableResource):
@@ -198,7 +191,7 @@ class LakeFSResource(dg.ConfigurableResource):
                 key = "/".join(filter(None, [base, path.relative_to(root).as_posix()]))
                 size = path.stat().st_size
                 known = remote.get(key)
-                if known is not None and known[0] == size and known[1] == _md5(path):
+                if known is not None and known[0] == size and known[1] == md5_file(path):
                     continue
                 content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                 writer = lake_branch.object(key).writer("wb", pre_sign=False, content_type=content_type)

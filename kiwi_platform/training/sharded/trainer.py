@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
+from accelerate.utils import set_seed
 
 from kiwi_platform.lib.files import sha256_file, write_text_atomic
 from kiwi_platform.training.config import TrainConfig
@@ -39,12 +38,6 @@ from kiwi_platform.training.sharded.wrap import shard_pipeline
 from kiwi_platform.training.signals import StopRequest
 
 log = logging.getLogger("kiwi_platform.training")
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _sum(value: float, device: torch.device) -> float:
@@ -71,7 +64,7 @@ class ShardedRun:
         self.global_batch = global_batch or group.world
         self._check_batch()
 
-        _seed_everything(config.seed)
+        set_seed(config.seed)  # python / numpy / torch, as the one-process loop
         self.pipeline = load_pipeline(config)
         # before sharding: the cache keys hash the full (unsharded) VAE weights
         self.loader = with_features(SampleLoader(df, data_root), features, self.pipeline)
