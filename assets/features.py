@@ -6,6 +6,7 @@ stage assets depend on it and read its folder from its latest materialization; s
 """
 
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -46,7 +47,18 @@ class FeatureConfig(dg.Config):
         description="Also cache the reference's latents (padded, unshrunk). Only used by recipes without the "
         "random reference shrink (ref_scale_range null); the default recipe shrinks per step. Default false.",
     )
-    shard_entries: int = Field(256, ge=1, description="Samples per shard file. Default 256.")
+    shard_entries: int = Field(
+        4096,
+        ge=1,
+        description="Most samples per shard file; a shard also closes at 256 MiB of tensors (which cuts first at "
+        "real sizes). Default 4096.",
+    )
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="How latents and processor tensors are stored: float32 (default; bit-exact with on-the-fly "
+        "encoding on a float32 model) or bfloat16 (half the bytes; what a bf16 run computes with anyway). Readers "
+        "always get float32; entries stored in the other precision are encoded again.",
+    )
     encoder_actors: int = Field(
         1,
         ge=0,
@@ -102,6 +114,7 @@ def training_features(
         config.frames,
         reference_latents=config.reference_latents,
         per_shard=config.shard_entries,
+        dtype=config.precision,
         progress=context.log.info,
         engine=engine_settings,
         pool=ActorPool(size=config.encoder_actors, num_gpus=config.gpus_per_actor),
@@ -129,6 +142,7 @@ def training_features(
             "mllm_inputs_sha256": built.hashes["mllm"],
             "resolutions": dg.MetadataValue.json([f"{h}x{w}" for h, w in sizes]),
             "frames": config.frames,
+            "precision": config.precision,
             "dvc_path": tracked.path,
             "dvc_md5": tracked.md5,
             "dvc_files": tracked.files,

@@ -103,7 +103,9 @@ def _batch_entry(store: MediaStore, batch: str, config: RawPairsConfig) -> dict:
 
 
 @batch_asset(group_name="ingestion", kinds={"python", "csv"})
-def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, data: BatchData) -> dg.MaterializeResult:
+def raw_edit_pairs(
+    context: dg.AssetExecutionContext, config: RawPairsConfig, data: BatchData, engine: EngineResource
+) -> dg.MaterializeResult:
     """Manifest rows of one batch (CSV or parquet chunks), every media file probed (PyAV) and sha256-hashed; bad rows quarantined."""
     batch, store = context.partition_key, data.store
     entry = _batch_entry(store, batch, config)
@@ -117,7 +119,17 @@ def raw_edit_pairs(context: dg.AssetExecutionContext, config: RawPairsConfig, da
         if done == total or done % step == 0:
             context.log.info(f"probed {done}/{total} rows")
 
-    out = ingest_source(source, store, batch, min_frames=config.min_frames, copy_raw=config.copy_raw, progress=progress)
+    settings = engine.settings()
+    context.log.info(f"probing files: {settings.describe(source.rows)}")
+    out = ingest_source(
+        source,
+        store,
+        batch,
+        min_frames=config.min_frames,
+        copy_raw=config.copy_raw,
+        progress=progress,
+        engine=settings,
+    )
     # the preview reads files: originals kept by reference are read where they are, remote ones skipped
     local = _local_rows(with_source_paths(out.table.head(64), store.batch_dir(batch)))
     preview = (

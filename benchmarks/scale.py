@@ -18,6 +18,7 @@ not in it, so read their wall time.
 
     .venv/bin/python benchmarks/scale.py [--n 100 1000 10000] [--frames 17] [--height 128] [--width 224]
                                          [--ray-address HOST:PORT] [--clip-storage jpeg|video]
+                                         [--feature-precision float32|bfloat16]
                                          [--out benchmarks/results/scale.json]
 
 `--ray-address` runs the same commands with KIWI_RAY_ADDRESS set (a cluster started with
@@ -136,7 +137,9 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     }
     if _has_features():  # the cache covers the training mixes, so they come first (not timed as a stage)
         stages["manifests"] = [*KIWI, "materialize", "--select", "training_manifests"]
-        stages["features"] = [*KIWI, "materialize", "--select", "training_features"]
+        features = base / "features-config.yaml"
+        features.write_text(f"ops:\n  training_features: {{config: {{precision: {args.feature_precision}}}}}\n")
+        stages["features"] = [*KIWI, "materialize", "--select", "training_features", "--config", str(features)]
     for name, cmd in stages.items():
         print(f"N={n}: {name} ...", flush=True)
         result[name] = _run(cmd, env, log)
@@ -186,12 +189,24 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=224)
     parser.add_argument("--ray-address", default=None, help="run against this Ray cluster (KIWI_RAY_ADDRESS)")
     parser.add_argument("--clip-storage", choices=["jpeg", "video"], default="jpeg", help="normalized clip layout")
+    parser.add_argument(
+        "--feature-precision", choices=["float32", "bfloat16"], default="float32", help="feature cache storage"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     args = parser.parse_args()
     results = [measure(n, args) for n in args.n]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"cores": os.cpu_count(), "ray_address": args.ray_address, "runs": results}, indent=2)
+        json.dumps(
+            {
+                "cores": os.cpu_count(),
+                "ray_address": args.ray_address,
+                "clip_storage": args.clip_storage,
+                "feature_precision": args.feature_precision,
+                "runs": results,
+            },
+            indent=2,
+        )
     )
     print(f"{os.cpu_count()} cores; {args.frames}x{args.height}x{args.width}; ray: {args.ray_address or 'in-process'}")
     print(table(results))

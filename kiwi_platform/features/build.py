@@ -59,7 +59,10 @@ class EncoderSpec:
     def load(self, device: str | None = None) -> Any:
         from kiwi_platform.features.encoders import load_encoders
 
-        encoders = load_encoders(self.folder)
+        return self.place(load_encoders(self.folder), device)
+
+    def place(self, encoders: Any, device: str | None = None) -> Any:
+        """Move the VAE to `device` (default: this spec's; auto = cuda when this process sees a GPU)."""
         device = device or self.device
         if device == "auto":
             import torch
@@ -93,8 +96,12 @@ class EncodeRow:
         return state
 
     def setup(self) -> None:
+        """Once per copy that encodes: a Ray actor loads its own encoders; in this process the driver's
+        (loaded on the CPU for the key hashes) move to the spec's device, so a GPU machine encodes there."""
         if self.encoders is None:
             self.encoders = self.spec.load()
+        elif self.spec is not None:
+            self.encoders = self.spec.place(self.encoders)
 
     def __call__(self, job: tuple[int, int, int, int]) -> dict[str, Any]:
         from model.training import precompute_features
@@ -115,7 +122,8 @@ def build_features(
     frames: int,
     *,
     reference_latents: bool = False,
-    per_shard: int = 256,
+    per_shard: int = 4096,
+    dtype: str = "float32",
     progress: Callable[[str], None] | None = None,
     engine: EngineSettings | None = None,
     pool: ActorPool | None = None,
@@ -126,7 +134,8 @@ def build_features(
     `encoders`: loaded encoders, or an `EncoderSpec` (loaded here once for the key hashes, and once
     per actor when `engine` runs the encoding on Ray, in `pool`: default one actor, a GPU each when
     the cluster has one). The shard writer stays here and adds entries in key order, so the shards
-    are the same bytes whichever engine encoded them (on the same kind of device).
+    are the same bytes whichever engine encoded them (on the same kind of device). `dtype`: how floats
+    are stored (float32 or bfloat16); an entry stored in the other precision is encoded again.
     """
     folder.mkdir(parents=True, exist_ok=True)
     remove_temp(folder)
@@ -146,7 +155,9 @@ def build_features(
                 key = sample_key(row, hashes, height, width, frames)
                 if key is None:
                     unkeyed += 1
-                elif (found := cache.row(key)) is not None and cache.shard_ok(found["shard"]):
+                elif (
+                    (found := cache.row(key)) is not None and found["dtype"] == dtype and cache.shard_ok(found["shard"])
+                ):
                     kept[key] = found
                 elif key not in todo:
                     todo[key] = (number, int(index), height, width)
@@ -161,7 +172,7 @@ def build_features(
         if progress and (done % 50 == 0 or done == total):
             progress(f"training features: {done}/{total} encoded")
 
-    writer = ShardWriter(folder, per_shard)
+    writer = ShardWriter(folder, per_shard, dtype)
     outcomes = stream_rows(
         fn, [todo[k] for k in keys], settings=engine, progress=report, pool=pool or ActorPool(size=1, num_gpus=None)
     )

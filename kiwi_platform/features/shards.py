@@ -29,20 +29,27 @@ from kiwi_platform.lib.files import atomic_path, sha256_file
 
 log = logging.getLogger("kiwi_platform.features")
 INDEX = "index.parquet"
-INDEX_COLUMNS = ("key", "shard", "mode", "queries", "height", "width", "tensors")
+INDEX_COLUMNS = ("key", "shard", "mode", "queries", "height", "width", "tensors", "dtype")
+# How floating-point tensors are stored. bfloat16 halves the cache and is what a bf16 run (the real
+# recipe: VAE and DiT in bf16) computes with anyway; readers always get float32 back.
+STORE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+SHARD_BYTES = 256 << 20  # a shard is written once its pending tensors reach this (memory stays bounded)
 LATENTS = ("source_latents", "target_latents", "ref_latents")
 MLLM_PREFIX = "mllm."
 
 
-def entry_tensors(features: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """`precompute_features` output -> flat {name: tensor} of one entry."""
+def entry_tensors(features: dict[str, Any], dtype: str = "float32") -> dict[str, torch.Tensor]:
+    """`precompute_features` output -> flat {name: tensor} of one entry, floats stored as `dtype`."""
     out = {k: features[k] for k in LATENTS if features.get(k) is not None}
     out.update({MLLM_PREFIX + k: v for k, v in features["mllm_inputs"].items()})
+    store = STORE_DTYPES[dtype]
+    out = {k: v.to(store) if v.is_floating_point() else v for k, v in out.items()}
     return {k: v.detach().cpu().contiguous() for k, v in sorted(out.items())}
 
 
 def entry_features(tensors: dict[str, torch.Tensor], row: dict) -> dict[str, Any]:
-    """The inverse of `entry_tensors`: what `model.compute_loss` accepts in a batch."""
+    """The inverse of `entry_tensors`: what `model.compute_loss` accepts in a batch (floats as float32)."""
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     out: dict[str, Any] = {k: tensors[k] for k in LATENTS if k in tensors}
     out["mllm_inputs"] = {k[len(MLLM_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MLLM_PREFIX)}
     out.update(
@@ -53,13 +60,17 @@ def entry_features(tensors: dict[str, torch.Tensor], row: dict) -> dict[str, Any
 
 @dataclass
 class ShardWriter:
-    """Collects entries in key order and writes a shard every `per_shard` entries (call `close` at the end)."""
+    """Collects entries in key order and writes a shard every `per_shard` entries or `max_bytes` of
+    tensors, whichever comes first (call `close` at the end). Floats are stored as `dtype`."""
 
     folder: Path
     per_shard: int
+    dtype: str = "float32"
+    max_bytes: int = SHARD_BYTES
     rows: list[dict] = field(default_factory=list)
     shards: list[str] = field(default_factory=list)
     _pending: list[tuple[str, dict[str, torch.Tensor], dict]] = field(default_factory=list)
+    _pending_bytes: int = 0
 
     def add(self, key: str, features: dict[str, Any]) -> None:
         height, width = features["size"]
@@ -68,9 +79,12 @@ class ShardWriter:
             "queries": int(features["mllm_queries"]),
             "height": height,
             "width": width,
+            "dtype": self.dtype,
         }
-        self._pending.append((key, entry_tensors(features), meta))
-        if len(self._pending) >= self.per_shard:
+        tensors = entry_tensors(features, self.dtype)
+        self._pending.append((key, tensors, meta))
+        self._pending_bytes += sum(t.numel() * t.element_size() for t in tensors.values())
+        if len(self._pending) >= self.per_shard or self._pending_bytes >= self.max_bytes:
             self.flush()
 
     def flush(self) -> None:
@@ -88,7 +102,7 @@ class ShardWriter:
         self.shards.append(name)
         for key, ts, meta in self._pending:
             self.rows.append({"key": key, "shard": name, **meta, "tensors": ",".join(ts)})
-        self._pending = []
+        self._pending, self._pending_bytes = [], 0
 
     def close(self) -> list[dict]:
         self.flush()
@@ -130,6 +144,8 @@ class FeatureCache:
             return
         try:
             df = pd.read_parquet(index)
+            if "dtype" not in df.columns:  # indexes written before the choice existed hold float32
+                df["dtype"] = "float32"
             self._rows = {r["key"]: r for r in df.to_dict("records")}
         except Exception as exc:  # a damaged index: no entries, training encodes on the fly
             self._warn(f"feature cache index {index} is unreadable ({type(exc).__name__}); encoding on the fly")

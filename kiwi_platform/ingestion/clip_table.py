@@ -34,7 +34,7 @@ from kiwi_platform.media.clips import STORAGE_FORMATS, SUFFIX, clip_header
 from kiwi_platform.media.normalize import CLIP_STORAGE, NORMALIZER_VERSION, normalize_media
 from kiwi_platform.resources.store import MediaStore
 
-CLIPS_PER_SHARD = 1024  # 512 pairs
+CLIPS_PER_SHARD = shards.MAX_MEMBERS
 STAGING = shards.STAGING  # new clips wait here, inside the asset's folder, until they are packed
 STALE_PATTERNS = (*shards.STALE_PATTERNS, f"*{SUFFIX}")  # shards, and loose clips of the layout before shards
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kiwi_platform.engine import EngineSettings
 from kiwi_platform.ingestion.manifest_copy import copied_rows
 from kiwi_platform.ingestion.origins import write_origin
 from kiwi_platform.ingestion.raw_table import RawTableWriter
@@ -37,12 +38,15 @@ def ingest_source(
     min_frames: int,
     copy_raw: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    engine: EngineSettings | None = None,
 ) -> IngestOutcome:
     """Validate every row of `source`, store (`copy_raw`) or record in place accepted media, stage
     the table; rows in = accepted + quarantined.
 
     The asset passes its run config (by reference unless `copy_raw: true`, docs/raw-media.md); the
     function's own default keeps copying, which direct callers written before that rely on.
+    With `engine`, the files are hashed and probed there a window of rows at a time (as every other
+    per-row stage); without, one by one in this process.
     """
     folder = store.asset_dir(batch, "raw_edit_pairs")
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +55,7 @@ def ingest_source(
     done = 0
     rows = copied_rows(source, source.iter_rows(), folder / "manifest.csv")
     try:
-        items = iter_validated(rows, source.base_dir, columns=source.columns, min_frames=min_frames)
+        items = iter_validated(rows, source.base_dir, columns=source.columns, min_frames=min_frames, engine=engine)
         for done, item in enumerate(items, start=1):
             if isinstance(item, QuarantineRecord):
                 quarantined.append(item)

@@ -16,27 +16,25 @@ machine's absolute location of a relative path.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from kiwi_platform.engine import EngineSettings
+from kiwi_platform.ingestion.file_facts import FileFacts, locate
 from kiwi_platform.ingestion.manifest import REQUIRED_COLUMNS, Manifest, ManifestRow
-from kiwi_platform.ingestion.paths import resolve_inside, resolve_media_path, stored_name
-from kiwi_platform.ingestion.remote import fetched, is_url, join_url
-from kiwi_platform.lib.files import sha256_bytes, sha256_file
+from kiwi_platform.ingestion.paths import resolve_inside, stored_name
+from kiwi_platform.ingestion.remote import is_url
+from kiwi_platform.lib.files import sha256_bytes
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
-from kiwi_platform.media.probe import MediaInfo, media_kind, probe_image_bytes, probe_media
+from kiwi_platform.media.probe import media_kind, probe_image_bytes
 
 MAX_PROMPT_CHARS = 10_000  # an edit instruction, not a document; longer is broken input
-FILE_CACHE_SIZE = 4096  # probed files remembered at once (LRU); a file seen again later is re-probed
+WINDOW = 1024  # rows whose files are probed ahead at once (<= FILE_CACHE_SIZE / 3 files per row)
 _PROMPT_WHITESPACE = {"\t", "\n", "\r"}  # the only control characters a prompt may hold
-# OSError numbers that mean "there is no such file here"; any other error reading it is unreadable_file.
-_NOT_THERE = {errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
 
 
 @dataclass
@@ -63,63 +61,6 @@ def check_prompt(prompt: str) -> None:
         )
 
 
-class _FileFacts:
-    """Memoised sha256 + probe per file (LRU-bounded), so a clip used by 1,000 rows is read once."""
-
-    def __init__(self, size: int = FILE_CACHE_SIZE) -> None:
-        self._cache: OrderedDict[Path | str, tuple[str, MediaInfo]] = OrderedDict()
-        self._size = size
-
-    def get(self, path: Path | str, shown: str, want_image: bool = False) -> tuple[str, MediaInfo]:
-        try:
-            digest, info = self._get(path)
-        except RowRejected as rej:  # name the file as the tables do, not by this machine's location
-            raise RowRejected(rej.reason, rej.message.replace(str(path), shown), shown) from None
-        if want_image and info.kind != "image":
-            raise RowRejected(
-                "unreadable_image",
-                f"{PurePosixPath(str(path)).name} is not an image (reference images must be images)",
-                shown,
-            )
-        return digest, info
-
-    def _get(self, path: Path | str) -> tuple[str, MediaInfo]:
-        if path in self._cache:
-            self._cache.move_to_end(path)
-            return self._cache[path]
-        if isinstance(path, str):  # a URL: probed from a temp copy that is gone when this returns
-            facts = _remote_facts(path)
-        else:
-            facts = _local_facts(path)
-        self._cache[path] = facts
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return facts
-
-
-def _remote_facts(url: str) -> tuple[str, MediaInfo]:
-    with fetched(url) as (local, digest):
-        try:
-            return digest, probe_media(local)
-        except RowRejected as rej:
-            raise RowRejected(rej.reason, rej.message.replace(str(local), url), url) from None
-
-
-def _local_facts(path: Path) -> tuple[str, MediaInfo]:
-    try:
-        if not path.exists():
-            raise RowRejected("missing_file", f"{path.name} does not exist")
-        if not path.is_file():
-            raise RowRejected("not_media", f"{path.name} is not a regular file")
-        with open(path, "rb") as fh:  # permission denied shows here, before any decoder guesses
-            fh.read(1)
-        info = probe_media(path)
-        return sha256_file(path), info
-    except OSError as exc:  # ENAMETOOLONG, EACCES, EIO...: the row is unusable, the batch goes on
-        reason = "missing_file" if exc.errno in _NOT_THERE else "unreadable_file"
-        raise RowRejected(reason, f"{path.name} cannot be read ({exc.strerror or exc})") from None
-
-
 class _Seen:
     """Earlier rows by a 16-byte digest of a key: duplicate detection at ~100 bytes per row."""
 
@@ -135,20 +76,52 @@ class _Seen:
 
 
 def iter_validated(
-    rows: Iterable[ManifestRow], base: Path | str, *, columns: Iterable[str], min_frames: int
+    rows: Iterable[ManifestRow],
+    base: Path | str,
+    *,
+    columns: Iterable[str],
+    min_frames: int,
+    engine: EngineSettings | None = None,
 ) -> Iterator[dict | QuarantineRecord]:
     """For each row, in order: its accepted record (a dict) or its QuarantineRecord.
 
     `base` is a local folder or a URL prefix (`s3://bucket/data`) that relative media paths start from.
+    With `engine`, each window of `WINDOW` rows has its files probed there first (file_facts.py);
+    without, each file is probed here when a row first needs it. Same records either way.
     """
     missing = tuple(c for c in REQUIRED_COLUMNS if c not in tuple(columns))
-    state = (_FileFacts(), _Seen(), _Seen(), _Seen())
+    facts = FileFacts()
+    state = (facts, _Seen(), _Seen(), _Seen())
     base = str(base).rstrip("/") if is_url(base) else Path(base).resolve()
+    for window in _windows(rows, WINDOW):
+        if engine is not None:
+            facts.prefetch((path for row in window for path in _files(row, base)), engine)
+        for row in window:
+            try:
+                yield _check_row(row, base, missing, state, min_frames=min_frames)
+            except RowRejected as rej:
+                yield QuarantineRecord(row=row.row, reason=rej.reason, message=rej.message, path=rej.path)
+
+
+def _windows(rows: Iterable[ManifestRow], size: int) -> Iterator[list[ManifestRow]]:
+    window: list[ManifestRow] = []
     for row in rows:
-        try:
-            yield _check_row(row, base, missing, state, min_frames=min_frames)
-        except RowRejected as rej:
-            yield QuarantineRecord(row=row.row, reason=rej.reason, message=rej.message, path=rej.path)
+        window.append(row)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def _files(row: ManifestRow, base: Path | str) -> Iterator[Path | str]:
+    """The files a row names, where they are (cells that cannot be located are left to `_check_row`)."""
+    for cell in (row.src, row.tgt, row.ref):
+        if cell:
+            try:
+                yield locate(base, cell)
+            except RowRejected:
+                continue
 
 
 def validate_manifest(
@@ -176,17 +149,6 @@ def _name(base: Path | str, cell: str) -> str:
     return stored_name(base, cell)
 
 
-def _locate(base: Path | str, cell: str) -> Path | str:
-    """Where a media cell points: a URL (str) or a local file (Path); RowRejected for path_escape."""
-    if is_url(cell):
-        return cell
-    if isinstance(base, str) and not os.path.isabs(cell):
-        if cell.startswith("~"):
-            raise RowRejected("path_escape", f"{cell!r} starts with '~', which is not expanded", cell)
-        return join_url(base, cell)
-    return resolve_media_path(base if isinstance(base, Path) else Path("/"), cell)
-
-
 def _check_row(row: ManifestRow, base: Path | str, missing: tuple[str, ...], state: tuple, *, min_frames: int) -> dict:
     facts, seen_paths, seen_content, seen_iids = state
     for column in missing:
@@ -207,8 +169,8 @@ def _check_row(row: ManifestRow, base: Path | str, missing: tuple[str, ...], sta
 
     names = {"src": _name(base, row.src), "tgt": _name(base, row.tgt)}
     names["ref"] = _name(base, row.ref) if row.ref else ""
-    src_path, tgt_path = _locate(base, row.src), _locate(base, row.tgt)
-    ref_path = _locate(base, row.ref) if row.ref else None
+    src_path, tgt_path = locate(base, row.src), locate(base, row.tgt)
+    ref_path = locate(base, row.ref) if row.ref else None
     src_sha, src = facts.get(src_path, names["src"])
     tgt_sha, tgt = facts.get(tgt_path, names["tgt"])
     ref_sha, ref_size, ref_suffix, ref_bytes = "", (0, 0), "", 0

@@ -37,6 +37,10 @@ SEP = "#"
 PREFIX = "shard-"
 SUFFIX = ".zip"
 MAX_BYTES = 2 << 30  # a shard stops growing at 2 GiB: DVC moves whole files, so keep them moderate
+# ...and at 16,384 members: every reader loads a shard's directory once (about 80 bytes a member), and
+# ZIP64's 65,535-entry switch stays far away. At real sizes the byte limit cuts first (a 720p clip is
+# ~10 MB); at the tiny size the count does, and 10,000 pairs still fit in two clip shards.
+MAX_MEMBERS = 16384
 _MARK = SUFFIX + SEP
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a timestamp would make every write a new version
 _ZIP_MODE = 0o100644 << 16  # regular file, rw-r--r--

@@ -30,7 +30,7 @@ from kiwi_platform.refvie.types import Inpainter, SampleRejected
 
 REFERENCE_TYPES = ("local_add", "local_replace", "local_remove", "recolor", "background_change")
 REFERENCE_COLUMNS = ["reference_file", "reference_sha256", "reference_origin"]
-IMAGES_PER_SHARD = 512
+IMAGES_PER_SHARD = shards.MAX_MEMBERS
 STAGING = shards.STAGING
 
 

@@ -29,7 +29,7 @@ from kiwi_platform.refvie.mask_store import load_masks, save_masks
 from kiwi_platform.refvie.pipeline import analyse_pair
 from kiwi_platform.refvie.types import EditRegion, Grounder, SampleRejected, Segmenter
 
-MASKS_PER_SHARD = 512
+MASKS_PER_SHARD = shards.MAX_MEMBERS
 STAGING = shards.STAGING
 REGION_COLUMNS = ["edit_type", "type_confidence", "box", "mask_area", "region_scores"]
 
