@@ -18,7 +18,7 @@ not in it, so read their wall time.
 
     .venv/bin/python benchmarks/scale.py [--n 100 1000 10000] [--frames 17] [--height 128] [--width 224]
                                          [--ray-address HOST:PORT] [--clip-storage jpeg|video]
-                                         [--feature-precision float32|bfloat16]
+                                         [--feature-precision float32|bfloat16] [--warm]
                                          [--out benchmarks/results/scale.json]
 
 `--ray-address` runs the same commands with KIWI_RAY_ADDRESS set (a cluster started with
@@ -140,9 +140,17 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         features = base / "features-config.yaml"
         features.write_text(f"ops:\n  training_features: {{config: {{precision: {args.feature_precision}}}}}\n")
         stages["features"] = [*KIWI, "materialize", "--select", "training_features", "--config", str(features)]
-    for name, cmd in stages.items():
-        print(f"N={n}: {name} ...", flush=True)
-        result[name] = _run(cmd, env, log)
+    if args.warm:  # every command below is forked from it; their CPU and RSS are the worker's, not ours
+        result["worker_start"] = _run([*KIWI, "worker", "start"], env, log)
+    try:
+        for name, cmd in stages.items():
+            print(f"N={n}: {name} ...", flush=True)
+            result[name] = _run(cmd, env, log)
+            if args.warm:
+                result[name].update(cpu_s=float("nan"), peak_rss_mib=float("nan"))
+    finally:
+        if args.warm:
+            _run([*KIWI, "worker", "stop"], env, log)
     status = _run([*KIWI, "dvc", "status"], env, log)
     result["dvc_status_s"] = status["wall_s"]
     remote = Path(env.get("KIWI_DVC_REMOTE", home / "dvc-remote"))
@@ -189,6 +197,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=224)
     parser.add_argument("--ray-address", default=None, help="run against this Ray cluster (KIWI_RAY_ADDRESS)")
     parser.add_argument("--clip-storage", choices=["jpeg", "video"], default="jpeg", help="normalized clip layout")
+    parser.add_argument("--warm", action="store_true", help="run the commands through a warm worker (kiwi worker)")
     parser.add_argument(
         "--feature-precision", choices=["float32", "bfloat16"], default="float32", help="feature cache storage"
     )
@@ -203,6 +212,7 @@ def main() -> None:
                 "ray_address": args.ray_address,
                 "clip_storage": args.clip_storage,
                 "feature_precision": args.feature_precision,
+                "warm": args.warm,
                 "runs": results,
             },
             indent=2,

@@ -1,5 +1,5 @@
 """`python -m kiwi_platform` is the `kiwi` command."""
 
-from kiwi_platform.cli import main
+from kiwi_platform.launcher import main
 
 main()

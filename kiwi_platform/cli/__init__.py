@@ -21,6 +21,7 @@ from kiwi_platform.cli import (
     synth_cmd,
     train_cmds,
     ui_cmd,
+    worker_cmd,
 )
 from kiwi_platform.errors import KiwiUserError
 
@@ -43,6 +44,7 @@ for module in (
     suite_cmds,
     train_cmds,
     ui_cmd,
+    worker_cmd,
 ):
     module.register(app)
 
