@@ -16,7 +16,11 @@ def main() -> None:
 
     protocol.CALLER_ENV = dict(os.environ)
 
-    code = run_in_worker(sys.argv[1:])
+    try:
+        code = run_in_worker(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C before the worker started the command: nothing ran
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     if code is not None:
         sys.exit(code)
     from kiwi_platform.cli import main as cli_main

@@ -55,6 +55,9 @@ def start(
         )
     while _running() != proc.pid:
         if proc.poll() is not None:
+            if (other := _running()) is not None:  # started at the same time by someone else
+                typer.echo(f"worker already running (pid {other})")
+                return
             tail = (run / "worker.log").read_text(errors="replace").strip().splitlines()[-1:]
             raise KiwiUserError(f"the worker exited ({proc.returncode}) while starting: {' '.join(tail)}")
         if time.monotonic() - began > READY_TIMEOUT_S:

@@ -70,6 +70,11 @@ class EncoderSpec:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device != "cpu":
             encoders.vae.to(device)  # encode_video moves the pixels to the VAE; latents come back on cpu
+        if device.startswith("cuda"):  # the same clip gives the same latents run after run (content-named shards)
+            import torch
+
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         return encoders
 
 
@@ -88,6 +93,13 @@ class EncodeRow:
         self.manifests, self.data_root, self.frames, self.reference = manifests, data_root, frames, reference
         self.spec, self.encoders = spec, encoders
         self.loaders: dict[int, SampleLoader] = {}
+
+    def __copy__(self) -> EncodeRow:
+        """A copy in this process (the engine's first rows) shares the loaded encoders; only pickling
+        to a Ray worker leaves them out."""
+        twin = object.__new__(EncodeRow)
+        twin.__dict__.update(self.__dict__, loaders={})
+        return twin
 
     def __getstate__(self) -> dict:
         state = {**self.__dict__, "loaders": {}}

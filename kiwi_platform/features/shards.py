@@ -39,17 +39,19 @@ MLLM_PREFIX = "mllm."
 
 
 def entry_tensors(features: dict[str, Any], dtype: str = "float32") -> dict[str, torch.Tensor]:
-    """`precompute_features` output -> flat {name: tensor} of one entry, floats stored as `dtype`."""
+    """`precompute_features` output -> flat {name: tensor} of one entry, float32 tensors stored as `dtype`."""
     out = {k: features[k] for k in LATENTS if features.get(k) is not None}
     out.update({MLLM_PREFIX + k: v for k, v in features["mllm_inputs"].items()})
     store = STORE_DTYPES[dtype]
-    out = {k: v.to(store) if v.is_floating_point() else v for k, v in out.items()}
+    out = {k: v.to(store) if v.dtype == torch.float32 else v for k, v in out.items()}
     return {k: v.detach().cpu().contiguous() for k, v in sorted(out.items())}
 
 
 def entry_features(tensors: dict[str, torch.Tensor], row: dict) -> dict[str, Any]:
-    """The inverse of `entry_tensors`: what `model.compute_loss` accepts in a batch (floats as float32)."""
-    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    """The inverse of `entry_tensors`: what `model.compute_loss` accepts in a batch (an entry stored as
+    bfloat16 widened back to float32; other dtypes as stored)."""
+    if row.get("dtype") == "bfloat16":
+        tensors = {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in tensors.items()}
     out: dict[str, Any] = {k: tensors[k] for k in LATENTS if k in tensors}
     out["mllm_inputs"] = {k[len(MLLM_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MLLM_PREFIX)}
     out.update(

@@ -6,7 +6,10 @@ files are probed a window at a time through `kiwi_platform.engine.stream_rows` (
 on a local Ray or on a cluster, as every per-row stage), and the ordered checks (duplicates,
 counts) then read the remembered facts. A file's failure (missing, unreadable, not media) is
 remembered as well and raised again for every row that names it, so quarantine records are those
-of the sequential path, whatever probed the file.
+of the sequential path, whatever probed the file. Two exceptions, both probed again here when a
+row needs them: a local file a Ray worker found missing or unreadable (the worker may not see the
+driver's disk; a whole batch must not be quarantined for that), and any failure that is not a
+row's fault (network, decoder), which then surfaces in row order exactly as it did before.
 """
 
 from __future__ import annotations
@@ -66,8 +69,24 @@ def local_facts(path: Path) -> Facts:
 
 
 def probe_file(path: Path | str) -> Facts:
-    """One file's facts (the engine's row function: module-level, so it pickles to Ray workers)."""
+    """One file's facts, or RowRejected for a file no row can use."""
     return remote_facts(path) if isinstance(path, str) else local_facts(path)
+
+
+def probe_ahead(path: Path | str) -> Facts | None:
+    """`probe_file` for the engine (module-level, so it pickles to Ray workers); None for any other
+    failure (a network error, a decoder's surprise), which is then met again in row order, where
+    the sequential path would have met it."""
+    try:
+        return probe_file(path)
+    except RowRejected:
+        raise
+    except Exception:  # noqa: BLE001 - not decided here: the row that needs the file decides
+        return None
+
+
+# failures a worker may see only because it cannot reach the driver's disk: checked again here
+_WORKER_BLIND = {"missing_file", "unreadable_file"}
 
 
 class FileFacts:
@@ -93,11 +112,18 @@ class FileFacts:
     def prefetch(self, paths: Iterable[Path | str], engine: EngineSettings) -> int:
         """Probe the files not remembered yet on the engine, in order; returns how many were probed.
         Call it with at most `size` files (a window of rows), or the first would be forgotten."""
-        todo = [p for p in dict.fromkeys(paths) if p not in self._cache]
-        for path, outcome in zip(todo, stream_rows(probe_file, todo, settings=engine, rejects=(RowRejected,))):
-            if outcome.ok:
-                self._put(path, outcome.value)
+        todo = []
+        for path in dict.fromkeys(paths):
+            if path in self._cache:
+                self._cache.move_to_end(path)  # needed again in this window: not the next to go
             else:
+                todo.append(path)
+        remote = engine.backend_for(len(todo)) == "ray"
+        for path, outcome in zip(todo, stream_rows(probe_ahead, todo, settings=engine, rejects=(RowRejected,))):
+            if outcome.ok:
+                if outcome.value is not None:
+                    self._put(path, outcome.value)
+            elif not (remote and isinstance(path, Path) and outcome.rejection.reason in _WORKER_BLIND):
                 r = outcome.rejection
                 self._put(path, RowRejected(r.reason, r.message, r.path))
         return len(todo)

@@ -62,17 +62,42 @@ def socket_path(home: Path, create: bool = False) -> Path:
 
 
 def private(path: Path) -> bool:
-    """The socket's folder is this user's and no one else's: never talk to a socket another user
-    could have put there (a shared /tmp)."""
+    """The socket's folder is a real folder of this user's and no one else's: never talk to a socket
+    another user could have put there (a shared /tmp)."""
+    import stat
+
     try:
-        st = os.stat(path.parent)
+        st = os.lstat(path.parent)
     except OSError:
         return False
-    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 def relevant_env(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(ENV_PREFIXES)}
+    return {k: v for k, v in env.items() if k.startswith(ENV_PREFIXES) and k != "KIWI_WORKER"}
+
+
+def process_facts() -> dict:
+    """What a forked command inherits from the worker instead of its caller: the cgroup (memory and
+    CPU limits of srun, systemd-run, a container), resource limits, CPU affinity and nice value. The
+    command must match the worker in all of them (its umask is applied, not compared)."""
+    import resource
+
+    limits = {}
+    for name in ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_FSIZE"):
+        if hasattr(resource, name):
+            limits[name] = list(resource.getrlimit(getattr(resource, name)))
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as fh:
+            cgroup = fh.read()
+    except OSError:
+        cgroup = ""
+    return {
+        "cgroup": cgroup,
+        "limits": limits,
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
+        "nice": os.nice(0),
+    }
 
 
 def send(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:

@@ -47,8 +47,8 @@ def _ingest(manifest: Path, root: Path, engine: EngineSettings | None):
 def test_probing_on_the_cluster_gives_the_in_process_table_and_quarantine(ray_cluster, tmp_path, demo_dir, monkeypatch):
     """raw_edit_pairs with its files probed on a cluster, in windows smaller than the batch: the same
     table, byte for byte, and the same quarantine records (missing file, duplicate row, a video given
-    as reference) as probing each file in the step, rows in = accepted + quarantined; and no file was
-    probed in the step itself."""
+    as reference) as probing each file in the step, rows in = accepted + quarantined; and the step
+    itself probed only the file the cluster found missing (re-checked on the driver's disk)."""
     manifest = _manifest(tmp_path, demo_dir)
     local = _ingest(manifest, tmp_path / "local", None)
     monkeypatch.setattr(validate, "WINDOW", 3)  # several windows, one row shared across two of them
@@ -61,4 +61,6 @@ def test_probing_on_the_cluster_gives_the_in_process_table_and_quarantine(ray_cl
     assert sorted(r.reason for r in remote.quarantined) == ["duplicate_row", "missing_file", "unreadable_image"]
     assert len(remote.table) + len(remote.quarantined) == remote.rows_in == 9
     assert pd.read_parquet(remote.table.path)["pair_id"].is_unique
-    assert in_driver == []  # the workers import file_facts afresh: this patch is the driver's alone
+    # the workers import file_facts afresh (this patch is the driver's alone): the step probed only
+    # the file a worker found missing, to tell "not on the worker's disk" from "not there at all"
+    assert [p.name for p in in_driver] == ["not-there.mp4"]

@@ -97,16 +97,25 @@ def test_a_user_error_keeps_its_one_line_message_and_exit_code(warm):
     assert through.stderr.startswith("error: ")
 
 
-def test_another_environment_runs_in_its_own_process(warm):
-    """A command whose KIWI_* settings differ from the worker's is refused with a one-line note and runs
-    in its own process, with its own settings."""
+@pytest.mark.parametrize("differs", ["environment", "working directory", "nice value"])
+def test_a_command_the_worker_cannot_stand_for_runs_in_its_own_process(differs, warm):
+    """A command whose KIWI_* settings, working directory (the code location resolved relative paths
+    against the worker's) or process limits (here its nice value) differ from the worker's is refused
+    with a one-line note and runs in its own process, with its own settings."""
     root, env = warm
     before = len(_served(root / "home"))
-    other = _kiwi(
-        env | {"KIWI_TEAM_NOTE": "another shell"}, "synth", "--out", str(root / "other"), "--n", "1", cwd=root
-    )
+    cwd, preexec = root, None
+    if differs == "environment":
+        env = env | {"KIWI_TEAM_NOTE": "another shell"}
+    elif differs == "working directory":
+        cwd = root / "elsewhere"
+        cwd.mkdir(exist_ok=True)
+    else:
+        preexec = lambda: os.nice(3)  # noqa: E731
+    args = [*KIWI, "synth", "--out", str(root / f"other-{differs[:4]}"), "--n", "1"]
+    other = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, preexec_fn=preexec)
     assert other.returncode == 0, other.stderr
-    assert "running without the warm worker: the environment differs" in other.stderr
+    assert "running without the warm worker: " in other.stderr
     assert len(_served(root / "home")) == before
 
 
@@ -150,7 +159,12 @@ def test_a_killed_worker_leaves_commands_running_in_their_own_process(tmp_path, 
 def test_changed_code_is_refused_until_the_worker_restarts():
     """A worker whose imported files changed on disk since it started would run old code: it refuses
     (the command then runs in its own process) and says how to fix it."""
-    request = {"env": dict(os.environ), "python": sys.executable}
+    request = {
+        "env": dict(os.environ),
+        "python": sys.executable,
+        "cwd": os.getcwd(),
+        "process": protocol.process_facts(),
+    }
     fingerprint = [list(f) for f in server.code_fingerprint()]
     assert server._refusal(request, dict(os.environ), [tuple(f) for f in fingerprint]) == ""
     fingerprint[0][1] += 1  # one module's mtime moved
