@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ class EngineSettings:
     max_retries: int = 3  # Ray task retries after a worker process dies (system failures only)
     probe_s: float = 5.0  # auto + local Ray: time the first rows in process for about this long ...
     ray_worth_s: float = 120.0  # ... and start a local Ray only if the rest would take longer than this
+    # ... and a row costs enough that the other cores gain more than a Ray task costs the driver:
+    # row x (cores - 1) >= this. Measured on 2 cores: 0.02-0.05 s rows ran 1.7-2.4x slower on a
+    # local Ray, 0.2 s rows 1.4x faster (benchmarks/measured/scale_2026-12-02.md)
+    ray_task_overhead_s: float = 0.1
 
     def adaptive(self, n_rows: int) -> bool:
         """auto, no cluster, a large batch: measure the row cost first, start a local Ray only if it pays."""
@@ -57,7 +62,8 @@ class EngineSettings:
         if self.adaptive(n_rows):
             return (
                 f"engine: in-process loop ({n_rows} rows); the rest moves to a local Ray if, after "
-                f"{self.probe_s:g} s, it would take more than {self.ray_worth_s:g} s"
+                f"{self.probe_s:g} s, it would take more than {self.ray_worth_s:g} s and the other cores "
+                "would gain more than Ray's per-row cost"
             )
         where = f"Ray cluster at {self.ray_address}" if self.ray_address else "local Ray"
         return f"engine: Ray Data on {where} ({n_rows} rows, {self.rows_per_task} per task)"
@@ -182,7 +188,8 @@ def stream_rows(
 
 def _probe(fn, rows: list, settings: EngineSettings, rejects, progress: Progress | None):
     """Run rows in this process for about `probe_s`; return how many ran, or all of them when the
-    rest would not take `ray_worth_s` (a local Ray's start and per-task cost would not pay back).
+    rest would not take `ray_worth_s` (a local Ray's start would not pay back) or a row is too cheap
+    for the machine's other cores to win back Ray's per-row cost (`ray_task_overhead_s`).
 
     Why: a row's cost decides whether Ray helps, and it varies 100x between stages and sizes (a
     17-frame 128x224 clip normalizes in 0.05 s, a 720p one in seconds). Same outputs either way.
@@ -196,7 +203,9 @@ def _probe(fn, rows: list, settings: EngineSettings, rejects, progress: Progress
             progress(done, len(rows))
         spent = time.perf_counter() - began
         if spent >= settings.probe_s:
-            rest = spent / done * (len(rows) - done)
-            if rest > settings.ray_worth_s:
+            per_row = spent / done
+            rest = per_row * (len(rows) - done)
+            cores = settings.num_cpus or os.cpu_count() or 1
+            if rest > settings.ray_worth_s and per_row * (cores - 1) >= settings.ray_task_overhead_s:
                 return done
     return done

@@ -113,7 +113,9 @@ def test_costly_rows_of_a_large_batch_move_to_a_local_ray_after_the_probe(tmp_pa
         (tmp_path / folder).mkdir()
     expected = map_rows(LoadOnce(str(tmp_path / "a")), rows, rejects=(ValueError,))
     seen: list[tuple[int, int]] = []
-    settings = EngineSettings(engine="auto", ray_min_rows=4, num_cpus=1, probe_s=0.0, ray_worth_s=0.0)
+    settings = EngineSettings(
+        engine="auto", ray_min_rows=4, num_cpus=1, probe_s=0.0, ray_worth_s=0.0, ray_task_overhead_s=0.0
+    )
     try:
         out = map_rows(
             LoadOnce(str(tmp_path / "b")),
