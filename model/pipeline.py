@@ -56,11 +56,9 @@ class KiwiEditOutput:
 
 
 class KiwiEditPipeline(DiffusionPipeline):
-    """Instruction (+ reference) guided video editing with Kiwi-Edit.
-
-    Sampling: flow-matching Euler with shift from `scheduler.config.shift` (5), 50 steps by
-    default, no classifier-free guidance; the source injection is scaled by the current sigma.
-    """
+    """Instruction (+ reference) guided video editing with Kiwi-Edit. Sampling: flow-matching Euler
+    with shift from `scheduler.config.shift` (5), 50 steps by default, no classifier-free guidance;
+    the source injection is scaled by the current sigma."""
 
     model_cpu_offload_seq = "mllm_encoder->source_embedder->ref_embedder->transformer->vae"
     _optional_components: list[str] = []
@@ -92,10 +90,8 @@ class KiwiEditPipeline(DiffusionPipeline):
     def from_pretrained(
         cls, path: str | os.PathLike, torch_dtype: torch.dtype | None = None, **_: Any
     ) -> KiwiEditPipeline:
-        """Load the released folder layout with our classes, whatever `model_index.json` names.
-
-        Raises CheckpointError naming the missing folder/component instead of a deep traceback.
-        """
+        """Load the released folder layout with our classes, whatever `model_index.json` names; a
+        CheckpointError names a missing folder/component instead of a deep traceback."""
         root = Path(path)
         if not root.is_dir():
             raise CheckpointError(

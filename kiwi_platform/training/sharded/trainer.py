@@ -2,13 +2,11 @@
 
 Why a trainer of its own (not accelerate's plugin): FSDP2's per-parameter sharding, DCP
 checkpoints and a global batch that is independent of the world size are what make the
-guarantees testable: the same `global_batch` gives the same data, the same noise and (up to
-float summation order) the same updates with 1, 2 or 8 processes, so a run can resume on another
-world size. Each optimizer step is one mix cycle; each micro-batch holds `global_batch` samples,
-rank r takes slots [r * B/W, (r + 1) * B/W) and every slot's noise comes from (seed, step, micro,
-slot), never from the rank. Data, results and checkpoint rules are the one-process loop's
-(`kiwi_platform.training.loop`), which the callbacks and `TrainResult` mirror.
-"""
+guarantees testable: the same `global_batch` gives the same data, noise and (up to float summation
+order) updates with 1, 2 or 8 processes, so a run can resume on another world size. Each optimizer
+step is one mix cycle; each micro-batch holds `global_batch` samples, rank r takes slots
+[r * B/W, (r + 1) * B/W) and every slot's noise comes from (seed, step, micro, slot), never the
+rank. Data, results and checkpoint rules are the one-process loop's (`training.loop`)."""
 
 from __future__ import annotations
 
