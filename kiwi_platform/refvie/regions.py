@@ -4,8 +4,9 @@ Why this module: it is the stage's entry point and its quality gate. `find_edit_
 the source onto the target (`difference.align_source` undoes a re-crop of a few pixels) and
 onto its photometry (`photometric.py` undoes a regenerated target's colour/gain shift), runs
 the chosen `Grounder` and `Segmenter` (the default, weight-free `diff` ones live in
-`backends/diff.py`), names the edit (`edit_types.type_decision`), applies what that type implies
-to the masks (`finalize_masks`) and rejects pairs that cannot become training samples
+`backends/diff.py`), names the edit (`edit_types.type_decision`), on a regenerated target
+decides the masks' edge pixels from a mixing model (`edge_refine.py`), applies what that type
+implies to the masks (`finalize_masks`) and rejects pairs that cannot become training samples
 (`SampleRejected` with a `qc_*` reason). Constants below were tuned with the rest of the stage
 on 60 synth pairs at 128x224 (benchmarks/refvie_pipeline.py).
 """
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 
 from kiwi_platform.refvie.difference import _check_pair, align_source, fill_holes, mask_box
+from kiwi_platform.refvie.edge_refine import refine_edges
 from kiwi_platform.refvie.edit_types import prompt_edit_type, type_decision
 from kiwi_platform.refvie.photometric import apply_photometry, denoise_size, fit_photometry, smooth
 from kiwi_platform.refvie.types import LOCAL_TYPES, EditRegion, Grounder, SampleRejected, Segmenter
@@ -125,6 +127,7 @@ def find_edit_region(
     source, (dy, dx) = align_source(source, target)
     photo = fit_photometry(source, target)
     source = apply_photometry(source, photo)
+    matched, original = source, target  # unsmoothed, for the sub-pixel edges
     size = denoise_size(photo.noise) if photo.applied else 0
     source, target = smooth(source, size), smooth(target, size)
     grounding = grounder.ground(source, target, prompt)
@@ -168,6 +171,8 @@ def find_edit_region(
     diff = cached[0] if cached is not None and cached[0].shape == masks.shape else None
     decision = type_decision(prompt, masks, source, target, diff)  # prompt and pixels, disagreement kept
     edit_type, confidence = decision.edit_type, decision.confidence
+    if photo.applied:  # a regenerated target: its lossy re-encode smeared every edge (edge_refine.py)
+        masks = refine_edges(masks, matched, original, edit_type)
     masks = finalize_masks(masks, edit_type, diff)
     share = float(masks.mean())
     if (edit_type in LOCAL_TYPES and share > FULL_MASK_LOCAL) or (
