@@ -153,6 +153,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
             _run([*KIWI, "worker", "stop"], env, log)
     status = _run([*KIWI, "dvc", "status"], env, log)
     result["dvc_status_s"] = status["wall_s"]
+    result["dvc_status_cpu_s"] = status["cpu_s"]
     remote = Path(env.get("KIWI_DVC_REMOTE", home / "dvc-remote"))
     files, size = _tree(home, skip=remote)
     result["kiwi_home"] = {"files": files, "bytes": size}

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 
 import typer
 from rich.console import Console
@@ -46,17 +45,25 @@ def quarantine_cmd(
 
 
 def dvc_cmd(ctx: typer.Context) -> None:
-    """Run `dvc ARGS` inside the data repository (e.g. `kiwi dvc status`, `kiwi dvc pull`)."""
-    from kiwi_platform.env import require_state
-    from kiwi_platform.resources import build_resources
+    """Run `dvc ARGS` inside the data repository (e.g. `kiwi dvc status`, `kiwi dvc pull`).
 
-    require_state()
-    repo = build_resources()["dvc"]
+    DVC runs in this process and no Dagster instance is opened: a data-repo command needs neither,
+    and they were most of `kiwi dvc status` (a second interpreter importing DVC, the instance's
+    storage; benchmarks/measured/dvc_status_2026-12-02.md).
+    """
+    from kiwi_platform.resources import build_dvc
+    from kiwi_platform.settings import KiwiSettings
+
+    settings = KiwiSettings.from_env()
+    if not settings.data_dir.is_dir():  # the check of `require_state`, without opening Dagster's instance
+        raise KiwiUserError(
+            f"no Kiwi state at {settings.data_dir} (set KIWI_HOME, or run `kiwi demo` / `kiwi ingest` first)",
+            code="no_state",
+        )
+    os.environ.setdefault("KIWI_HOME", str(settings.home))  # stages in dvc.yaml run `kiwi` from the data repo
+    repo = build_dvc(settings)
     repo.ensure()
-    # under the platform's DVC lock: runs publishing batches meanwhile wait instead of failing on DVC's own lock
-    with repo.locked():
-        proc = subprocess.run([sys.executable, "-m", "dvc", *ctx.args], cwd=repo.root_path, env=repo.env())
-    raise typer.Exit(proc.returncode)
+    raise typer.Exit(repo.run_cli(ctx.args))
 
 
 def register(app: typer.Typer) -> None:

@@ -28,42 +28,26 @@ import yaml
 
 from kiwi_platform.lib.files import write_text_atomic
 from kiwi_platform.lib.locks import file_lock
+from kiwi_platform.resources.dvc_config import (
+    CACHE_TYPE,
+    environ_applied,
+    remote_configured,
+    site_cache_dir,
+    state_configured,
+)
+from kiwi_platform.resources.dvc_status import status_from_root
 from kiwi_platform.resources.dvc_yaml import install_dvc_yaml, set_params
 from kiwi_platform.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
-#: hardlink the workspace to the cache (same bytes, no second copy); copy only where the filesystem
-#: cannot (the cache on another device). Not reflink first: DVC 3.67 then copies on ext4 instead of
-#: falling through to hardlink (measured). Not symlinks: readers resolving paths would land in the
-#: cache. DVC makes linked files read-only, and every writer here replaces files by rename.
-CACHE_TYPE = "hardlink,copy"
 #: machine-local files in the data repo (absolute paths): never committed
 _LOCAL_ONLY = (
     "# machine-local: batch registry and ingestion origins (absolute paths)",
     "/registry/",
     "/batches/*/*.origin.json",
 )
-
-
-def _configured(config: Path, remote_url: str) -> bool:
-    """Whether `.dvc/config` already names `remote_url` as the default remote and links the cache."""
-    from configobj import ConfigObj, ConfigObjError
-
-    try:
-        conf = ConfigObj(str(config), list_values=False)
-    except (OSError, ConfigObjError):
-        return False
-    url = conf.get('remote "local"', {}).get("url", "")
-    if url and "://" not in url:  # DVC stores a relative local path relative to .dvc/
-        url = os.path.normpath(os.path.join(config.parent, url))
-    wanted = remote_url if "://" in remote_url else os.path.abspath(remote_url)
-    return (
-        conf.get("core", {}).get("remote") == "local"
-        and url == wanted
-        and conf.get("cache", {}).get("type", "").strip('"') == CACHE_TYPE
-    )
 
 
 class DvcError(RuntimeError):
@@ -94,7 +78,7 @@ class DvcRepo(dg.ConfigurableResource):
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("DVC_NO_ANALYTICS", "1")
-        env["DVC_SITE_CACHE_DIR"] = str(self.root_path / ".dvc" / "tmp" / "site-cache")
+        env["DVC_SITE_CACHE_DIR"] = str(site_cache_dir(self.root_path))  # also in .dvc/config.local
         # stages in dvc.yaml call `kiwi`: make the running interpreter's scripts reachable
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.setdefault("GIT_AUTHOR_NAME", "kiwi-platform")
@@ -113,26 +97,22 @@ class DvcRepo(dg.ConfigurableResource):
     def dvc(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
         return self._run(sys.executable, "-m", "dvc", *args, cwd=cwd, check=check)
 
+    def _environ(self, keys: tuple[str, ...] | None = None) -> contextlib.AbstractContextManager[None]:
+        """`env()` (or only `keys` of it) in this process's environment while DVC runs in it."""
+        wanted = self.env()
+        return environ_applied({k: wanted[k] for k in keys or wanted})
+
     @contextlib.contextmanager
     def _repo(self) -> Iterator[Repo]:
         """DVC in this process (its Python API): no interpreter start-up or DVC import per command."""
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
 
-        saved = {k: os.environ.get(k) for k in ("DVC_NO_ANALYTICS", "DVC_SITE_CACHE_DIR")}
-        os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-        os.environ["DVC_SITE_CACHE_DIR"] = str(self.root_path / ".dvc" / "tmp" / "site-cache")
         try:
-            with Repo(str(self.root_path)) as repo:
+            with self._environ(("DVC_NO_ANALYTICS", "DVC_SITE_CACHE_DIR")), Repo(str(self.root_path)) as repo:
                 yield repo
         except DvcException as exc:
             raise DvcError(f"DVC failed in {self.root_path}: {exc}") from None
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     def git(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
         return self._run("git", *args, cwd=cwd, check=check)
@@ -164,7 +144,7 @@ class DvcRepo(dg.ConfigurableResource):
             self.dvc("init", "-q")
             self.dvc("config", "core.analytics", "false")
             self.dvc("config", "core.autostage", "true")
-        self._ensure_remote()
+        self._ensure_config()
         self._install_dvc_yaml()
         ignore = root / ".gitignore"
         text = ignore.read_text() if ignore.exists() else ""
@@ -175,21 +155,27 @@ class DvcRepo(dg.ConfigurableResource):
             "kiwi: set up data repository", ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", ".gitignore"
         )
 
-    def _ensure_remote(self) -> None:
-        """Point the `local` default remote at `remote_url` and make the cache link instead of copy.
+    def _ensure_config(self) -> None:
+        """Point the `local` default remote at `remote_url`, make the cache link instead of copy, and
+        keep DVC's state database in the repo for every DVC that opens it (`dvc_config`).
 
-        Read from `.dvc/config` without starting DVC; written (in-process) only when it differs, i.e.
-        once at set-up and again when `KIWI_DVC_REMOTE` changes, never on every publish.
+        Read from `.dvc/config*` without starting DVC; written (in-process) only when it differs, i.e.
+        once at set-up and again when `KIWI_DVC_REMOTE` changes or the repo moves, never per publish.
         """
-        config = self.root_path / ".dvc" / "config"
-        if _configured(config, self.remote_url):
+        remote_ok, state_ok = remote_configured(self.root_path, self.remote_url), state_configured(self.root_path)
+        if remote_ok and state_ok:
             return
         if "://" not in self.remote_url:
             Path(self.remote_url).mkdir(parents=True, exist_ok=True)
-        with self._repo() as repo, repo.config.edit("repo") as conf:
-            conf["core"]["remote"] = "local"
-            conf["remote"]["local"] = {**conf["remote"].get("local", {}), "url": self.remote_url}
-            conf["cache"]["type"] = CACHE_TYPE
+        with self._repo() as repo:
+            if not remote_ok:
+                with repo.config.edit("repo") as conf:
+                    conf["core"]["remote"] = "local"
+                    conf["remote"]["local"] = {**conf["remote"].get("local", {}), "url": self.remote_url}
+                    conf["cache"]["type"] = CACHE_TYPE
+            if not state_ok:
+                with repo.config.edit("local") as conf:
+                    conf["core"]["site_cache_dir"] = str(site_cache_dir(self.root_path))
 
     def _install_dvc_yaml(self, activate: str | None = None, declare: dict[str, dict] | None = None) -> None:
         """Write the data repo's dvc.yaml (see `dvc_yaml.install_dvc_yaml`) when it changed."""
@@ -281,9 +267,30 @@ class DvcRepo(dg.ConfigurableResource):
             self.git("add", "--", *changed)
             self.git("commit", "-q", "-m", message, "--", *changed)
 
-    def status(self) -> str:
+    def status(self, targets: list[str] | None = None) -> dict:
+        """What differs from the tracked versions, for `targets` (paths in the repo) or everything:
+        `dvc status`'s answer keyed as at the repo's root, `{}` when clean. A file whose inode, mtime
+        and size match DVC's state database is only stat-ed, never re-read."""
         with self.locked():
-            return self.dvc("status").stdout
+            self._ensure_unlocked()
+            with self._repo() as repo:
+                found = repo.status(targets=[str(self.root_path / t) for t in targets] if targets else None)
+        return status_from_root(found, self.root_path)
+
+    def run_cli(self, args: list[str]) -> int:
+        """`dvc ARGS` in the data repo through DVC's own CLI, in this process, under the platform's lock
+        (runs publishing meanwhile wait instead of failing on DVC's lock); returns DVC's exit code.
+        Same output as `dvc` there, without a second interpreter importing DVC. It changes the working
+        directory for the call, as DVC does: for a CLI process (`kiwi dvc`), not a threaded one."""
+        from dvc.cli import main
+
+        cwd = os.getcwd()
+        with self.locked(), self._environ():
+            try:
+                os.chdir(self.root_path)
+                return main(list(args))
+            finally:
+                os.chdir(cwd)
 
     def repro(self, stage: str, message: str) -> str:
         """`dvc repro STAGE` from the data repo's dvc.yaml, commit dvc.lock, push the outputs."""
