@@ -12,12 +12,23 @@ The function travels to Ray workers by pickle, so it must be a module-level func
 instance of a module-level class whose fields are plain config (backends named, not built).
 An optional `setup()` method on it runs once per copy before its first row: once per actor in
 actor-pool mode (`ActorPool`, for GPU stages that load a model), once per task otherwise.
+
+Memory: the in-process loop reads `rows` one index at a time and `stream_rows` yields each
+outcome as it is made, so a stage that writes or slims each outcome as it arrives holds a window
+of rows, not the batch. `TableRows` gives a DataFrame's rows that way (a window of record dicts at
+a time, ~5 KB each, instead of `to_dict("records")` of the whole batch). Every `TRIM_EVERY` rows
+the loop hands freed heap pages back to the OS (`release_heap`): decoded frames are freed each
+row, but glibc keeps the pages they lived in when a small long-lived object sits beside them, and
+that alone grew a stage's RSS by ~25 KB per row (benchmarks/measured/memory_2026-12-02.md).
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Progress = Callable[[int, int], None]
+TRIM_EVERY = 64  # rows between two `release_heap` calls in the in-process loop (a trim took 0.2 ms)
 EngineName = Literal["auto", "local", "ray"]
 
 
@@ -116,6 +128,60 @@ class RowOutcome:
         return self.rejection is None
 
 
+class TableRows(Sequence):
+    """A DataFrame's rows as record dicts, made `window` rows at a time as they are read.
+
+    Why: the whole batch as dicts (`df.to_dict("records")`) is about 5 KB of Python objects per
+    row, three times the frame's own size, and a stage used to hold it, its row function's output
+    and the result table at once. The engine reads rows in order, so only one window of dicts is
+    alive. `make(index, record)` turns a record into the row the stage's function takes. Any index
+    works (it rebuilds that index's window); a slice is a list (what Ray ships to its workers).
+    """
+
+    def __init__(self, df: Any, make: Callable[[int, dict], Any] | None = None, window: int = 256) -> None:
+        self._df, self._make, self._window = df, make, max(1, window)
+        self._start, self._rows = -1, []
+
+    def __len__(self) -> int:
+        return len(self._df)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        start = index - index % self._window
+        if start != self._start:
+            self._rows, self._start = [], start  # the previous window goes before the next is made
+            records = self._df.iloc[start : start + self._window].to_dict("records")
+            make = self._make
+            self._rows = [make(start + i, r) for i, r in enumerate(records)] if make else records
+        return self._rows[index - start]
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def release_heap() -> None:
+    """Give the heap pages freed since the last call back to the OS (glibc `malloc_trim`; elsewhere a no-op).
+
+    Why: a row decodes frames of 0.1-3 MB and frees them; glibc serves such sizes from its heap
+    once it has seen one freed (its mmap threshold adapts upward), and a freed page stays counted in
+    RSS while anything small and long-lived sits on it. The peak then grows with the rows done.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def prepare(fn: Callable) -> Callable:
     """Call the function's `setup()` (load models) if it has one; returns the function."""
     setup = getattr(fn, "setup", None)
@@ -158,8 +224,8 @@ def stream_rows(
     all at once (feature tensors). The driver writes each one and drops it; Ray Data's back-pressure
     keeps only a window of results in flight, so memory does not grow with the batch."""
     settings = settings or EngineSettings()
-    rows = list(rows)
-    if not rows:
+    rows = rows if isinstance(rows, Sequence) else list(rows)  # a Sequence is read one index at a time
+    if not len(rows):
         return
     start = 0
     if settings.adaptive(len(rows)):
@@ -173,14 +239,16 @@ def stream_rows(
             progress(start + done, len(rows))
 
         outcomes = stream_on_ray(
-            fn, rows[start:], settings=settings, rejects=rejects, progress=progress and shifted, pool=pool
+            fn, list(rows[start:]), settings=settings, rejects=rejects, progress=progress and shifted, pool=pool
         )
         for outcome in outcomes:
             yield dataclasses.replace(outcome, index=outcome.index + start)
         return
     prepare(fn)
-    for i, row in enumerate(rows):
-        outcome = run_row(fn, i, row, rejects)
+    for i in range(len(rows)):
+        outcome = run_row(fn, i, rows[i], rejects)
+        if (i + 1) % TRIM_EVERY == 0:
+            release_heap()
         if progress:
             progress(i + 1, len(rows))
         yield outcome
@@ -199,6 +267,8 @@ def _probe(fn, rows: list, settings: EngineSettings, rejects, progress: Progress
     while done < len(rows):
         yield run_row(local, done, rows[done], rejects)
         done += 1
+        if done % TRIM_EVERY == 0:
+            release_heap()
         if progress:
             progress(done, len(rows))
         spent = time.perf_counter() - began

@@ -9,9 +9,11 @@ normalizer version). Clips are byte-reproducible, so a rebuild gives the same ha
 stored as members of a few shard files (docs/shards.md), not one file per clip, and the table
 refers to each as `<shard>#<clip name>`; a reused clip is read from the shard that held it.
 
-Clip builds run through `kiwi_platform.engine.map_rows` (this process or Ray workers, which
+Clip builds run through `kiwi_platform.engine.stream_rows` (this process or Ray workers, which
 need the batch folder on a shared file system); planning and packing stay in the driver, so the
-shards are the same bytes whichever engine ran.
+shards are the same bytes whichever engine ran. The driver keeps per pair only the raw columns
+the table needs and per clip the four header fields the rows read (`_KEPT`), not the whole raw
+record and header: at 10,000 pairs that was most of the stage's growth with N.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kiwi_platform.engine import EngineSettings, Rejection, map_rows
+from kiwi_platform.engine import EngineSettings, Rejection, stream_rows
 from kiwi_platform.ingestion.origins import with_source_paths
 from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
 from kiwi_platform.lib import shards
@@ -35,6 +37,11 @@ from kiwi_platform.media.normalize import CLIP_STORAGE, NORMALIZER_VERSION, norm
 from kiwi_platform.resources.store import MediaStore
 
 CLIPS_PER_SHARD = shards.MAX_MEMBERS
+_KEPT = ("frames", "height", "width", "fps", "sha256")  # header fields the rows and packing read
+# raw columns the plan and the rows read (`with_source_paths` adds `<role>_path`)
+_RAW = ("pair_id", "row", "prompt", "media", "ref_file", "ref_sha256") + tuple(
+    f"{role}_{f}" for role in ("src", "tgt") for f in ("sha256", "file", "path", "rel", "fps")
+)
 STAGING = shards.STAGING  # new clips wait here, inside the asset's folder, until they are packed
 STALE_PATTERNS = (*shards.STALE_PATTERNS, f"*{SUFFIX}")  # shards, and loose clips of the layout before shards
 
@@ -113,7 +120,8 @@ def normalize_batch(
     out = ClipTable(table=pd.DataFrame(columns=NORMALIZED_COLUMNS))
     staging = clip_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # what a killed run left
-    located = with_source_paths(raw, store.batch_dir(batch)).to_dict("records")  # originals kept by reference
+    located = with_source_paths(raw, store.batch_dir(batch))  # originals kept by reference
+    located = located[[c for c in _RAW if c in located]].to_dict("records")
     headers, jobs, needs = _plan(located, settings, _existing_clips(clip_dir), staging)
     out.reused = sum(len(n) for n in needs) - len(jobs)
     engine = engine or EngineSettings()
@@ -122,9 +130,9 @@ def normalize_batch(
     fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())))
     report = (lambda done, total: progress(done, total, done, out.reused)) if progress else None
     failed: dict[str, Rejection] = {}
-    for job, outcome in zip(jobs, map_rows(fn, jobs, settings=engine, rejects=(RowRejected,), progress=report)):
+    for job, outcome in zip(jobs, stream_rows(fn, jobs, settings=engine, rejects=(RowRejected,), progress=report)):
         if outcome.ok:
-            headers[job["name"]] = (str(staging / job["name"]), outcome.value)
+            headers[job["name"]] = (str(staging / job["name"]), _slim(outcome.value))
         else:
             failed[job["name"]] = outcome.rejection
     out.decoded = len(jobs) - len(failed)
@@ -168,7 +176,7 @@ def _plan(
                 continue
             where = found.get(name)
             if where is not None and _clip_matches(where, sha, settings):
-                headers[name] = (where, clip_header(where))
+                headers[name] = (where, _slim(clip_header(where)))
                 continue
             fields = ("sha256", "file", "path", "rel", "fps")
             jobs[name] = {"name": name, "role": role, "rec": {f"{role}_{f}": rec.get(f"{role}_{f}") for f in fields}}
@@ -192,6 +200,11 @@ def _pack(rows: list[dict], headers: dict[str, tuple[str, dict]], store: MediaSt
             row[f"{role}_clip"] = shards.member_ref(store.rel(placed[name]), name)
             row[f"{role}_clip_sha256"] = digests[name]
     return rows
+
+
+def _slim(header: dict) -> dict:
+    """The header fields the driver still needs once a clip is built or found."""
+    return {k: header[k] for k in _KEPT if k in header}
 
 
 def clip_name(sha: str, settings: dict) -> str:

@@ -6,8 +6,10 @@ instruction-only sample) and quarantined with its reason. Then later near-duplic
 whole, references compared with references and targets with targets.
 
 The per-pair part (`QualityRow`: size filter, judge, dedup embedding) runs through
-`kiwi_platform.engine.map_rows`; the near-duplicate pass needs every embedding and stays in the
-driver, which therefore holds one small vector per pair, never a decoded clip.
+`kiwi_platform.engine.stream_rows`; the near-duplicate pass needs every embedding and stays in the
+driver, which holds per pair one small vector (1.4 KB) and a tuple of table values, never a clip,
+and builds the similarity matrix a block of rows at a time (`quality.similarity_rows`; N x N was
+0.3-0.8 GB at 10,000 pairs).
 
 Each quadruplet also carries both witnesses of its edit type (`instruction_type` from the
 prompt, `pixel_type` from mask geometry) and `type_disagreement` when they differ: such a pair
@@ -24,13 +26,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from kiwi_platform.engine import EngineSettings, Progress, map_rows
+from kiwi_platform.engine import EngineSettings, Progress, stream_rows
+from kiwi_platform.engine.rows import TableRows
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.edit_types import TypeDecision, type_decision
 from kiwi_platform.refvie.pipeline import judge_reference
-from kiwi_platform.refvie.quality import find_near_duplicates, reference_size_ok
+from kiwi_platform.refvie.quality import find_near_duplicates, reference_size_ok, similarity_rows
 from kiwi_platform.refvie.references import aligned_source
 from kiwi_platform.refvie.region_table import BackendSpec, region_from_row, rejection_record, resolve
 from kiwi_platform.refvie.types import EditRegion, ImageEmbedder, ReferenceJudge, SampleRejected
@@ -66,6 +69,7 @@ QUADRUPLET_COLUMNS = [
     "src_sha256",
     "tgt_sha256",
 ]
+_POSITION = {c: i for i, c in enumerate(QUADRUPLET_COLUMNS)}
 TASKS = ("image", "video", "image_ref", "video_ref")
 SHEET_ROWS = 8
 
@@ -156,24 +160,33 @@ def assemble_quadruplets(
     line before any pair runs.
     """
     resolve(judge), resolve(embedder)
-    records = refs.to_dict("records")
     fn = QualityRow(str(root), judge, embedder, settings)
-    rows = [(rec, i < SHEET_ROWS) for i, rec in enumerate(records)]
-    outcomes = map_rows(fn, rows, settings=engine, rejects=(SampleRejected,), progress=progress)
+    rows = TableRows(refs, with_sheet)
+    outcomes = stream_rows(fn, rows, settings=engine, rejects=(SampleRejected,), progress=progress)
     rejected, samples, vectors, sheet = [], [], [], []
-    for rec, outcome in zip(records, outcomes):
+    for outcome in outcomes:
         if not outcome.ok:  # a pair QC cannot use at all
-            rejected.append(rejection_record(rec, outcome.rejection, "quadruplets"))
+            rejected.append(rejection_record(rows[outcome.index][0], outcome.rejection, "quadruplets"))
             continue
         value = outcome.value
         if value["problem"] is not None:
             rejected.append(value["problem"])
-        samples.append(value["sample"])
+        # the table's values only, as a tuple (a dict per sample costs ~1 KB more)
+        samples.append(tuple(value["sample"].get(c, np.nan) for c in QUADRUPLET_COLUMNS))
         vectors.append(value["embedding"])
         if value["sheet"] is not None:
             sheet.append(value["sheet"])
-    kept = drop_near_duplicates(samples, vectors, settings.duplicate_threshold, rejected)
+    drop, nearest = near_duplicates(
+        lambda i, c: samples[i][_POSITION[c]], len(samples), vectors, settings.duplicate_threshold, rejected
+    )
+    dup = _POSITION["dup_similarity"]
+    kept = [(*t[:dup], nearest.get(i, t[dup]), *t[dup + 1 :]) for i, t in enumerate(samples) if i not in drop]
     return Assembly(pd.DataFrame(kept, columns=QUADRUPLET_COLUMNS), rejected, sheet)
+
+
+def with_sheet(index: int, rec: dict) -> tuple[dict, bool]:
+    """A `QualityRow` row: the record, and whether its frames go to the contact sheet (the first rows)."""
+    return rec, index < SHEET_ROWS
 
 
 def type_evidence(rec: dict, region: EditRegion, source: np.ndarray, target: np.ndarray) -> TypeDecision:
@@ -251,23 +264,38 @@ def drop_near_duplicates(
     """Drop later near-duplicates (in batch order), comparing references with references and targets
     with targets (`vectors[i]` is sample i's embedding); record each sample's nearest-neighbour
     similarity in `dup_similarity`. Runs in the driver: it needs every sample's embedding."""
+    drop, nearest = near_duplicates(lambda i, c: samples[i][c], len(samples), vectors, threshold, rejected)
+    for i, sim in nearest.items():
+        samples[i]["dup_similarity"] = sim
+    return [{k: v for k, v in s.items() if not k.startswith("_")} for i, s in enumerate(samples) if i not in drop]
+
+
+def near_duplicates(
+    get, count: int, vectors: list[np.ndarray], threshold: float, rejected: list
+) -> tuple[dict[int, tuple[int, float]], dict[int, float]]:
+    """The near-duplicate pass over `count` samples whose column values `get(i, column)` returns:
+    (dropped sample -> (the earlier sample it repeats, similarity), sample -> nearest-neighbour
+    similarity), each drop recorded in `rejected` (`qc_near_duplicate`). References are compared
+    with references and targets with targets; the similarity matrix a block of rows at a time."""
     drop: dict[int, tuple[int, float]] = {}
+    nearest: dict[int, float] = {}
     for has_ref in (True, False):
-        idx = [i for i, s in enumerate(samples) if bool(s["ref_image"]) == has_ref]
+        idx = [i for i in range(count) if bool(get(i, "ref_image")) == has_ref]
         if len(idx) < 2:
             continue
         emb = np.stack([vectors[i] for i in idx])
         for dup, of, sim in find_near_duplicates(emb, threshold):
             drop[idx[dup]] = (idx[of], float(sim))
-        sims = emb @ emb.T
-        np.fill_diagonal(sims, -1.0)
-        for j, i in enumerate(idx):
-            samples[i]["dup_similarity"] = float(max(0.0, sims[j].max()))
+        for start, sims in similarity_rows(emb):
+            for offset, row in enumerate(sims):
+                row[start + offset] = -1.0  # not its own neighbour
+                nearest[idx[start + offset]] = float(max(0.0, row.max()))
     for i, (of, sim) in sorted(drop.items()):
-        s = samples[i]
-        message = f"near-duplicate of row {samples[of]['row']} (similarity {sim:.3f})"
-        path = s["ref_image"] or s["tgt_clip"]
+        message = f"near-duplicate of row {get(of, 'row')} (similarity {sim:.3f})"
+        path = get(i, "ref_image") or get(i, "tgt_clip")
         rejected.append(
-            QuarantineRecord(int(s["row"]), "qc_near_duplicate", message, path, "quadruplets", sim, s["pair_id"])
+            QuarantineRecord(
+                int(get(i, "row")), "qc_near_duplicate", message, path, "quadruplets", sim, get(i, "pair_id")
+            )
         )
-    return [{k: v for k, v in s.items() if not k.startswith("_")} for i, s in enumerate(samples) if i not in drop]
+    return drop, nearest

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -187,25 +188,50 @@ class PerceptualHashEmbedder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
+#: Similarities computed at once: up to 2,048 samples (2,048^2) the matrix is one product, as it
+#: always was (the same bits); above, blocks of rows of this many elements (32 MB in float64), so
+#: memory stays flat in N instead of N x N (10,000 samples: 800 MB).
+SIMILARITY_ELEMENTS = 2048 * 2048
+
+
+def similarity_rows(emb: np.ndarray, elements: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block of rows of `emb @ emb.T`) in row order, never more than `elements` (default
+    `SIMILARITY_ELEMENTS`) at once.
+
+    A batch whose whole matrix fits gets the single product the quadratic version computed, so its
+    similarities (and the tables holding them) keep their exact bits; a larger one is cut in fixed
+    row blocks, the same for the same input, so reruns still give the same bytes.
+    """
+    n, elements = len(emb), elements or SIMILARITY_ELEMENTS
+    if n * n <= elements:
+        yield 0, emb @ emb.T
+        return
+    step = max(1, elements // n)
+    for start in range(0, n, step):
+        yield start, emb[start : start + step] @ emb.T
+
+
 def find_near_duplicates(embeddings: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
     """(later index, kept earlier index, cosine similarity) for every sample whose best match
     among the kept earlier samples reaches `threshold`. Deterministic: input order decides which
-    copy is kept; ties go to the earliest kept sample."""
+    copy is kept; ties go to the earliest kept sample. Memory: a block of rows of the similarity
+    matrix at a time (`similarity_rows`), not N x N."""
     emb = np.asarray(embeddings, np.float64)
     if emb.ndim != 2 or len(emb) == 0:
         return []
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    sims = emb @ emb.T
     kept: list[int] = []
     found: list[tuple[int, int, float]] = []
-    for i in range(len(emb)):
-        if kept:
-            row = sims[i, kept]
-            j = int(np.argmax(row))  # first maximum = earliest kept
-            if row[j] >= threshold:
-                found.append((i, kept[j], float(row[j])))
-                continue
-        kept.append(i)
+    for start, sims in similarity_rows(emb):
+        for offset, sim_row in enumerate(sims):
+            i = start + offset
+            if kept:
+                row = sim_row[kept]
+                j = int(np.argmax(row))  # first maximum = earliest kept
+                if row[j] >= threshold:
+                    found.append((i, kept[j], float(row[j])))
+                    continue
+            kept.append(i)
     return found
 
 

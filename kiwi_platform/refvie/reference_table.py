@@ -4,8 +4,10 @@ A reference brought by the manifest is kept as given; otherwise local and backgr
 synthesized one (object on white, or the inpainted clean background). Global style edits have no
 reference in RefVIE. A rejected reference leaves the pair usable as an instruction-only sample.
 
-The per-pair work (`SynthesizeRow`) runs through `kiwi_platform.engine.map_rows`, in this process
-or on Ray workers; like `GroundRow` it holds paths and a backend name, never a built model.
+The per-pair work (`SynthesizeRow`) runs through `kiwi_platform.engine.stream_rows`, in this process
+or on Ray workers; like `GroundRow` it holds paths and a backend name, never a built model. The
+driver reads the regions a window at a time and keeps only the three new columns per pair (the
+reference's path, sha256 and origin), so its memory does not grow with per-row dicts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from kiwi_platform.engine import EngineSettings, map_rows
+from kiwi_platform.engine import EngineSettings, stream_rows
+from kiwi_platform.engine.rows import TableRows
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import atomic_path, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
@@ -81,25 +84,45 @@ def synthesize_batch(
     Returns the table, the rejected references and how many rows came from each origin. `engine`
     says where the pairs run (default: this process); the table is the same either way.
     """
-    records = regions.to_dict("records")
+    records = TableRows(regions)
     shutil.rmtree(folder / "images" / STAGING, ignore_errors=True)  # what a killed run left
     if isinstance(inpainter, BackendSpec):
         inpainter.validate()
     fn = SynthesizeRow(str(root), str(folder), inpainter)
-    outcomes = map_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
-    rows, rejected, origins = [], [], {}
-    for rec, outcome in zip(records, outcomes):
+    outcomes = stream_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
+    added = {c: [] for c in REFERENCE_COLUMNS}  # per pair: only what this stage adds to the regions table
+    rejected, origins, synthesized = [], {}, []
+    for outcome in outcomes:
         if outcome.ok:
-            out = outcome.value
+            out = {c: outcome.value[c] for c in REFERENCE_COLUMNS}
         else:
-            rejected.append(rejection_record(rec, outcome.rejection, "reference_images"))
-            origin = f"rejected:{outcome.rejection.reason}"
-            out = {**rec, "reference_file": "", "reference_sha256": "", "reference_origin": origin}
+            rejected.append(rejection_record(records[outcome.index], outcome.rejection, "reference_images"))
+            out = {
+                "reference_file": "",
+                "reference_sha256": "",
+                "reference_origin": f"rejected:{outcome.rejection.reason}",
+            }
         origins[out["reference_origin"]] = origins.get(out["reference_origin"], 0) + 1
-        rows.append(out)
-    synthesized = [r for r in rows if r["reference_origin"] == "synthesized"]
+        if out["reference_origin"] == "synthesized":
+            synthesized.append({"index": outcome.index, "pair_id": outcome.value["pair_id"], **out})
+        for c in REFERENCE_COLUMNS:
+            added[c].append(out[c])
     shards.pack_rows(synthesized, "reference_file", image_member, root, folder / "images", IMAGES_PER_SHARD, "*.png")
-    return pd.DataFrame(rows, columns=list(regions.columns) + REFERENCE_COLUMNS), rejected, origins
+    for row in synthesized:
+        added["reference_file"][row["index"]] = row["reference_file"]
+    return reference_frame(regions, added), rejected, origins
+
+
+def reference_frame(regions: pd.DataFrame, added: dict[str, list]) -> pd.DataFrame:
+    """The regions table with the reference columns; the same frame (and parquet bytes) as building it
+    from one dict per row, without holding a dict per row."""
+    columns = list(regions.columns) + REFERENCE_COLUMNS
+    if not len(regions):  # no rows: no dtypes to infer, every column object (as the dict-per-row frame has)
+        return pd.DataFrame([], columns=columns)
+    table = regions.reset_index(drop=True).copy()
+    for column in REFERENCE_COLUMNS:
+        table[column] = pd.Series(added[column], dtype=object).infer_objects()
+    return table[columns]
 
 
 def _synthesize(rec: dict, root: Path, path: Path, inpainter: Inpainter) -> Path:
