@@ -108,18 +108,32 @@ def score_set(work: Path, records: list[dict], backends: dict) -> dict:
 
 def hard_eval(args: argparse.Namespace, backends: dict, work: Path) -> dict:
     """The easy set, each difficulty factor alone, all of them (`hard`) and the photometric-only bad
-    input, `--factor-n` pairs each at the benchmark's size, same seed (same scenes and objects)."""
+    input, `--factor-n` pairs each at `--hard-size` (HxWxT), same seed (same scenes and objects)."""
+    height, width, frames = (int(v) for v in args.hard_size.split("x"))
     sets = {"easy": None, **{f: Difficulty(**{f: True}) for f in FACTORS}, "hard": Difficulty.preset("hard")}
     sets["photometric_only"] = Difficulty(photometric_only=True)
     out = {}
     for name, difficulty in sets.items():
         folder = work / f"hard-{name}"
-        records = prepare(folder, args.factor_n, args.seed, args.frames, args.height, args.width, difficulty)
+        records = prepare(folder, args.factor_n, args.seed, frames, height, width, difficulty)
         out[name] = score_set(folder, records, backends)
         if name == "photometric_only":
             out[name]["qc_no_edit_share"] = round(out[name]["outcomes"].get("qc_no_edit", 0) / len(records), 4)
         print(f"  {name}: {json.dumps(out[name])}", flush=True)
     return out
+
+
+def hard_targets(hard_set: dict) -> dict[str, bool]:
+    """Issue 12's targets on the hard preset: every local type's mask IoU, background IoU, type
+    accuracy, and the photometric-only pairs all ending as qc_no_edit."""
+    hard, photo = hard_set["hard"], hard_set["photometric_only"]
+    per_type = [hard["mask_iou_per_type"].get(t) for t in LOCAL_TYPES]
+    return {
+        "hard_per_type_iou>=0.85": all(v is not None and v >= 0.85 for v in per_type),
+        "hard_background_iou>=0.9": (hard["background_iou"] or 0.0) >= 0.9,
+        "hard_type_accuracy>=0.95": (hard["type_accuracy"] or 0.0) >= 0.95,
+        "photometric_only_all_qc_no_edit": photo["qc_no_edit_share"] == 1.0,
+    }
 
 
 def throughput_eval(args: argparse.Namespace, backends: dict, work: Path) -> dict:
@@ -135,6 +149,7 @@ def throughput_eval(args: argparse.Namespace, backends: dict, work: Path) -> dic
 def print_hard(result: dict) -> None:
     """The hard-set table, the bad-input line and the throughput line (when measured)."""
     if "hard_set" in result:
+        print(f"difficulty sets at {result['hard_size']} (HxWxT):")
         heads = [
             "local IoU",
             "add",
@@ -159,6 +174,10 @@ def print_hard(result: dict) -> None:
             print(
                 f"photometric-only bad input ending as qc_no_edit: {photo['qc_no_edit_share']:.2f} ({photo['outcomes']})"
             )
+        print(
+            "hard-set targets: "
+            + ", ".join(f"{k}: {'ok' if v else 'MISSED'}" for k, v in result["hard_targets"].items())
+        )
     if "hard_throughput" in result:
         t = result["hard_throughput"]
         print(

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refvie_hard import hard_eval, print_hard, throughput_eval  # noqa: E402
+from refvie_hard import hard_eval, hard_targets, print_hard, throughput_eval  # noqa: E402
 from refvie_sets import load_gt, prepare  # noqa: E402
 
 from kiwi_platform.lib.files import write_text_atomic  # noqa: E402
@@ -184,6 +184,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the synthetic set here")
     parser.add_argument("--factor-n", type=int, default=12, help="pairs per difficulty-factor set (0: skip)")
+    parser.add_argument(
+        "--hard-size", default="256x448x81", help="HxWxT of the easy/factor/hard sets (the issue's hard-set size)"
+    )
     parser.add_argument("--throughput-n", type=int, default=0, help="hard pairs timed at --throughput-size")
     parser.add_argument("--throughput-size", default="256x448x81", help="HxWxT of the throughput run")
     args = parser.parse_args()
@@ -302,6 +305,8 @@ def main() -> int:
     if args.factor_n > 0:
         print("hard set, per difficulty factor:", flush=True)
         result["hard_set"] = hard_eval(args, backends, work)
+        result["hard_size"] = args.hard_size
+        result["hard_targets"] = hard_targets(result["hard_set"])
     if args.throughput_n > 0:
         result["hard_throughput"] = throughput_eval(args, backends, work)
     print_table(result)

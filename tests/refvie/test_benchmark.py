@@ -25,6 +25,8 @@ def test_benchmark_writes_results(tmp_path):
             "96",
             "--width",
             "160",
+            "--factor-n",
+            "0",
             "--out",
             str(out),
         ],
