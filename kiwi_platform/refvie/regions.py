@@ -13,10 +13,10 @@ on 60 synth pairs at 128x224 (benchmarks/refvie_pipeline.py).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from kiwi_platform.refvie.difference import _check_pair, align_source, fill_holes, mask_box
+from kiwi_platform.refvie.background import background_masks
+from kiwi_platform.refvie.difference import _check_pair, align_source, mask_box
 from kiwi_platform.refvie.edge_refine import refine_edges
 from kiwi_platform.refvie.edit_types import prompt_edit_type, type_decision
 from kiwi_platform.refvie.photometric import apply_photometry, denoise_size, fit_photometry, smooth
@@ -28,8 +28,6 @@ LOCAL_COVERS_FRAME = 0.5
 FULL_MASK_LOCAL = 0.9
 #: ... and for a background change (which must keep some foreground).
 FULL_MASK_BACKGROUND = 0.995
-#: A background swap's kept foreground covers at least this share of the frame.
-MIN_FOREGROUND = 0.004
 #: Changed share (pixels above the strong threshold) under which a pair counts as unedited.
 NO_EDIT_SHARE = 2e-4
 #: On a regenerated target (photometric model applied), a change that is both this faint (typical ΔE'
@@ -39,67 +37,23 @@ NO_EDIT_SHARE = 2e-4
 #: regeneration ΔE' >= 23 over >= 1.6%.
 WEAK_CHANGE = 1.5
 WEAK_SHARE = 0.005
-#: The most ΔE' a kept-foreground pixel of a background swap may change by (`unchanged_level`).
-UNCHANGED_MAX = 8.0
-#: An unchanged compact region this big (share of the frame) is kept foreground even beside a larger one.
-KEEP_CORE_SHARE = 0.01
 
 
-def unchanged_level(diff: np.ndarray, span: float = 40.0) -> float:
-    """ΔE' below which a pixel of a background swap counts as kept: the clip's Otsu split of the
-    change (0..`span`), at most `UNCHANGED_MAX`.
-
-    Why: a regenerated target moves the kept foreground too (gain, noise, a lossy re-encode:
-    measured median ΔE' 3-5.5, 90th percentile 6-9 on the hard kiwi synth set) and the photometric
-    model cannot be fitted when new content covers most of the frame, so a fixed noise-level
-    threshold left half the foreground "changed". The new background's change is mostly far above
-    (10th percentile 9-33), and the split between the two falls in between.
-    """
-    sample = diff.ravel()[:: max(1, diff.size // 200_000)]
-    values = np.clip(sample * (255.0 / span), 0, 255).astype(np.uint8).reshape(-1, 1)
-    split, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return min(float(split) * span / 255.0, UNCHANGED_MAX)
-
-
-def finalize_masks(masks: np.ndarray, edit_type: str, diff: np.ndarray | None = None) -> np.ndarray:
+def finalize_masks(
+    masks: np.ndarray,
+    edit_type: str,
+    diff: np.ndarray | None = None,
+    source: np.ndarray | None = None,
+    target: np.ndarray | None = None,
+) -> np.ndarray:
     """Apply what the edit type implies: a style edits every pixel; a background swap edits all
-    but the kept foreground.
-
-    The foreground is the largest compact unchanged region (plus any of similar size, or of at
-    least `KEEP_CORE_SHARE` of the frame: unedited objects passing in front of the new background), grown
-    back to its full unchanged extent. "Unchanged" comes from `diff` when given, relative to the
-    frame's typical change (like `kept_core`): after a swap the thresholds that found the change
-    may be low enough to mark the foreground's codec noise as changed.
-    """
+    but the kept foreground (`background.background_masks`, which may use the clips to tell a
+    foreground moved by the target's regeneration from new content)."""
     if edit_type == "global_style":
         return np.ones_like(masks, dtype=bool)
     if edit_type != "background_change":
         return masks
-    out = masks.copy()
-    h, w = masks.shape[1:]
-    k = max(3, int(round(min(h, w) / 26)) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    level = unchanged_level(diff) if diff is not None else 0.0
-    for i, m in enumerate(masks):
-        if diff is not None:
-            unchanged = (diff[i] < max(3.0, 0.2 * float(np.median(diff[i])), level)).astype(np.uint8)
-        else:
-            unchanged = (~m).astype(np.uint8)
-        core = cv2.morphologyEx(unchanged, cv2.MORPH_OPEN, kernel)  # thin unchanged slivers are chance
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
-        if n <= 1:
-            out[i] = True
-            continue
-        area = stats[1:, 4]
-        if area.max() < max(16, MIN_FOREGROUND * h * w):  # specks of chance similarity, no foreground
-            out[i] = True
-            continue
-        cores = np.isin(labels, 1 + np.flatnonzero(area >= min(0.5 * area.max(), KEEP_CORE_SHARE * h * w)))
-        # grow the kept cores back to their full unchanged component (the opening shaved the rim)
-        _, labels2 = cv2.connectedComponents(unchanged, connectivity=8)
-        foreground = np.isin(labels2, np.unique(labels2[cores]))
-        out[i] = ~fill_holes(foreground)
-    return out
+    return background_masks(masks, diff, source, target)
 
 
 def find_edit_region(
@@ -173,7 +127,7 @@ def find_edit_region(
     edit_type, confidence = decision.edit_type, decision.confidence
     if photo.applied:  # a regenerated target: its lossy re-encode smeared every edge (edge_refine.py)
         masks = refine_edges(masks, matched, original, edit_type)
-    masks = finalize_masks(masks, edit_type, diff)
+    masks = finalize_masks(masks, edit_type, diff, matched, original)
     share = float(masks.mean())
     if (edit_type in LOCAL_TYPES and share > FULL_MASK_LOCAL) or (
         edit_type == "background_change" and share > FULL_MASK_BACKGROUND
