@@ -16,14 +16,15 @@ ingestion does (H.264 -> JPEG q95 clips), runs the same functions the assets cal
 
 Then the hard set (issue 12, `refvie_hard.py`): the same seed's pairs with one `kiwi synth`
 difficulty factor at a time (motion, camera, regenerate, distractors, resize_replace), all of them
-(`hard`), and the easy set at the same size beside them, each with local mask IoU per type,
+(`hard`), and the easy set at the same size beside them, all at `--hard-size` (default 256x448x81,
+the size issue 12 names for the hard set), each with local mask IoU per type,
 background IoU, edit-type accuracy, box recall, the instruction/pixel type disagreement rate and
 the quarantine reasons; plus the photometric-only bad input (share ending as `qc_no_edit`) and,
 with `--throughput-n N`, hard-set throughput at `--throughput-size` (default 256x448x81, HxWxT).
 The sets are built by `refvie_sets.py`.
 
     .venv/bin/python benchmarks/refvie_pipeline.py --n 60 [--frames 17 --height 128 --width 224]
-        [--factor-n 12] [--throughput-n 6]
+        [--factor-n 12] [--hard-size 256x448x81] [--throughput-n 6]
 
 Prints a table and writes benchmarks/results/refvie_pipeline.json.
 """
