@@ -35,7 +35,6 @@ from kiwi_platform.resources.dvc_config import (
     site_cache_dir,
     state_configured,
 )
-from kiwi_platform.resources.dvc_status import status_from_root
 from kiwi_platform.resources.dvc_yaml import install_dvc_yaml, set_params
 from kiwi_platform.settings import PROJECT_ROOT
 
@@ -266,16 +265,6 @@ class DvcRepo(dg.ConfigurableResource):
         if changed:
             self.git("add", "--", *changed)
             self.git("commit", "-q", "-m", message, "--", *changed)
-
-    def status(self, targets: list[str] | None = None) -> dict:
-        """What differs from the tracked versions, for `targets` (paths in the repo) or everything:
-        `dvc status`'s answer keyed as at the repo's root, `{}` when clean. A file whose inode, mtime
-        and size match DVC's state database is only stat-ed, never re-read."""
-        with self.locked():
-            self._ensure_unlocked()
-            with self._repo() as repo:
-                found = repo.status(targets=[str(self.root_path / t) for t in targets] if targets else None)
-        return status_from_root(found, self.root_path)
 
     def run_cli(self, args: list[str]) -> int:
         """`dvc ARGS` in the data repo through DVC's own CLI, in this process, under the platform's lock
