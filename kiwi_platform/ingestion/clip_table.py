@@ -19,18 +19,16 @@ record and header: at 10,000 pairs that was most of the stage's growth with N.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from kiwi_platform.engine import EngineSettings, Rejection, stream_rows
-from kiwi_platform.ingestion.origins import with_source_paths
-from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
+from kiwi_platform.ingestion.origins import original_bytes, with_source_paths
 from kiwi_platform.lib import shards
-from kiwi_platform.lib.files import remove_stale, sha256_file
+from kiwi_platform.lib.files import remove_stale
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
 from kiwi_platform.media.clips import STORAGE_FORMATS, SUFFIX, clip_header
 from kiwi_platform.media.normalize import CLIP_STORAGE, NORMALIZER_VERSION, normalize_media
@@ -93,7 +91,7 @@ class NormalizeClip:
         settings, role, rec = dict(self.settings), job["role"], job["rec"]
         meta = {"source_sha256": rec[f"{role}_sha256"], **_sizes(settings)}
         dst = Path(self.staging) / job["name"]
-        with _original(Path(self.root), rec, role) as source:
+        with original_bytes(Path(self.root), rec, role) as source:
             return normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta)
 
 
@@ -216,42 +214,6 @@ def _existing_clips(clip_dir: Path) -> dict[str, str]:
     """Clips an earlier run left: shard members, and loose `.kclip` files of the layout before shards."""
     loose = {p.name: str(p) for p in clip_dir.glob(f"*{SUFFIX}")} if clip_dir.is_dir() else {}
     return {**loose, **shards.index(clip_dir)}
-
-
-@contextmanager
-def _original(root: Path, rec: dict, role: str) -> Iterator[Path]:
-    """A local path holding the bytes ingestion hashed as `<role>_sha256`.
-
-    A stored copy (`<role>_file`, store-relative) is used as is: DVC versions it. An original read
-    in place (`<role>_path`: a local path, or a URL fetched to a temp file for the decoder) is
-    re-hashed first, so a file that vanished or changed since ingestion is quarantined instead of
-    being normalized under the old hash.
-    """
-    sha = rec[f"{role}_sha256"]
-    if rec.get(f"{role}_file"):
-        yield root / rec[f"{role}_file"]
-        return
-    where = rec.get(f"{role}_path") or ""
-    if not where:
-        name = rec.get(f"{role}_rel") or role
-        raise RowRejected("missing_file", f"{name}: where the original lives is unknown; re-ingest the batch", name)
-    if is_url(where):
-        with fetched(where) as (local, digest):
-            _same(digest, sha, where)
-            yield local
-        return
-    path = Path(where)
-    if not path.is_file():
-        raise RowRejected("missing_file", f"{path.name} vanished since ingestion ({path})", where)
-    _same(sha256_file(path), sha, where)
-    yield path
-
-
-def _same(digest: str, sha: str, where: str) -> None:
-    if digest != sha:
-        raise RowRejected(
-            CHANGED_REASON, f"{where} changed since ingestion (sha256 {digest[:16]}, ingested {sha[:16]})", where
-        )
 
 
 def _row(batch: str, rec: dict, clips: dict) -> dict:

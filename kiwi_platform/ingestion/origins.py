@@ -4,7 +4,8 @@ The `raw_edit_pairs` table names media relative to the batch's base folder, so t
 ingested from a moved copy (another KIWI_HOME, a dataset mounted elsewhere) has the same table
 bytes and DVC md5. The absolute origin is still worth knowing (lineage, `--verify` of the
 user's originals): it goes to `batches/<batch>/raw_edit_pairs.origin.json`, beside the
-DVC-tracked folder and not inside it, and to the asset's Dagster metadata.
+DVC-tracked folder and not inside it, and to the asset's Dagster metadata. `original_bytes` is
+how a later stage reads an original recorded by reference: where it is, re-hashed first.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-from kiwi_platform.ingestion.remote import is_url
-from kiwi_platform.lib.files import write_text_atomic
+from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
+from kiwi_platform.lib.files import sha256_file, write_text_atomic
+from kiwi_platform.lib.quarantine import RowRejected
 
 ORIGIN_FILE = "raw_edit_pairs.origin.json"
 ROLES = ("src", "tgt", "ref")
@@ -81,3 +84,39 @@ def _absolute(base: str | None, rel: str) -> str:
     if base and is_url(base):
         return f"{base.rstrip('/')}/{rel}"
     return os.path.normpath(os.path.join(base, rel)) if base else ""
+
+
+@contextmanager
+def original_bytes(root: Path, rec: dict, role: str) -> Iterator[Path]:
+    """A local path holding the bytes ingestion hashed as `<role>_sha256`.
+
+    A stored copy (`<role>_file`, store-relative) is used as is: DVC versions it. An original read
+    in place (`<role>_path`: a local path, or a URL fetched to a temp file for the decoder) is
+    re-hashed first, so a file that vanished or changed since ingestion is quarantined instead of
+    being normalized under the old hash.
+    """
+    sha = rec[f"{role}_sha256"]
+    if rec.get(f"{role}_file"):
+        yield root / rec[f"{role}_file"]
+        return
+    where = rec.get(f"{role}_path") or ""
+    if not where:
+        name = rec.get(f"{role}_rel") or role
+        raise RowRejected("missing_file", f"{name}: where the original lives is unknown; re-ingest the batch", name)
+    if is_url(where):
+        with fetched(where) as (local, digest):
+            _check_same(digest, sha, where)
+            yield local
+        return
+    path = Path(where)
+    if not path.is_file():
+        raise RowRejected("missing_file", f"{path.name} vanished since ingestion ({path})", where)
+    _check_same(sha256_file(path), sha, where)
+    yield path
+
+
+def _check_same(digest: str, sha: str, where: str) -> None:
+    if digest != sha:
+        raise RowRejected(
+            CHANGED_REASON, f"{where} changed since ingestion (sha256 {digest[:16]}, ingested {sha[:16]})", where
+        )
