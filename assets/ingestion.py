@@ -91,6 +91,12 @@ class NormalizeConfig(dg.Config):
         "or video (near-lossless H.264: 2-3x fewer bytes, 7-15x the CPU to encode); docs/clips.md. Changing it "
         "rebuilds the batch's clips on the next run.",
     )
+    reference_originals: bool = Field(
+        True,
+        description="Keep no copy of an original that needs no resize (only a crop, the first N frames): its clip "
+        "names the original and its sha256, and readers decode the original, re-hashed on every read (docs/clips.md). "
+        "Applies to local originals and copies in the batch; remote ones are always copied.",
+    )
 
 
 def _batch_entry(store: MediaStore, batch: str, config: RawPairsConfig) -> dict:
@@ -193,7 +199,15 @@ def normalized_clips(
 
     clip_dir = store.asset_dir(batch, "normalized_clips") / "clips"
     out = normalize_batch(
-        raw, store, batch, clip_dir, settings, progress, engine=engine.settings(), log=context.log.info
+        raw,
+        store,
+        batch,
+        clip_dir,
+        settings,
+        progress,
+        engine=engine.settings(),
+        log=context.log.info,
+        reference_originals=config.reference_originals,
     )
     extra = {
         "clips_decoded": out.decoded,

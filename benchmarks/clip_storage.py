@@ -1,11 +1,13 @@
-"""Clip storage: JPEG frames (kiwi-clip/1) against near-lossless H.264 (kiwi-clip/2), per clip.
+"""Clip storage: JPEG frames (kiwi-clip/1), near-lossless H.264 (kiwi-clip/2) and reference clips
+(kiwi-clip/3: no frames, the original decoded on read; only for originals that need no resize), per clip.
 
-For each source video it takes the normalized frames once (`normalize.iter_video_jobs`: the exact
+For each source video it takes the normalized frames once (`decode.iter_video_jobs`: the exact
 frames ingestion would store), writes them in both layouts and reports bytes per clip, PSNR of the
 stored clip against those frames, encode CPU ms per frame (the writer's thread pool included),
 and read CPU ms per frame for all frames and for 5 random indices; then a CRF sweep of the
 video layout on the synthetic set. Sets: the demo clips at the tiny
-model's size and at a larger one, and `kiwi synth` pairs (`synth.writer.generate`, the scale
+model's size, at a larger one and at the default area cap (1280x720: no resize, so references
+apply), and `kiwi synth` pairs (`synth.writer.generate`, the scale
 benchmark's source) at 128x224x17.
 
     .venv/bin/python benchmarks/clip_storage.py --synth-pairs 20 --out benchmarks/measured/clip_storage_2026-12-02.md
@@ -25,13 +27,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kiwi_platform.lib.batch_origin import ORIGIN_FILE  # noqa: E402
+from kiwi_platform.lib.files import sha256_file  # noqa: E402
 from kiwi_platform.media import clip_video  # noqa: E402
 from kiwi_platform.media.clips import read_clip, write_frames  # noqa: E402
-from kiwi_platform.media.normalize import iter_video_jobs  # noqa: E402
+from kiwi_platform.media.decode import iter_video_jobs  # noqa: E402
+from kiwi_platform.media.normalize import normalize_media  # noqa: E402
 from kiwi_platform.synth.clips import default_demo_dir  # noqa: E402
 from kiwi_platform.synth.writer import generate  # noqa: E402
 
-STORAGES = ("jpeg", "video")
+STORAGES = ("jpeg", "video", "reference")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -44,16 +49,32 @@ def source_frames(path: Path, frames: int, max_area: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(job()) for job in iter_video_jobs(path, frames, max_area)]
 
 
-def measure(clips: list[tuple[Path, list[np.ndarray]]], work: Path, seed: int = 0) -> dict[str, dict]:
+def _write(storage: str, path: Path, src: Path, frames: list[np.ndarray], area: int) -> bool:
+    """Write one clip; False when a reference is not possible (the original needs a resize)."""
+    if storage != "reference":
+        write_frames(path, ((lambda f=f: f) for f in frames), fps=16.0, storage=storage)
+        return True
+    meta = {"source_sha256": sha256_file(src)}  # the hash ingestion has already taken
+    header = normalize_media(
+        src, path, num_frames=len(frames), max_area=area, fps=16.0, meta=meta, original={"rel": str(src)}
+    )
+    return header["format"] == "kiwi-clip/3"
+
+
+def measure(clips: list[tuple[Path, list[np.ndarray]]], work: Path, area: int, seed: int = 0) -> dict[str, dict]:
     """Per storage: totals over `clips` (source path, BGR frames) for the table."""
     rng = np.random.default_rng(seed)
     out = {}
+    batch = work / "batch"  # a reference clip finds its original through the batch's origin file
+    batch.mkdir(exist_ok=True)
+    (batch / ORIGIN_FILE).write_text('{"base_path": "/"}')
     for storage in STORAGES:
         acc = {"bytes": 0, "frames": 0, "enc": 0.0, "dec_all": 0.0, "dec_sub": 0.0, "sub_frames": 0, "sq": 0.0, "px": 0}
-        for i, (_, frames) in enumerate(clips):
-            path = work / f"{storage}-{i}.kclip"
+        for i, (src, frames) in enumerate(clips):
+            path = batch / f"{storage}-{i}.kclip"
             cpu = time.process_time()
-            write_frames(path, ((lambda f=f: f) for f in frames), fps=16.0, storage=storage)
+            if not _write(storage, path, src, frames, area):
+                break
             acc["enc"] += time.process_time() - cpu
             acc["bytes"] += path.stat().st_size
             acc["frames"] += len(frames)
@@ -69,13 +90,19 @@ def measure(clips: list[tuple[Path, list[np.ndarray]]], work: Path, seed: int = 
             read_clip(path, wanted)
             acc["dec_sub"] += time.process_time() - start
             acc["sub_frames"] += len(wanted)
-        out[storage] = acc
+        else:
+            out[storage] = acc
     return out
 
 
 def row(name: str, n: int, shape: str, raw_bytes: float, res: dict[str, dict]) -> list[str]:
     lines = []
     for storage in STORAGES:
+        if storage not in res:
+            lines.append(
+                f"| {name} | {n} | {shape} | {storage} | not possible: the originals need a resize | | | | | |"
+            )
+            continue
         a = res[storage]
         db = 10 * math.log10(255.0**2 / (a["sq"] / a["px"])) if a["sq"] else float("inf")
         lines.append(
@@ -94,10 +121,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the markdown table here too")
     args = parser.parse_args()
     demo = sorted((default_demo_dir() / "video" / "source").glob("*.mp4"))
-    sets = [("demo", demo, 17, 128 * 224), ("demo", demo, 33, 480 * 832)]
+    sets = [("demo", demo, 17, 128 * 224), ("demo", demo, 33, 480 * 832), ("demo", demo, 33, 1280 * 720)]
     lines = [
         "| set | clips | frames x size | storage | KiB / clip | raw input KiB / clip | PSNR dB | encode ms / frame (CPU) "
-        "| read all ms / frame (CPU) | read 5 random ms / frame (CPU) |",
+        "| read all ms / frame (CPU) | read 5 random ms / frame (CPU) |",  # reference: "encode" = ingestion's decode
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,13 +138,13 @@ def main() -> None:
             h, w = clips[0][1][0].shape[:2]
             shape = f"{frames}x{h}x{w}" if len({c[1][0].shape for c in clips}) == 1 else f"{frames}x<= {area} px"
             raw = sum(p.stat().st_size for p in paths) / len(paths)
-            lines += row(name, len(clips), shape, raw, measure(clips, work))
+            lines += row(name, len(clips), shape, raw, measure(clips, work, area))
         lines += ["", "CRF sweep, video layout, kiwi synth 17x128x224 (clip_video.CRF; the default is marked):", ""]
         lines += ["| CRF | KiB / clip | PSNR dB | encode ms / frame (CPU) |", "|---|---|---|---|"]
         default = clip_video.CRF
         for crf in (4, 6, 8, 10, 14, 18):
             clip_video.CRF = crf
-            a = measure(clips, work)["video"]
+            a = measure(clips, work, 128 * 224)["video"]
             db = 10 * math.log10(255.0**2 / (a["sq"] / a["px"]))
             mark = " (default)" if crf == default else ""
             lines.append(

@@ -116,7 +116,7 @@ def breakdown(path: Path, frames: int, max_area: int) -> dict[str, float]:
     import cv2
 
     from kiwi_platform.media.clips import JPEG_QUALITY
-    from kiwi_platform.media.normalize import _center_crop, output_size
+    from kiwi_platform.media.decode import center_crop, output_size
 
     def cpu(fn):
         start = time.process_time()
@@ -147,7 +147,7 @@ def breakdown(path: Path, frames: int, max_area: int) -> dict[str, float]:
         return frame.reformat(width=rw, height=rh, interpolation="AREA").to_ndarray(format="rgb24")
 
     out["to_rgb_and_resize"], rgb = cpu(lambda: [to_rgb(f) for f in decoded])
-    out["center_crop"], cropped = cpu(lambda: [_center_crop(f, cw, ch) for f in rgb])
+    out["center_crop"], cropped = cpu(lambda: [center_crop(f, cw, ch) for f in rgb])
     out["rgb_to_bgr"], bgr = cpu(lambda: [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in cropped])
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     out["jpeg_encode"], encoded = cpu(lambda: [cv2.imencode(".jpg", f, params)[1].tobytes() for f in bgr])

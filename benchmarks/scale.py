@@ -17,7 +17,7 @@ counts the command's own processes: work shipped to Ray workers (RefVIE stages o
 not in it, so read their wall time.
 
     .venv/bin/python benchmarks/scale.py [--n 100 1000 10000] [--frames 17] [--height 128] [--width 224]
-                                         [--ray-address HOST:PORT] [--clip-storage jpeg|video]
+                                         [--ray-address HOST:PORT] [--clip-storage jpeg|video] [--copy-at-size]
                                          [--feature-precision float32|bfloat16] [--warm]
                                          [--out benchmarks/results/scale.json]
 
@@ -127,7 +127,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     short = base / "run-config.yaml"  # the default 81-frame minimum would quarantine every short clip
     short.write_text(
         f"ops:\n  raw_edit_pairs: {{config: {{min_frames: {args.frames}}}}}\n"
-        f"  normalized_clips: {{config: {{num_frames: {args.frames}, clip_storage: {args.clip_storage}}}}}\n"
+        f"  normalized_clips: {{config: {{num_frames: {args.frames}, clip_storage: {args.clip_storage}, "
+        f"reference_originals: {str(not args.copy_at_size).lower()}}}}}\n"
     )
     stages = {
         "ingest": [*KIWI, "ingest", str(raw / "manifest.csv"), "--batch", batch, "--config", str(short)],
@@ -198,6 +199,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=224)
     parser.add_argument("--ray-address", default=None, help="run against this Ray cluster (KIWI_RAY_ADDRESS)")
     parser.add_argument("--clip-storage", choices=["jpeg", "video"], default="jpeg", help="normalized clip layout")
+    parser.add_argument(
+        "--copy-at-size", action="store_true", help="copy originals that need no resize too (no reference clips)"
+    )
     parser.add_argument("--warm", action="store_true", help="run the commands through a warm worker (kiwi worker)")
     parser.add_argument(
         "--feature-precision", choices=["float32", "bfloat16"], default="float32", help="feature cache storage"
@@ -212,6 +216,7 @@ def main() -> None:
                 "cores": os.cpu_count(),
                 "ray_address": args.ray_address,
                 "clip_storage": args.clip_storage,
+                "reference_originals": not args.copy_at_size,
                 "feature_precision": args.feature_precision,
                 "warm": args.warm,
                 "runs": results,

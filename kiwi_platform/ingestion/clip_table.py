@@ -9,6 +9,10 @@ normalizer version). Clips are byte-reproducible, so a rebuild gives the same ha
 stored as members of a few shard files (docs/shards.md), not one file per clip, and the table
 refers to each as `<shard>#<clip name>`; a reused clip is read from the shard that held it.
 
+An original that needs no resize (only the first N frames and a crop to sides in 32s), local or
+copied into the batch, gets a reference clip instead of a copy (`reference_originals`, on by
+default; `media/clip_reference.py`): its pixels are not stored a second time.
+
 Clip builds run through `kiwi_platform.engine.stream_rows` (this process or Ray workers, which
 need the batch folder on a shared file system); planning and packing stay in the driver, so the
 shards are the same bytes whichever engine ran. The driver keeps per pair only the raw columns
@@ -18,6 +22,7 @@ record and header: at 10,000 pairs that was most of the stage's growth with N.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +32,12 @@ import pandas as pd
 
 from kiwi_platform.engine import EngineSettings, Rejection, stream_rows
 from kiwi_platform.ingestion.origins import original_bytes, with_source_paths
+from kiwi_platform.ingestion.remote import is_url
 from kiwi_platform.lib import shards
+from kiwi_platform.lib.batch_origin import batch_dir_of
 from kiwi_platform.lib.files import remove_stale
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
-from kiwi_platform.media.clips import STORAGE_FORMATS, SUFFIX, clip_header
+from kiwi_platform.media.clips import FORMAT_REFERENCE, STORAGE_FORMATS, SUFFIX, clip_header
 from kiwi_platform.media.normalize import CLIP_STORAGE, NORMALIZER_VERSION, normalize_media
 from kiwi_platform.resources.store import MediaStore
 
@@ -86,13 +93,27 @@ class NormalizeClip:
     root: str  # the store's root: stored copies (`<role>_file`) are relative to it
     staging: str
     settings: tuple[tuple[str, int | str], ...]  # normalize_media's settings (sizes, storage), sorted
+    batch_dir: str = ""  # set: an original that needs no resize gets a reference clip (`clip_reference`)
 
     def __call__(self, job: dict) -> dict:
         settings, role, rec = dict(self.settings), job["role"], job["rec"]
         meta = {"source_sha256": rec[f"{role}_sha256"], **_sizes(settings)}
         dst = Path(self.staging) / job["name"]
+        original = reference_to(rec, role, self.root, self.batch_dir)
         with original_bytes(Path(self.root), rec, role) as source:
-            return normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta)
+            return normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta, original=original)
+
+
+def reference_to(rec: dict, role: str, root: str, batch_dir: str) -> dict | None:
+    """Where a reference clip would find this original, relative to the batch (None: it cannot have
+    one: references are off, or the original is remote, or a copy outside the batch)."""
+    if not batch_dir:
+        return None
+    if rec.get(f"{role}_file"):
+        inside = os.path.relpath(os.path.join(root, rec[f"{role}_file"]), batch_dir)
+        return None if inside.startswith("..") else {"batch_file": Path(inside).as_posix()}
+    where = rec.get(f"{role}_path") or ""
+    return {"rel": rec[f"{role}_rel"]} if where and not is_url(where) and rec.get(f"{role}_rel") else None
 
 
 def normalize_batch(
@@ -105,8 +126,12 @@ def normalize_batch(
     *,
     engine: EngineSettings | None = None,
     log: Callable[[str], None] | None = None,
+    reference_originals: bool = True,
 ) -> ClipTable:
     """Normalize every row of `raw` into shards in `clip_dir`; `settings` are normalize_media's size settings.
+
+    With `reference_originals`, an original that needs no resize (local, or copied into the batch)
+    gets a reference clip instead of a copy of its pixels (`media/clip_reference.py`).
 
     The driver plans the batch (which clips the rows need, which an earlier run or an earlier row
     already made), the engine builds each missing clip once (`NormalizeClip`, in this process or
@@ -120,12 +145,16 @@ def normalize_batch(
     shutil.rmtree(staging, ignore_errors=True)  # what a killed run left
     located = with_source_paths(raw, store.batch_dir(batch))  # originals kept by reference
     located = located[[c for c in _RAW if c in located]].to_dict("records")
-    headers, jobs, needs = _plan(located, settings, _existing_clips(clip_dir), staging)
+    batch_dir = store.batch_dir(batch)
+    # a reference clip finds its original from the batch folder holding it (its origin file)
+    inside = reference_originals and batch_dir_of(clip_dir / SUFFIX) == batch_dir.absolute()
+    referencing = str(batch_dir) if inside else ""
+    fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())), referencing)
+    headers, jobs, needs = _plan(located, settings, _existing_clips(clip_dir), staging, fn)
     out.reused = sum(len(n) for n in needs) - len(jobs)
     engine = engine or EngineSettings()
     if log:
         log(engine.describe(len(jobs)))
-    fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())))
     report = (lambda done, total: progress(done, total, done, out.reused)) if progress else None
     failed: dict[str, Rejection] = {}
     for job, outcome in zip(jobs, stream_rows(fn, jobs, settings=engine, rejects=(RowRejected,), progress=report)):
@@ -155,7 +184,7 @@ def normalize_batch(
 
 
 def _plan(
-    records: list[dict], settings: dict, found: dict[str, str], staging: Path
+    records: list[dict], settings: dict, found: dict[str, str], staging: Path, fn: NormalizeClip
 ) -> tuple[dict[str, tuple[str, dict]], list[dict], list[dict[str, str]]]:
     """(reusable clips: name -> (where, header), clips to build, each row's clip names by role).
 
@@ -173,7 +202,8 @@ def _plan(
             if name in headers or name in jobs:
                 continue
             where = found.get(name)
-            if where is not None and _clip_matches(where, sha, settings):
+            original = reference_to(rec, role, fn.root, fn.batch_dir)
+            if where is not None and _clip_matches(where, sha, settings, original):
                 headers[name] = (where, _slim(clip_header(where)))
                 continue
             fields = ("sha256", "file", "path", "rel", "fps")
@@ -247,16 +277,24 @@ def _row(batch: str, rec: dict, clips: dict) -> dict:
     }
 
 
-def _clip_matches(path: Path | str, source_sha: str, settings: dict) -> bool:
-    """Reuse a clip only if it was made from the same bytes with the same settings and normalizer."""
+def _clip_matches(path: Path | str, source_sha: str, settings: dict, original: dict | None) -> bool:
+    """Reuse a clip only if it was made from the same bytes with the same settings and normalizer,
+    in the layout this run would choose: a reference to the same place when references are allowed,
+    a copy in the asked storage otherwise (or when the original needed a resize)."""
     try:
         header = clip_header(path)
     except Exception:  # a corrupt clip is simply rebuilt
         return False
     if header.get("normalizer") != NORMALIZER_VERSION:
         return False
-    if header.get("format") != STORAGE_FORMATS[settings.get("storage") or CLIP_STORAGE]:
+    if header.get("format") == FORMAT_REFERENCE:
+        kept = {k: v for k, v in (header.get("original") or {}).items() if k != "size"}
+        if original is None or kept != original:
+            return False  # references are off now, or the original is read from elsewhere: rebuild
+    elif header.get("format") != STORAGE_FORMATS[settings.get("storage") or CLIP_STORAGE]:
         return False  # the run asks for the other clip storage (JPEG frames vs video): rebuild
+    elif original is not None and header.get("resized") is not True:
+        return False  # a copy that could be a reference (or made before headers said): rebuild
     sizes = _sizes(settings)
     return header.get("source_sha256") == source_sha and all(header.get(k) == v for k, v in sizes.items())
 

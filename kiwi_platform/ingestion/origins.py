@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from kiwi_platform.ingestion.remote import CHANGED_REASON, fetched, is_url
+from kiwi_platform.lib.batch_origin import ORIGIN_FILE, local_original, read_origin
 from kiwi_platform.lib.files import sha256_file, write_text_atomic
 from kiwi_platform.lib.quarantine import RowRejected
 
-ORIGIN_FILE = "raw_edit_pairs.origin.json"
 ROLES = ("src", "tgt", "ref")
 
 
@@ -39,13 +39,6 @@ def write_origin(
         "raw_media": "copied" if copy_raw else "by_reference",
     }
     return write_text_atomic(batch_dir / ORIGIN_FILE, json.dumps(entry, indent=2) + "\n")
-
-
-def read_origin(batch_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(batch_dir) / ORIGIN_FILE).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def with_source_paths(raw: pd.DataFrame, batch_dir: Path) -> pd.DataFrame:
@@ -79,11 +72,11 @@ def iter_originals(table_path: Path, batch_dir: Path, chunk_rows: int = 10_000) 
 def _absolute(base: str | None, rel: str) -> str:
     if not rel or rel.startswith("embedded:"):
         return ""
-    if os.path.isabs(rel) or is_url(rel):
+    if is_url(rel):
         return rel
-    if base and is_url(base):
+    if base and is_url(base) and not os.path.isabs(rel):
         return f"{base.rstrip('/')}/{rel}"
-    return os.path.normpath(os.path.join(base, rel)) if base else ""
+    return local_original(base, rel)
 
 
 @contextmanager

@@ -1,11 +1,14 @@
 """The normalized clip format: one uncompressed ZIP per clip holding the frames and a JSON header.
 
-Two layouts, told apart by the header's `format`; every reader here takes both, so batches made
-before keep working:
+Three layouts, told apart by the header's `format`; every reader here takes all of them, so
+batches made before keep working:
 
     kiwi-clip/1 (JPEG frames, the default)    kiwi-clip/2 (`clip_storage: video`)
     frames/00000.jpg ...  quality-95 JPEG     video.h264   one near-lossless H.264 stream
     meta.json    {"format": "kiwi-clip/N", "frames": T, "height": H, "width": W, "fps": f, ...}
+
+    kiwi-clip/3 (an original that needed no resize, `clip_reference`)
+    meta.json    the same header plus `original` (where it is, its size) and `source_sha256`
 
 Why JPEG frames by default: every frame is readable alone and cheap to write (0.1-0.3 ms a frame at
 128x224), so ingestion costs about a bare decode. Why the video layout as the other choice: JPEG
@@ -45,10 +48,11 @@ import numpy as np
 
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import atomic_path
-from kiwi_platform.media import clip_video
+from kiwi_platform.media import clip_reference, clip_video
 
 FORMAT_JPEG = "kiwi-clip/1"
 FORMAT_VIDEO = "kiwi-clip/2"
+FORMAT_REFERENCE = "kiwi-clip/3"  # no frames: the original decoded in place (`clip_reference`)
 STORAGE_FORMATS = {"video": FORMAT_VIDEO, "jpeg": FORMAT_JPEG}
 SUFFIX = ".kclip"
 JPEG_QUALITY = 95
@@ -235,6 +239,17 @@ def write_clip(
     return write_frames(path, ((lambda f=f: job(f)) for f in frames), fps, meta, workers, storage)
 
 
+def write_reference(path: Path, header: dict) -> dict:
+    """Write a reference clip (only `meta.json`, see `clip_reference`) atomically; returns the header
+    (+ the file's sha256)."""
+    header = {**header, "format": FORMAT_REFERENCE}
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        out = _HashingFile(raw)
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr(_member("meta.json"), header_json(header))
+    return {**header, "sha256": out.digest.hexdigest()}
+
+
 def _header(zf: zipfile.ZipFile, path: Path | str) -> dict:
     try:
         return json.loads(zf.read("meta.json"))
@@ -259,7 +274,8 @@ def read_clip(path: Path | str, indices: Sequence[int] | None = None) -> np.ndar
     """Decode frames (all, or the given indices in the given order) into a (T, H, W, 3) uint8 RGB array.
 
     `path` is a clip file or a shard reference. A JPEG clip reads only the wanted frames; a video
-    clip decodes from frame 0 up to the highest index wanted. A damaged clip raises ValueError
+    clip decodes from frame 0 up to the highest index wanted, and so does a reference clip, from
+    its original (re-hashed first). A damaged clip raises ValueError
     naming it; an index outside the clip raises IndexError.
     """
     with shards.open_member(path) as fh, _open_zip(fh, path) as zf:
@@ -271,6 +287,8 @@ def read_clip(path: Path | str, indices: Sequence[int] | None = None) -> np.ndar
                 return clip_video.decode(io.BytesIO(data).read, str(path), header, wanted)
             if header.get("format") == FORMAT_JPEG:
                 return np.stack([_read_jpeg(zf, path, index, header) for index in wanted])
+            if header.get("format") == FORMAT_REFERENCE:
+                return clip_reference.read_frames(path, header, wanted)
         except (zipfile.BadZipFile, KeyError) as exc:
             raise ValueError(f"{path}: damaged clip ({exc})") from None
         raise ValueError(f"{path}: unknown clip format {header.get('format')!r}")

@@ -14,7 +14,8 @@ from PIL import Image
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.quarantine import RowRejected
 from kiwi_platform.media.clips import clip_header, read_clip, write_clip
-from kiwi_platform.media.normalize import normalize_media, output_size
+from kiwi_platform.media.decode import output_size
+from kiwi_platform.media.normalize import normalize_media
 from tests.ingestion.ingest_media import make_image, make_video, pattern
 
 
