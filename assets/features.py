@@ -55,9 +55,10 @@ class FeatureConfig(dg.Config):
     )
     precision: Literal["float32", "bfloat16"] = Field(
         "float32",
-        description="How latents and processor tensors are stored: float32 (default; bit-exact with on-the-fly "
-        "encoding on a float32 model) or bfloat16 (half the bytes; what a bf16 run computes with anyway). Readers "
-        "always get float32; entries stored in the other precision are encoded again.",
+        description="How the latents are stored: float32 (default; bit-exact with on-the-fly encoding on a float32 "
+        "model) or bfloat16 (half their bytes; what a bf16 run computes with anyway). Processor pixels are stored "
+        "as uint8 in both, exactly. Readers always get float32; entries stored in the other precision are encoded "
+        "again and the shards left unreferenced are deleted.",
     )
     encoder_actors: int = Field(
         1,
@@ -136,6 +137,7 @@ def training_features(
             "unkeyed_rows": built.unkeyed,
             "shards": built.shards,
             "new_shards": dg.MetadataValue.json(built.new_shards),
+            "removed_shards": dg.MetadataValue.json(built.removed_shards),
             "index_sha256": built.index_sha256,
             "content_id": built.content_id,
             "vae_sha256": built.hashes["vae"],

@@ -1,7 +1,8 @@
 """The training feature cache: what every training step would otherwise recompute, stored once.
 
 `keys` says which cached entry a manifest row at a resolution needs (and why a stale one is never
-read); `shards` writes and reads the safetensors shards and their index; `encoders` loads only the
+read); `shards` writes and reads the safetensors shards and their index; `codec` makes an entry small
+(processor pixels as uint8, integers narrowed, both read back exactly); `encoders` loads only the
 frozen encoders of a checkpoint; `build` fills the cache from the stage manifests (the
 `training_features` asset). The training loop reads it through `kiwi_platform.training.feature_loader`.
 """

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from kiwi_platform.engine import ActorPool, EngineSettings, stream_rows
-from kiwi_platform.features.keys import encoder_hashes, sample_key
+from kiwi_platform.features.codec import pixel_codecs
+from kiwi_platform.features.keys import CACHE_VERSION, encoder_hashes, sample_key
 from kiwi_platform.features.shards import FeatureCache, ShardWriter, digest_rows, remove_temp, write_index
+from kiwi_platform.lib.locks import file_lock
 from kiwi_platform.training.data import SampleLoader, load_manifest
 
 
@@ -35,6 +37,7 @@ class BuiltFeatures:
     unkeyed: int = 0  # manifest rows without clip hashes: trained on the fly
     shards: int = 0
     new_shards: list[str] = field(default_factory=list)
+    removed_shards: list[str] = field(default_factory=list)  # no longer referenced (older layout, damaged)
     problems: list[str] = field(default_factory=list)
 
 
@@ -148,67 +151,92 @@ def build_features(
     the cluster has one). The shard writer stays here and adds entries in key order, so the shards
     are the same bytes whichever engine encoded them (on the same kind of device). `dtype`: how floats
     are stored (float32 or bfloat16); an entry stored in the other precision is encoded again.
+
+    One build at a time per cache folder (an flock beside it): a build removes the temp files and the
+    shards its index no longer names, which must not be another build's work in progress.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    remove_temp(folder)
-    spec = encoders if isinstance(encoders, EncoderSpec) else None
-    loaded = spec.load("cpu") if spec else encoders
-    hashes = encoder_hashes(loaded)
-    cache = FeatureCache(folder)
-    todo: dict[str, tuple[int, int, int, int]] = {}
-    kept: dict[str, dict] = {}
-    loaders: dict[int, SampleLoader] = {}
-    unkeyed = 0
-    for number, manifest in enumerate(manifests):
-        df = load_manifest(manifest)
-        loaders[number] = SampleLoader(df, data_root)
-        for index, row in df.iterrows():
-            for height, width in sizes:
-                key = sample_key(row, hashes, height, width, frames)
-                if key is None:
-                    unkeyed += 1
-                elif (
-                    (found := cache.row(key)) is not None and found["dtype"] == dtype and cache.shard_ok(found["shard"])
-                ):
-                    kept[key] = found
-                elif key not in todo:
-                    todo[key] = (number, int(index), height, width)
-    fn = EncodeRow([str(m) for m in manifests], str(data_root), frames, reference_latents, spec, loaded)
-    fn.loaders = loaders
-    keys = sorted(todo)
-    engine = engine or EngineSettings()
-    if log:
-        log(engine.describe(len(keys)))
+    with file_lock(folder.parent / f".{folder.name}.lock", what=f"the feature cache {folder}"):
+        remove_temp(folder)
+        spec = encoders if isinstance(encoders, EncoderSpec) else None
+        loaded = spec.load("cpu") if spec else encoders
+        hashes = encoder_hashes(loaded)
+        cache = FeatureCache(folder)
+        todo: dict[str, tuple[int, int, int, int]] = {}
+        kept: dict[str, dict] = {}
+        loaders: dict[int, SampleLoader] = {}
+        unkeyed = 0
+        for number, manifest in enumerate(manifests):
+            df = load_manifest(manifest)
+            loaders[number] = SampleLoader(df, data_root)
+            for index, row in df.iterrows():
+                for height, width in sizes:
+                    key = sample_key(row, hashes, height, width, frames)
+                    if key is None:
+                        unkeyed += 1
+                    elif (
+                        (found := cache.row(key)) is not None
+                        and found["dtype"] == dtype
+                        and cache.shard_ok(found["shard"])
+                    ):
+                        kept[key] = found
+                    elif key not in todo:
+                        todo[key] = (number, int(index), height, width)
+        fn = EncodeRow([str(m) for m in manifests], str(data_root), frames, reference_latents, spec, loaded)
+        fn.loaders = loaders
+        keys = sorted(todo)
+        engine = engine or EngineSettings()
+        if log:
+            log(engine.describe(len(keys)))
 
-    def report(done: int, total: int) -> None:
-        if progress and (done % 50 == 0 or done == total):
-            progress(f"training features: {done}/{total} encoded")
+        def report(done: int, total: int) -> None:
+            if progress and (done % 50 == 0 or done == total):
+                progress(f"training features: {done}/{total} encoded")
 
-    writer = ShardWriter(folder, per_shard, dtype)
-    outcomes = stream_rows(
-        fn, [todo[k] for k in keys], settings=engine, progress=report, pool=pool or ActorPool(size=1, num_gpus=None)
-    )
-    for key, outcome in zip(keys, outcomes):
-        writer.add(key, outcome.value)  # in key order, as each arrives: memory holds a window, not the batch
-    new_rows = writer.close()
-    # everything intact in the old index stays: other stages, resolutions and encoders reuse it
-    previous = {r["key"]: r for r in cache.rows() if r["key"] not in todo and cache.shard_ok(r["shard"])}
-    rows = list({**previous, **kept, **{r["key"]: r for r in new_rows}}.values())
-    index, index_sha = write_index(folder, rows)
-    return BuiltFeatures(
-        folder=folder,
-        index=index,
-        index_sha256=index_sha,
-        content_id=digest_rows(rows),
-        hashes=hashes,
-        entries=len(rows),
-        written=len(new_rows),
-        reused=len(kept),
-        unkeyed=unkeyed,
-        shards=len({r["shard"] for r in rows}),
-        new_shards=writer.shards,
-        problems=list(cache.problems),
-    )
+        # the constants the entries' pixels were normalised with: the processor the workers load is this one
+        # (same folder; its settings are in every key's MLLM-inputs hash)
+        writer = ShardWriter(folder, per_shard, dtype, codecs=pixel_codecs(loaded.processor))
+        outcomes = stream_rows(
+            fn, [todo[k] for k in keys], settings=engine, progress=report, pool=pool or ActorPool(size=1, num_gpus=None)
+        )
+        for key, outcome in zip(keys, outcomes):
+            writer.add(key, outcome.value)  # in key order, as each arrives: memory holds a window, not the batch
+        new_rows = writer.close()
+        # everything intact in the old index stays: other stages, resolutions and encoders reuse it; rows an
+        # older cache version wrote can never be read again (their keys are not asked for)
+        previous = {
+            r["key"]: r
+            for r in cache.rows()
+            if r["key"] not in todo and r["version"] == CACHE_VERSION and cache.shard_ok(r["shard"])
+        }
+        rows = list({**previous, **kept, **{r["key"]: r for r in new_rows}}.values())
+        index, index_sha = write_index(folder, rows)
+        removed = remove_unreferenced(folder, {r["shard"] for r in rows})
+        return BuiltFeatures(
+            folder=folder,
+            index=index,
+            index_sha256=index_sha,
+            content_id=digest_rows(rows),
+            hashes=hashes,
+            entries=len(rows),
+            written=len(new_rows),
+            reused=len(kept),
+            unkeyed=unkeyed,
+            shards=len({r["shard"] for r in rows}),
+            new_shards=writer.shards,
+            removed_shards=removed,
+            problems=list(cache.problems),
+        )
+
+
+def remove_unreferenced(folder: Path, referenced: set[str]) -> list[str]:
+    """Delete the shards the new index no longer names (entries re-encoded in another precision or layout,
+    damaged files), after the index is written: their bytes would otherwise stay under KIWI_HOME for good.
+    A training run still holding the old index reads their samples on the fly (one warning)."""
+    removed = sorted(p.name for p in folder.glob("shard-*.safetensors") if p.name not in referenced)
+    for name in removed:
+        (folder / name).unlink(missing_ok=True)
+    return removed
 
 
 def verify_cache(folder: Path) -> tuple[int, list[str]]:

@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
-#: Bump when the layout or meaning of an entry changes: old caches then simply miss.
-CACHE_VERSION = "kiwi-features-1"
+#: Bump when the layout or meaning of an entry changes: old caches then simply miss (and a build drops
+#: their rows and shards). 2: processor pixels stored as uint8 and integers narrowed (`codec`), which
+#: a reader of version 1 would misread; new keys mean it never finds them.
+CACHE_VERSION = "kiwi-features-2"
 #: The MLLM encoder settings `prepare_inputs` reads (everything else in its config is weights' shape).
 PROMPT_SETTINGS = (
     "max_frames",

@@ -25,11 +25,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from kiwi_platform.features.codec import PixelCodec, decode_tensors, encode_tensors, parse_plan, plan_json
+from kiwi_platform.features.keys import CACHE_VERSION
 from kiwi_platform.lib.files import atomic_path, sha256_file
 
 log = logging.getLogger("kiwi_platform.features")
 INDEX = "index.parquet"
-INDEX_COLUMNS = ("key", "shard", "mode", "queries", "height", "width", "tensors", "dtype")
+# version: the CACHE_VERSION that wrote the row; codec: how its tensors are stored (`codec.plan_json`)
+INDEX_COLUMNS = ("key", "shard", "mode", "queries", "height", "width", "tensors", "dtype", "version", "codec")
 # How floating-point tensors are stored. bfloat16 halves the cache and is what a bf16 run (the real
 # recipe: VAE and DiT in bf16) computes with anyway; readers always get float32 back.
 STORE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -38,18 +41,26 @@ LATENTS = ("source_latents", "target_latents", "ref_latents")
 MLLM_PREFIX = "mllm."
 
 
-def entry_tensors(features: dict[str, Any], dtype: str = "float32") -> dict[str, torch.Tensor]:
-    """`precompute_features` output -> flat {name: tensor} of one entry, float32 tensors stored as `dtype`."""
+def entry_tensors(
+    features: dict[str, Any], dtype: str = "float32", codecs: dict[str, PixelCodec] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
+    """`precompute_features` output -> (flat {name: tensor} of one entry, its storage plan).
+
+    Processor pixels that are an affine image of uint8 (per `codecs`) are stored as uint8, integer
+    tensors narrowed (`codec.encode_tensors`); every other float32 tensor is stored as `dtype`."""
     out = {k: features[k] for k in LATENTS if features.get(k) is not None}
     out.update({MLLM_PREFIX + k: v for k, v in features["mllm_inputs"].items()})
+    out = {k: v.detach().cpu().contiguous() for k, v in out.items()}
+    out, plan = encode_tensors(out, codecs or {})
     store = STORE_DTYPES[dtype]
-    out = {k: v.to(store) if v.dtype == torch.float32 else v for k, v in out.items()}
-    return {k: v.detach().cpu().contiguous() for k, v in sorted(out.items())}
+    out = {k: v.to(store) if v.dtype == torch.float32 and k not in plan else v for k, v in out.items()}
+    return {k: v.contiguous() for k, v in sorted(out.items())}, plan
 
 
 def entry_features(tensors: dict[str, torch.Tensor], row: dict) -> dict[str, Any]:
-    """The inverse of `entry_tensors`: what `model.compute_loss` accepts in a batch (an entry stored as
-    bfloat16 widened back to float32; other dtypes as stored)."""
+    """The inverse of `entry_tensors`: what `model.compute_loss` accepts in a batch, in the dtypes the
+    encoders gave (uint8 pixels decoded, narrowed integers widened, bfloat16 widened to float32)."""
+    tensors = decode_tensors(tensors, parse_plan(row.get("codec")))
     if row.get("dtype") == "bfloat16":
         tensors = {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in tensors.items()}
     out: dict[str, Any] = {k: tensors[k] for k in LATENTS if k in tensors}
@@ -63,12 +74,14 @@ def entry_features(tensors: dict[str, torch.Tensor], row: dict) -> dict[str, Any
 @dataclass
 class ShardWriter:
     """Collects entries in key order and writes a shard every `per_shard` entries or `max_bytes` of
-    tensors, whichever comes first (call `close` at the end). Floats are stored as `dtype`."""
+    tensors, whichever comes first (call `close` at the end). Floats are stored as `dtype`, processor
+    pixels as uint8 where `codecs` (from the processor that made them) reproduce them exactly."""
 
     folder: Path
     per_shard: int
     dtype: str = "float32"
     max_bytes: int = SHARD_BYTES
+    codecs: dict[str, PixelCodec] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     shards: list[str] = field(default_factory=list)
     _pending: list[tuple[str, dict[str, torch.Tensor], dict]] = field(default_factory=list)
@@ -82,8 +95,10 @@ class ShardWriter:
             "height": height,
             "width": width,
             "dtype": self.dtype,
+            "version": CACHE_VERSION,
         }
-        tensors = entry_tensors(features, self.dtype)
+        tensors, plan = entry_tensors(features, self.dtype, self.codecs)
+        meta["codec"] = plan_json(plan)
         self._pending.append((key, tensors, meta))
         self._pending_bytes += sum(t.numel() * t.element_size() for t in tensors.values())
         if len(self._pending) >= self.per_shard or self._pending_bytes >= self.max_bytes:
@@ -148,6 +163,9 @@ class FeatureCache:
             df = pd.read_parquet(index)
             if "dtype" not in df.columns:  # indexes written before the choice existed hold float32
                 df["dtype"] = "float32"
+            for column in ("version", "codec"):  # older layouts: every tensor stored as is (and keys differ)
+                if column not in df.columns:
+                    df[column] = ""
             self._rows = {r["key"]: r for r in df.to_dict("records")}
         except Exception as exc:  # a damaged index: no entries, training encodes on the fly
             self._warn(f"feature cache index {index} is unreadable ({type(exc).__name__}); encoding on the fly")

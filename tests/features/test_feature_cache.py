@@ -149,3 +149,38 @@ def test_a_damaged_index_means_no_cache_not_a_crash(training_data, pipeline, tmp
     assert "source" in batch and cached.misses == 1 and cached.hits == 0
     [warning] = cached.new_warnings()
     assert "index.parquet" in warning and "on the fly" in warning
+
+
+_BUILD_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from kiwi_platform.features.build import build_features
+from model import build_pipeline
+folder, manifest, root, height, width = sys.argv[1:6]
+build_features(Path(folder), [Path(manifest)], Path(root), build_pipeline("tiny", seed=0), [(int(height), int(width))], 5)
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_builds_of_one_cache_keep_each_others_entries(training_data, tmp_path):
+    """Two `training_features` builds for different sizes started at once on one cache folder (two
+    processes) both end up in the index, and every shard it names is there: a build never removes
+    the other's shards or temp files, and neither index overwrites the other's entries."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "features"
+    sizes = [(64, 96), (32, 64)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BUILD_IN_A_PROCESS, str(folder), str(training_data.manifest)]
+            + [str(training_data.data_root), str(h), str(w)],
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        for h, w in sizes
+    ]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
+    entries, problems = verify_cache(folder)
+    index = FeatureCache(folder).rows()
+    assert problems == [] and entries == len(index)
+    assert {(int(r["height"]), int(r["width"])) for r in index} == set(sizes)
