@@ -67,7 +67,35 @@ def _quiet_libraries() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; with KIWI_PROFILE=FILE the command runs under cProfile.
+
+    The profile is taken here, so it covers the same code in a fresh process and in a command forked
+    from the warm worker: FILE gets the pstats, FILE.imports the modules the command imported itself
+    (what the worker's preload, kiwi_platform/warm/preload.py, missed). docs/warm-worker.md.
+    """
+    import os
+
+    where = os.environ.get("KIWI_PROFILE")
+    if not where:
+        _main()
+        return
+    import cProfile
+
+    before = set(sys.modules)
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        _main()
+    finally:
+        profile.disable()
+        from kiwi_platform.lib.files import atomic_path, write_text_atomic
+
+        write_text_atomic(f"{where}.imports", "".join(f"{name}\n" for name in sorted(set(sys.modules) - before)))
+        with atomic_path(where) as tmp:
+            profile.dump_stats(str(tmp))
+
+
+def _main() -> None:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     _quiet_libraries()

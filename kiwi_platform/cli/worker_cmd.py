@@ -16,7 +16,7 @@ from kiwi_platform.errors import KiwiUserError
 from kiwi_platform.warm import protocol
 
 STOP_TIMEOUT_S = 15.0  # the worker checks for SIGTERM every second
-READY_TIMEOUT_S = 180.0  # the imports take 5-15 s on 2 busy cores; minutes means something is wrong
+READY_TIMEOUT_S = 180.0  # the imports take 10-30 s on 2 busy cores; minutes means something is wrong
 
 worker_app = typer.Typer(help="A warm worker for this KIWI_HOME: commands start in a fraction of a second.")
 
@@ -34,6 +34,12 @@ def _running() -> int | None:
 @worker_app.command("start")
 def start(
     idle_minutes: float = typer.Option(60.0, "--idle-minutes", help="Leave after this long without a command."),
+    torch: bool = typer.Option(
+        True,
+        "--torch/--no-torch",
+        help="Also import torch and the model stack (~700 MiB more in the worker, 5-15 s off each feature or "
+        "training command); --no-torch leaves those commands to import it themselves.",
+    ),
 ) -> None:
     """Start the worker (imports once; each later `kiwi` command is a fork of it)."""
     if (pid := _running()) is not None:
@@ -46,7 +52,7 @@ def start(
     began = time.monotonic()
     with open(run / "worker.log", "ab") as log, open(os.devnull, "rb") as null:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiwi_platform.warm", str(home), str(idle_minutes * 60)],
+            [sys.executable, "-m", "kiwi_platform.warm", str(home), str(idle_minutes * 60), "1" if torch else "0"],
             env=env,
             stdin=null,
             stdout=log,

@@ -10,7 +10,8 @@ would have in its own process, at the cost of a fork.
 
 The worker refuses (and the command runs in its own process, as without a worker) when the
 command's environment differs from the worker's in a variable the imported modules may have read
-(KIWI_*, DAGSTER_*, MLFLOW_*, DVC_*, RAY_*, AWS_*, LAKEFS_*, PYTHON*, OMP_*, OPENBLAS_*, MKL_*), or when the code on disk
+(KIWI_*, DAGSTER_*, MLFLOW_*, DVC_*, RAY_*, AWS_*, LAKEFS_*, PYTHON*, OMP_*, OPENBLAS_*, MKL_*, and
+for the torch stack TORCH*, PYTORCH_*, CUDA_*, NVIDIA_*, HF_* and the like), or when the code on disk
 changed since the worker imported it. A command is never lost to the worker: any failure to reach
 it means running in place.
 """

@@ -18,6 +18,8 @@ import sys
 import threading
 import traceback
 
+from kiwi_platform.warm import protocol
+
 
 def _streams() -> None:
     """New text streams over fds 0-2, with the encodings and error handlers a fresh process picks."""
@@ -46,8 +48,11 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def become(request: dict, fds: list[int]) -> None:
-    """Run the request's command in this (forked) process and exit with its code; never returns."""
+def become(request: dict, fds: list[int], imported: dict | None = None) -> None:
+    """Run the request's command in this (forked) process and exit with its code; never returns.
+
+    `imported`: the variables the worker's imports set or changed (protocol.env_changes); the
+    caller's environment gets them as its own imports would have set them in a fresh process."""
     code = 1
     try:
         os.setpgid(0, 0)
@@ -58,7 +63,7 @@ def become(request: dict, fds: list[int]) -> None:
         os.chdir(request["cwd"])
         os.umask(int(request.get("umask", 0o022)))
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(protocol.apply_env_changes(request["env"], imported or {}))
         sys.argv = ["kiwi", *request["argv"]]
         _streams()
         signal.signal(signal.SIGINT, signal.default_int_handler)

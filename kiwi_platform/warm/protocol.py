@@ -34,6 +34,17 @@ ENV_PREFIXES = (
     "OMP_",
     "OPENBLAS_",
     "MKL_",
+    # read when the worker imported torch and the model stack (preload.TORCH_PRELOAD)
+    "TORCH",
+    "PYTORCH_",
+    "CUDA_",
+    "NVIDIA_",
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "DIFFUSERS_",
+    "TOKENIZERS_",
+    "XDG_CACHE_HOME",
 )
 # the environment `kiwi` was started with, before the CLI adds its defaults (set by the launcher):
 # a worker started from it compares equal to the next command started from the same shell
@@ -73,8 +84,30 @@ def private(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
+# read by the command itself, never at import: they may differ from the worker's
+PER_COMMAND_ENV = ("KIWI_WORKER", "KIWI_PROFILE")
+
+
 def relevant_env(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(ENV_PREFIXES) and k != "KIWI_WORKER"}
+    return {k: v for k, v in env.items() if k.startswith(ENV_PREFIXES) and k not in PER_COMMAND_ENV}
+
+
+def env_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list]:
+    """{name: [value before, value after]} of what changed between two environments (None: unset)."""
+    return {k: [before.get(k), after.get(k)] for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+
+
+def apply_env_changes(env: dict[str, str], changes: dict[str, list]) -> dict[str, str]:
+    """`env` as the imports that made `changes` would have left it: each variable they set or unset
+    changes where `env` held what the imports found (else the caller's own value stays)."""
+    env = dict(env)
+    for name, (old, new) in changes.items():
+        if env.get(name) == old:
+            if new is None:
+                env.pop(name, None)
+            else:
+                env[name] = new
+    return env
 
 
 def process_facts() -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import os
 import select
 import signal
@@ -24,34 +23,8 @@ from pathlib import Path
 
 from kiwi_platform.warm import protocol
 from kiwi_platform.warm.command import become
+from kiwi_platform.warm.preload import import_all
 
-# what a kiwi command imports before doing anything (~7-9 s in a fresh process on 2 cores)
-PRELOAD = (
-    "numpy",
-    "pandas",
-    "pyarrow.parquet",
-    "dagster",
-    "great_expectations",
-    "dvc.repo",
-    "cv2",
-    "av",
-    "PIL.Image",
-    "kiwi_platform.cli",
-    "kiwi_platform.definitions",
-    # imported on the way by a run: instance storage, the selection parser, DVC's git backends
-    "sqlalchemy",
-    "alembic.command",
-    "alembic.config",
-    "dagster._core.definitions.antlr_asset_selection.antlr_asset_selection",
-    "pygments.lexers",
-    "pygit2",
-    "dulwich.repo",
-    "scmrepo.git",
-    "dvc.repo.add",
-    "dvc_render",
-    "structlog",
-    "upath",
-)
 CODE_ROOTS = ("kiwi_platform", "assets", "model")  # top-level packages whose files must not change
 REPO = Path(__file__).resolve().parents[2]
 HANDSHAKE_S = 10.0  # a request or the client's go-ahead slower than this: the session gives up
@@ -114,8 +87,11 @@ def _client_gone(conn: socket.socket) -> bool:
         return True
 
 
-def _session(conn: socket.socket, env: dict[str, str], fingerprint: list, log) -> None:
-    """In the forked session process: check the request, fork the command, report its exit."""
+def _session(conn: socket.socket, env: dict[str, str], imported: dict, fingerprint: list, log) -> None:
+    """In the forked session process: check the request, fork the command, report its exit.
+
+    `imported`: the variables the worker's imports set (protocol.env_changes), which the command's
+    environment gets as a fresh process's imports would have set them."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this process waits for its command
     conn.settimeout(HANDSHAKE_S)
     request, fds = protocol.receive(conn, max_fds=3)
@@ -134,7 +110,7 @@ def _session(conn: socket.socket, env: dict[str, str], fingerprint: list, log) -
         pid = os.fork()
         if pid == 0:
             conn.close()
-            become(request, fds)
+            become(request, fds, imported)
         with contextlib.suppress(OSError):  # the child does the same: whichever runs first, no race
             os.setpgid(pid, pid)
     finally:
@@ -162,15 +138,8 @@ def _session(conn: socket.socket, env: dict[str, str], fingerprint: list, log) -
         raise
 
 
-def _import_all(log) -> None:
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:  # a library moved a module: that command pays the import, nothing more
-            log(f"not preloaded: {name} ({exc})")
-
-
-def serve(home: Path, idle_s: float) -> None:
+def serve(home: Path, idle_s: float, torch: bool = True) -> None:
+    """Import (preload.py; the torch stack unless `torch` is False), then fork one session per connection."""
     started = time.monotonic()
 
     def log(message: str) -> None:
@@ -183,8 +152,10 @@ def serve(home: Path, idle_s: float) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         sys.exit(f"another worker serves {home}")
-    _import_all(log)
-    env, fingerprint = dict(os.environ), code_fingerprint()
+    env = dict(os.environ)  # what the worker was started with: what a command's environment must match
+    fingerprint = code_fingerprint()  # before importing: a file changed meanwhile is a change too
+    import_all(log, torch=torch)
+    imported = protocol.env_changes(env, dict(os.environ))  # e.g. TORCHINDUCTOR_CACHE_DIR, set by torch
     path = protocol.socket_path(home, create=True)
     if not protocol.private(path):
         sys.exit(f"{path.parent} is not private to this user: not listening there")
@@ -217,7 +188,7 @@ def serve(home: Path, idle_s: float) -> None:
                 server.close()
                 lock.close()
                 try:
-                    _session(conn, env, fingerprint, log)
+                    _session(conn, env, imported, fingerprint, log)
                 except BaseException as exc:  # noqa: BLE001 - a session's failure is logged, never the worker's
                     log(f"session failed: {type(exc).__name__}: {exc}")
                 finally:

@@ -86,6 +86,24 @@ def test_ingest_through_the_worker_matches_its_own_process(warm, demo_dir, tmp_p
     assert (root / "home" / table).read_bytes() == (tmp_path / "home" / table).read_bytes()
 
 
+def test_a_profiled_command_runs_in_the_worker_and_leaves_its_profile(warm, tmp_path):
+    """KIWI_PROFILE=FILE (how the fixed cost per command was measured, docs/warm-worker.md) runs the
+    command in the worker as usual, and leaves a cProfile of it in FILE and the modules the command
+    still had to import itself in FILE.imports."""
+    import pstats
+
+    root, env = warm
+    before = len(_served(root / "home"))
+    out = tmp_path / "synth.prof"
+    args = ["synth", "--out", str(root / "profiled"), "--n", "1", "--frames", "9", "--height", "96", "--width", "160"]
+    done = _kiwi(env | {"KIWI_PROFILE": str(out)}, *args, cwd=root)
+    assert done.returncode == 0 and "warm worker" not in done.stderr, done.stderr
+    assert len(_served(root / "home")) == before + 1
+    stats = pstats.Stats(str(out)).stats
+    assert any(file.endswith("synth_cmd.py") and name == "synth" for file, _, name in stats)
+    assert (tmp_path / "synth.prof.imports").is_file()
+
+
 def test_a_user_error_keeps_its_one_line_message_and_exit_code(warm):
     """A bad command through the worker fails as in its own process: same exit code, same one-line
     error on stderr, no traceback."""
