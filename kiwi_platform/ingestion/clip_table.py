@@ -22,7 +22,6 @@ record and header: at 10,000 pairs that was most of the stage's growth with N.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,14 +30,14 @@ from pathlib import Path
 import pandas as pd
 
 from kiwi_platform.engine import EngineSettings, Rejection, stream_rows
+from kiwi_platform.ingestion.clip_reuse import References, clip_sizes, reusable_header
 from kiwi_platform.ingestion.origins import original_bytes, with_source_paths
-from kiwi_platform.ingestion.remote import is_url
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.batch_origin import batch_dir_of
 from kiwi_platform.lib.files import remove_stale
 from kiwi_platform.lib.quarantine import QuarantineRecord, RowRejected
-from kiwi_platform.media.clips import FORMAT_REFERENCE, STORAGE_FORMATS, SUFFIX, clip_header
-from kiwi_platform.media.normalize import CLIP_STORAGE, NORMALIZER_VERSION, normalize_media
+from kiwi_platform.media.clips import SUFFIX
+from kiwi_platform.media.normalize import normalize_media
 from kiwi_platform.resources.store import MediaStore
 
 CLIPS_PER_SHARD = shards.MAX_MEMBERS
@@ -93,27 +92,15 @@ class NormalizeClip:
     root: str  # the store's root: stored copies (`<role>_file`) are relative to it
     staging: str
     settings: tuple[tuple[str, int | str], ...]  # normalize_media's settings (sizes, storage), sorted
-    batch_dir: str = ""  # set: an original that needs no resize gets a reference clip (`clip_reference`)
 
     def __call__(self, job: dict) -> dict:
         settings, role, rec = dict(self.settings), job["role"], job["rec"]
-        meta = {"source_sha256": rec[f"{role}_sha256"], **_sizes(settings)}
+        meta = {"source_sha256": rec[f"{role}_sha256"], **clip_sizes(settings)}
         dst = Path(self.staging) / job["name"]
-        original = reference_to(rec, role, self.root, self.batch_dir)
         with original_bytes(Path(self.root), rec, role) as source:
-            return normalize_media(source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta, original=original)
-
-
-def reference_to(rec: dict, role: str, root: str, batch_dir: str) -> dict | None:
-    """Where a reference clip would find this original, relative to the batch (None: it cannot have
-    one: references are off, or the original is remote, or a copy outside the batch)."""
-    if not batch_dir:
-        return None
-    if rec.get(f"{role}_file"):
-        inside = os.path.relpath(os.path.join(root, rec[f"{role}_file"]), batch_dir)
-        return None if inside.startswith("..") else {"batch_file": Path(inside).as_posix()}
-    where = rec.get(f"{role}_path") or ""
-    return {"rel": rec[f"{role}_rel"]} if where and not is_url(where) and rec.get(f"{role}_rel") else None
+            return normalize_media(
+                source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta, original=job.get("original")
+            )
 
 
 def normalize_batch(
@@ -148,9 +135,9 @@ def normalize_batch(
     batch_dir = store.batch_dir(batch)
     # a reference clip finds its original from the batch folder holding it (its origin file)
     inside = reference_originals and batch_dir_of(clip_dir / SUFFIX) == batch_dir.absolute()
-    referencing = str(batch_dir) if inside else ""
-    fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())), referencing)
-    headers, jobs, needs = _plan(located, settings, _existing_clips(clip_dir), staging, fn)
+    where_from = References(str(store.root_path), str(batch_dir) if inside else "")
+    headers, jobs, needs = _plan(located, settings, _existing_clips(clip_dir), where_from)
+    fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())))
     out.reused = sum(len(n) for n in needs) - len(jobs)
     engine = engine or EngineSettings()
     if log:
@@ -184,7 +171,7 @@ def normalize_batch(
 
 
 def _plan(
-    records: list[dict], settings: dict, found: dict[str, str], staging: Path, fn: NormalizeClip
+    records: list[dict], settings: dict, found: dict[str, str], where_from: References
 ) -> tuple[dict[str, tuple[str, dict]], list[dict], list[dict[str, str]]]:
     """(reusable clips: name -> (where, header), clips to build, each row's clip names by role).
 
@@ -201,13 +188,14 @@ def _plan(
             name = names[role] = clip_name(sha, settings)
             if name in headers or name in jobs:
                 continue
-            where = found.get(name)
-            original = reference_to(rec, role, fn.root, fn.batch_dir)
-            if where is not None and _clip_matches(where, sha, settings, original):
-                headers[name] = (where, _slim(clip_header(where)))
+            where, original = found.get(name), where_from.original(rec, role)
+            header = reusable_header(where, sha, settings, original) if where is not None else None
+            if header is not None:
+                headers[name] = (where, _slim(header))
                 continue
             fields = ("sha256", "file", "path", "rel", "fps")
-            jobs[name] = {"name": name, "role": role, "rec": {f"{role}_{f}": rec.get(f"{role}_{f}") for f in fields}}
+            rec_fields = {f"{role}_{f}": rec.get(f"{role}_{f}") for f in fields}
+            jobs[name] = {"name": name, "role": role, "rec": rec_fields, "original": original}
         needs.append(names)
     return headers, list(jobs.values()), needs
 
@@ -275,30 +263,3 @@ def _row(batch: str, rec: dict, clips: dict) -> dict:
         "tgt_sha256": rec["tgt_sha256"],
         "ref_sha256": rec["ref_sha256"],
     }
-
-
-def _clip_matches(path: Path | str, source_sha: str, settings: dict, original: dict | None) -> bool:
-    """Reuse a clip only if it was made from the same bytes with the same settings and normalizer,
-    in the layout this run would choose: a reference to the same place when references are allowed,
-    a copy in the asked storage otherwise (or when the original needed a resize)."""
-    try:
-        header = clip_header(path)
-    except Exception:  # a corrupt clip is simply rebuilt
-        return False
-    if header.get("normalizer") != NORMALIZER_VERSION:
-        return False
-    if header.get("format") == FORMAT_REFERENCE:
-        kept = {k: v for k, v in (header.get("original") or {}).items() if k != "size"}
-        if original is None or kept != original:
-            return False  # references are off now, or the original is read from elsewhere: rebuild
-    elif header.get("format") != STORAGE_FORMATS[settings.get("storage") or CLIP_STORAGE]:
-        return False  # the run asks for the other clip storage (JPEG frames vs video): rebuild
-    elif original is not None and header.get("resized") is not True:
-        return False  # a copy that could be a reference (or made before headers said): rebuild
-    sizes = _sizes(settings)
-    return header.get("source_sha256") == source_sha and all(header.get(k) == v for k, v in sizes.items())
-
-
-def _sizes(settings: dict) -> dict:
-    """The size settings a clip header records (the storage choice shows as the header's `format`)."""
-    return {k: v for k, v in settings.items() if k != "storage"}

@@ -33,7 +33,18 @@ from kiwi_platform.lib import shards
 from kiwi_platform.lib.batch_origin import batch_dir_of, local_original, read_origin
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.quarantine import RowRejected
+from kiwi_platform.media.clip_zip import HEADER, clip_archive, header_json, member
 from kiwi_platform.media.decode import Geometry, decoded_frames, open_image
+
+FORMAT = "kiwi-clip/3"
+
+
+def write_reference(path: Path, header: dict) -> dict:
+    """Write a reference clip (only `meta.json`) atomically; returns the header (+ the file's sha256)."""
+    header = {**header, "format": FORMAT}
+    with clip_archive(path) as (zf, out):
+        zf.writestr(member(HEADER), header_json(header))
+    return {**header, "sha256": out.digest.hexdigest()}
 
 
 def locate(clip: str | os.PathLike, header: dict) -> Path:

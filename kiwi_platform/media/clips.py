@@ -26,16 +26,13 @@ Frames are encoded as soon as they arrive (bounded memory: a few frames in fligh
 hashed while it is written, so a clip is read from disk zero times during ingestion.
 
 Byte-identical output: the same frames and header give the same file, on any day and in any
-KIWI_HOME, so a table hash or DVC md5 only changes when the data does. Every ZIP member gets a
-fixed date (1980-01-01, the earliest ZIP can store), fixed Unix permissions (0644) and creator
-system, in a fixed order (frames, then `meta.json`); the header JSON has sorted keys and fixed
-separators; the JPEG and x264 settings are pinned instead of left to library defaults.
+KIWI_HOME (the container's fixed fields are in `clip_zip`); members come in a fixed order (frames,
+then `meta.json`) and the JPEG and x264 settings are pinned instead of left to library defaults.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import json
 import zipfile
@@ -47,12 +44,12 @@ import cv2
 import numpy as np
 
 from kiwi_platform.lib import shards
-from kiwi_platform.lib.files import atomic_path
 from kiwi_platform.media import clip_reference, clip_video
+from kiwi_platform.media.clip_zip import HEADER, clip_archive, header_json, member
 
 FORMAT_JPEG = "kiwi-clip/1"
 FORMAT_VIDEO = "kiwi-clip/2"
-FORMAT_REFERENCE = "kiwi-clip/3"  # no frames: the original decoded in place (`clip_reference`)
+FORMAT_REFERENCE = clip_reference.FORMAT  # no frames: the original decoded in place
 STORAGE_FORMATS = {"video": FORMAT_VIDEO, "jpeg": FORMAT_JPEG}
 SUFFIX = ".kclip"
 JPEG_QUALITY = 95
@@ -69,8 +66,6 @@ _JPEG_PARAMS = [
     cv2.IMWRITE_JPEG_RST_INTERVAL,
     0,
 ]
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a timestamp would make every write a new version
-_ZIP_MODE = 0o100644 << 16  # regular file, rw-r--r--, whatever the umask or platform
 
 
 def _check_frame(frame: np.ndarray) -> None:
@@ -85,38 +80,6 @@ def encode_bgr(frame_bgr: np.ndarray) -> tuple[bytes, tuple[int, int]]:
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes(), frame_bgr.shape[:2]
-
-
-def _member(name: str) -> zipfile.ZipInfo:
-    """A ZIP entry whose every field is fixed, so only the data decides the archive's bytes."""
-    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3  # Unix; ZipInfo picks 0 on Windows
-    info.external_attr = _ZIP_MODE
-    return info
-
-
-def header_json(header: dict) -> bytes:
-    """The header as stored: sorted keys, fixed separators, ASCII only."""
-    return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-class _HashingFile:
-    """What zipfile needs of a file (write/tell/flush), hashing every byte on the way."""
-
-    def __init__(self, fh) -> None:
-        self.fh, self.digest, self.pos = fh, hashlib.sha256(), 0
-
-    def write(self, data) -> int:
-        self.digest.update(data)
-        self.pos += len(data)
-        return self.fh.write(data)
-
-    def tell(self) -> int:
-        return self.pos
-
-    def flush(self) -> None:
-        self.fh.flush()
 
 
 class _JpegSink:
@@ -134,7 +97,7 @@ class _JpegSink:
         if self.shape is not None and size != self.shape:
             raise ValueError(f"frame size changed inside a clip: {size} != {self.shape}")
         self.shape = size
-        self.zf.writestr(_member(f"frames/{self.count:05d}.jpg"), data)
+        self.zf.writestr(member(f"frames/{self.count:05d}.jpg"), data)
         self.count += 1
 
     def close(self) -> None:
@@ -158,7 +121,7 @@ class _VideoSink:
         if self.encoder is None:
             self.shape = planes.shape[1:]
             self.encoder = clip_video.Encoder(width=self.shape[1], height=self.shape[0])
-            self.out = self.zf.open(_member(clip_video.MEMBER), "w")
+            self.out = self.zf.open(member(clip_video.MEMBER), "w")
         self.out.write(self.encoder.encode(planes))
         self.count += 1
 
@@ -195,26 +158,24 @@ def write_frames(
     if storage == "video":
         header["video"] = clip_video.SETTINGS
     sink_type = _VideoSink if storage == "video" else _JpegSink
-    with atomic_path(path) as tmp, ThreadPoolExecutor(max_workers=workers) as pool, open(tmp, "wb") as raw:
-        out = _HashingFile(raw)
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-            sink = sink_type(zf)
-            pending: collections.deque[Future] = collections.deque()
-            try:
-                for job in jobs:
-                    pending.append(pool.submit(lambda job=job: sink.prepare(job())))
-                    while len(pending) > 4 * workers:
-                        sink.add(pending.popleft().result())
-                while pending:
+    with ThreadPoolExecutor(max_workers=workers) as pool, clip_archive(path) as (zf, out):
+        sink = sink_type(zf)
+        pending: collections.deque[Future] = collections.deque()
+        try:
+            for job in jobs:
+                pending.append(pool.submit(lambda job=job: sink.prepare(job())))
+                while len(pending) > 4 * workers:
                     sink.add(pending.popleft().result())
-            except BaseException:
-                sink.abort()
-                raise
-            sink.close()
-            if sink.shape is None:
-                raise ValueError("a clip needs at least one frame")
-            header.update(frames=sink.count, height=int(sink.shape[0]), width=int(sink.shape[1]))
-            zf.writestr(_member("meta.json"), header_json(header))
+            while pending:
+                sink.add(pending.popleft().result())
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
+        if sink.shape is None:
+            raise ValueError("a clip needs at least one frame")
+        header.update(frames=sink.count, height=int(sink.shape[0]), width=int(sink.shape[1]))
+        zf.writestr(member(HEADER), header_json(header))
     return {**header, "sha256": out.digest.hexdigest()}
 
 
@@ -237,17 +198,6 @@ def write_clip(
         return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
 
     return write_frames(path, ((lambda f=f: job(f)) for f in frames), fps, meta, workers, storage)
-
-
-def write_reference(path: Path, header: dict) -> dict:
-    """Write a reference clip (only `meta.json`, see `clip_reference`) atomically; returns the header
-    (+ the file's sha256)."""
-    header = {**header, "format": FORMAT_REFERENCE}
-    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
-        out = _HashingFile(raw)
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.writestr(_member("meta.json"), header_json(header))
-    return {**header, "sha256": out.digest.hexdigest()}
 
 
 def _header(zf: zipfile.ZipFile, path: Path | str) -> dict:

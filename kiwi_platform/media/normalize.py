@@ -21,7 +21,8 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from kiwi_platform.media.clips import write_clip, write_frames, write_reference
+from kiwi_platform.media.clip_reference import write_reference
+from kiwi_platform.media.clips import write_clip, write_frames
 from kiwi_platform.media.decode import Geometry, decoded_frames, open_image
 from kiwi_platform.media.probe import media_kind
 
