@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kiwi_platform.lib.files import atomic_path, remove_stale
+from kiwi_platform.lib.zip_member import member
 
 SEP = "#"
 PREFIX = "shard-"
@@ -42,8 +43,6 @@ MAX_BYTES = 2 << 30  # a shard stops growing at 2 GiB: DVC moves whole files, so
 # ~10 MB); at the tiny size the count does, and 10,000 pairs still fit in two clip shards.
 MAX_MEMBERS = 16384
 _MARK = SUFFIX + SEP
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a timestamp would make every write a new version
-_ZIP_MODE = 0o100644 << 16  # regular file, rw-r--r--
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # ZIP local file header, 30 bytes
 
 
@@ -65,16 +64,6 @@ def holder(path: str | os.PathLike) -> Path:
     """The file that holds the bytes: the shard of a reference, the path itself otherwise."""
     loc = split(path)
     return loc[0] if loc else Path(path)
-
-
-def _entry(name: str, size: int) -> zipfile.ZipInfo:
-    """A stored ZIP entry whose every field is fixed, so only the data decides the shard's bytes."""
-    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3  # Unix; ZipInfo picks 0 on Windows
-    info.external_attr = _ZIP_MODE
-    info.file_size = size  # known up front, so zipfile picks ZIP64 itself for huge members
-    return info
 
 
 @functools.lru_cache(maxsize=64)
@@ -222,7 +211,7 @@ def write_shards(
             tmp = stack.enter_context(atomic_path(shard))
             with open(tmp, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
                 for name in chunk:
-                    with open_member(sources[name]) as src, zf.open(_entry(name, sizes[name]), "w") as dst:
+                    with open_member(sources[name]) as src, zf.open(member(name, sizes[name]), "w") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
             placed.update((name, shard) for name in chunk)
     return placed

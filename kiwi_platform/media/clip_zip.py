@@ -1,9 +1,8 @@
 """The ZIP container every clip layout shares: fixed member fields, a canonical header, hashed as written.
 
 Byte-identical output: the same frames and header give the same file, on any day and in any
-KIWI_HOME, so a table hash or DVC md5 only changes when the data does. Every member gets a fixed
-date (1980-01-01, the earliest ZIP can store), fixed Unix permissions (0644) and creator system;
-the header JSON has sorted keys and fixed separators. The file is written to a temp path, hashed
+KIWI_HOME, so a table hash or DVC md5 only changes when the data does. Every member's fields are
+fixed (`lib/zip_member.py`, shared with the shards); the header JSON has sorted keys and fixed separators. The file is written to a temp path, hashed
 on the way and renamed, so a clip is never read back to learn its sha256 and never seen half-written.
 """
 
@@ -17,19 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kiwi_platform.lib.files import atomic_path
+from kiwi_platform.lib.zip_member import member
 
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a timestamp would make every write a new version
-_ZIP_MODE = 0o100644 << 16  # regular file, rw-r--r--, whatever the umask or platform
+__all__ = ["HEADER", "HashingFile", "clip_archive", "header_json", "member"]
+
 HEADER = "meta.json"
-
-
-def member(name: str) -> zipfile.ZipInfo:
-    """A ZIP entry whose every field is fixed, so only the data decides the archive's bytes."""
-    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3  # Unix; ZipInfo picks 0 on Windows
-    info.external_attr = _ZIP_MODE
-    return info
 
 
 def header_json(header: dict) -> bytes:

@@ -87,7 +87,7 @@ def test_kill_while_packing_clip_shards_then_rerun_converges(tmp_path, tiny_mani
     shard is visible, nothing claims the partial set, and rerunning `kiwi ingest` gives the
     uninterrupted run's table sha256 and dvc_md5 with whole shards and no temp files."""
     home = tmp_path / "kiwi-home"
-    _killed(home, "kiwi_platform.lib.shards:_entry", 2, tiny_manifest)
+    _killed(home, "kiwi_platform.lib.shards:member", 2, tiny_manifest)
     clips = home / "data" / "batches" / BATCH / "normalized_clips"
     assert not (clips / "table.parquet").exists()
     assert not list(clips.rglob("shard-*.zip")), "a shard became visible before it was complete"
