@@ -1,5 +1,5 @@
 """Clip storage: JPEG frames (kiwi-clip/1), near-lossless H.264 (kiwi-clip/2) and reference clips
-(kiwi-clip/3: no frames, the original decoded on read; only for originals that need no resize), per clip.
+(kiwi-clip/3: no frames, the original decoded, and resized if it is above the area cap, on read), per clip.
 
 For each source video it takes the normalized frames once (`decode.iter_video_jobs`: the exact
 frames ingestion would store), writes them in both layouts and reports bytes per clip, PSNR of the
@@ -8,9 +8,12 @@ and read CPU ms per frame for all frames and for 5 random indices; then a CRF sw
 video layout on the synthetic set. Sets: the demo clips at the tiny
 model's size, at a larger one and at the default area cap (1280x720: no resize, so references
 apply), and `kiwi synth` pairs (`synth.writer.generate`, the scale
-benchmark's source) at 128x224x17.
+benchmark's source) at 128x224x17. `--hd` measures instead the 1920x1088 inputs of
+`benchmarks/ingest.py` at 81 frames and the default area cap (every frame resized to 1275x722,
+cropped to 1248x704): what storing vs referencing costs for originals above the cap.
 
     .venv/bin/python benchmarks/clip_storage.py --synth-pairs 20 --out benchmarks/measured/clip_storage_2026-12-02.md
+    .venv/bin/python benchmarks/clip_storage.py --hd
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.ingest import make_hd_input  # noqa: E402
 from kiwi_platform.lib.batch_origin import ORIGIN_FILE  # noqa: E402
 from kiwi_platform.lib.files import sha256_file  # noqa: E402
 from kiwi_platform.media import clip_video  # noqa: E402
@@ -49,16 +53,23 @@ def source_frames(path: Path, frames: int, max_area: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(job()) for job in iter_video_jobs(path, frames, max_area)]
 
 
-def _write(storage: str, path: Path, src: Path, frames: list[np.ndarray], area: int) -> bool:
-    """Write one clip; False when a reference is not possible (the original needs a resize)."""
+def _write(storage: str, path: Path, src: Path, frames: list[np.ndarray], area: int) -> None:
+    """Write one clip (a reference for any original, resized or not, as ingestion does by default)."""
     if storage != "reference":
         write_frames(path, ((lambda f=f: f) for f in frames), fps=16.0, storage=storage)
-        return True
+        return
     meta = {"source_sha256": sha256_file(src)}  # the hash ingestion has already taken
     header = normalize_media(
-        src, path, num_frames=len(frames), max_area=area, fps=16.0, meta=meta, original={"rel": str(src)}
+        src,
+        path,
+        num_frames=len(frames),
+        max_area=area,
+        fps=16.0,
+        meta=meta,
+        original={"rel": str(src)},
+        reference_resized=True,
     )
-    return header["format"] == "kiwi-clip/3"
+    assert header["format"] == "kiwi-clip/3"
 
 
 def measure(clips: list[tuple[Path, list[np.ndarray]]], work: Path, area: int, seed: int = 0) -> dict[str, dict]:
@@ -73,8 +84,7 @@ def measure(clips: list[tuple[Path, list[np.ndarray]]], work: Path, area: int, s
         for i, (src, frames) in enumerate(clips):
             path = batch / f"{storage}-{i}.kclip"
             cpu = time.process_time()
-            if not _write(storage, path, src, frames, area):
-                break
+            _write(storage, path, src, frames, area)
             acc["enc"] += time.process_time() - cpu
             acc["bytes"] += path.stat().st_size
             acc["frames"] += len(frames)
@@ -90,19 +100,13 @@ def measure(clips: list[tuple[Path, list[np.ndarray]]], work: Path, area: int, s
             read_clip(path, wanted)
             acc["dec_sub"] += time.process_time() - start
             acc["sub_frames"] += len(wanted)
-        else:
-            out[storage] = acc
+        out[storage] = acc
     return out
 
 
 def row(name: str, n: int, shape: str, raw_bytes: float, res: dict[str, dict]) -> list[str]:
     lines = []
     for storage in STORAGES:
-        if storage not in res:
-            lines.append(
-                f"| {name} | {n} | {shape} | {storage} | not possible: the originals need a resize | | | | | |"
-            )
-            continue
         a = res[storage]
         db = 10 * math.log10(255.0**2 / (a["sq"] / a["px"])) if a["sq"] else float("inf")
         lines.append(
@@ -119,9 +123,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synth-pairs", type=int, default=20, help="synthetic pairs (2 clips each)")
     parser.add_argument("--out", type=Path, help="write the markdown table here too")
+    parser.add_argument("--hd", action="store_true", help="only the 1920x1088 inputs of benchmarks/ingest.py")
     args = parser.parse_args()
     demo = sorted((default_demo_dir() / "video" / "source").glob("*.mp4"))
     sets = [("demo", demo, 17, 128 * 224), ("demo", demo, 33, 480 * 832), ("demo", demo, 33, 1280 * 720)]
+    if args.hd:
+        sets = [("demo at 1920x1088", [make_hd_input(p, 81) for p in demo], 81, 1280 * 720)]
     lines = [
         "| set | clips | frames x size | storage | KiB / clip | raw input KiB / clip | PSNR dB | encode ms / frame (CPU) "
         "| read all ms / frame (CPU) | read 5 random ms / frame (CPU) |",  # reference: "encode" = ingestion's decode
@@ -130,15 +137,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         synth_dir = work / "synth"
-        generate(synth_dir, args.synth_pairs, frames=17, height=128, width=224, image_share=0.0)
-        synth = sorted(p for p in synth_dir.rglob("*.mp4") if "gt" not in p.parts)
-        sets.append(("kiwi synth", synth, 17, 128 * 224))
+        if not args.hd:
+            generate(synth_dir, args.synth_pairs, frames=17, height=128, width=224, image_share=0.0)
+            synth = sorted(p for p in synth_dir.rglob("*.mp4") if "gt" not in p.parts)
+            sets.append(("kiwi synth", synth, 17, 128 * 224))
         for name, paths, frames, area in sets:
             clips = [(p, source_frames(p, frames, area)) for p in paths]
             h, w = clips[0][1][0].shape[:2]
             shape = f"{frames}x{h}x{w}" if len({c[1][0].shape for c in clips}) == 1 else f"{frames}x<= {area} px"
             raw = sum(p.stat().st_size for p in paths) / len(paths)
             lines += row(name, len(clips), shape, raw, measure(clips, work, area))
+        if args.hd:
+            return _report(lines, args.out)
         lines += ["", "CRF sweep, video layout, kiwi synth 17x128x224 (clip_video.CRF; the default is marked):", ""]
         lines += ["| CRF | KiB / clip | PSNR dB | encode ms / frame (CPU) |", "|---|---|---|---|"]
         default = clip_video.CRF
@@ -151,6 +161,10 @@ def main() -> None:
                 f"| {crf}{mark} | {a['bytes'] / len(clips) / 1024:,.1f} | {db:.2f} | {1000 * a['enc'] / a['frames']:.2f} |"
             )
         clip_video.CRF = default
+    _report(lines, args.out)
+
+
+def _report(lines: list[str], out: Path | None) -> None:
     header = [
         f"Video settings: {clip_video.SETTINGS}; JPEG: quality 95, 4:2:0 (OpenCV/libjpeg-turbo).",
         f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
@@ -159,8 +173,8 @@ def main() -> None:
     ]
     text = "\n".join(header + lines) + "\n"
     print(text)
-    if args.out:
-        args.out.write_text(text)
+    if out:
+        out.write_text(text)
 
 
 if __name__ == "__main__":

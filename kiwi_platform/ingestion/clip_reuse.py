@@ -4,11 +4,12 @@ Two decisions `normalized_clips` makes per clip before decoding anything:
 
 - `References.original`: may this original have a reference clip (no copy of its pixels,
   `media/clip_reference.py`), and where would that clip find it, relative to the batch? The
-  normalizer then writes a reference only if the original also needs no resize.
+  normalizer then writes a reference if the original needs no resize, or in any case when
+  `References.resized` says originals above the area cap are referenced too.
 - `reusable_header`: an existing clip is reused only if it was made from the same bytes, with the
   same settings and normalizer, in the layout this run would choose (every header says whether
-  its original was `resized`, so a copy that could now be a reference is told apart without
-  decoding).
+  its original was `resized`, so a copy that could now be a reference, or a resized reference
+  this run would copy, is told apart without decoding).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class References:
 
     root: str  # the store's root: stored copies (`<role>_file`) are relative to it
     batch_dir: str  # "" when references are off (or the clips do not live in the batch folder)
+    resized: bool = False  # originals that need a resize are referenced too (read and resized every time)
 
     def original(self, rec: dict, role: str) -> dict | None:
         """`{"batch_file": ...}` for a copy in the batch, `{"rel": ...}` for a local original read in
@@ -42,10 +44,13 @@ class References:
         return {"rel": rec[f"{role}_rel"]} if where and not is_url(where) and rec.get(f"{role}_rel") else None
 
 
-def reusable_header(path: Path | str, source_sha: str, settings: dict, original: dict | None) -> dict | None:
+def reusable_header(
+    path: Path | str, source_sha: str, settings: dict, original: dict | None, resized_too: bool = False
+) -> dict | None:
     """The header of the clip at `path` if this run may reuse it, else None: same source bytes,
     settings and normalizer, and the layout this run would choose (a reference to the same place
-    when `original` allows one; a copy in the asked storage otherwise, or when it was resized)."""
+    when `original` allows one and the original needs no resize or `resized_too`; a copy in the
+    asked storage otherwise)."""
     try:
         header = clip_header(path)
     except Exception:  # a corrupt clip is simply rebuilt
@@ -56,9 +61,11 @@ def reusable_header(path: Path | str, source_sha: str, settings: dict, original:
         kept = {k: v for k, v in (header.get("original") or {}).items() if k != "size"}
         if original is None or kept != original:
             return None  # references are off now, or the original is read from elsewhere: rebuild
+        if header.get("resized") and not resized_too:
+            return None  # resized originals are copied now: rebuild as a copy
     elif header.get("format") != STORAGE_FORMATS[settings.get("storage") or CLIP_STORAGE]:
         return None  # the run asks for the other clip storage (JPEG frames vs video): rebuild
-    elif original is not None and header.get("resized") is not True:
+    elif original is not None and (resized_too or header.get("resized") is not True):
         return None  # a copy that could be a reference (or made before headers said): rebuild
     same = header.get("source_sha256") == source_sha
     return header if same and all(header.get(k) == v for k, v in clip_sizes(settings).items()) else None

@@ -9,9 +9,10 @@ normalizer version). Clips are byte-reproducible, so a rebuild gives the same ha
 stored as members of a few shard files (docs/shards.md), not one file per clip, and the table
 refers to each as `<shard>#<clip name>`; a reused clip is read from the shard that held it.
 
-An original that needs no resize (only the first N frames and a crop to sides in 32s), local or
-copied into the batch, gets a reference clip instead of a copy (`reference_originals`, on by
-default; `media/clip_reference.py`): its pixels are not stored a second time.
+A local original, or one copied into the batch, gets a reference clip instead of a copy
+(`reference_originals`, on by default; `media/clip_reference.py`): its pixels are not stored a
+second time. That includes originals above the area cap (`reference_resized`, on by default),
+whose readers then decode and resize them on every read.
 
 Clip builds run through `kiwi_platform.engine.stream_rows` (this process or Ray workers, which
 need the batch folder on a shared file system); planning and packing stay in the driver, so the
@@ -92,6 +93,7 @@ class NormalizeClip:
     root: str  # the store's root: stored copies (`<role>_file`) are relative to it
     staging: str
     settings: tuple[tuple[str, int | str], ...]  # normalize_media's settings (sizes, storage), sorted
+    reference_resized: bool = False  # an original that needs a resize gets a reference clip too
 
     def __call__(self, job: dict) -> dict:
         settings, role, rec = dict(self.settings), job["role"], job["rec"]
@@ -99,7 +101,13 @@ class NormalizeClip:
         dst = Path(self.staging) / job["name"]
         with original_bytes(Path(self.root), rec, role) as source:
             return normalize_media(
-                source, dst, fps=float(rec[f"{role}_fps"]), **settings, meta=meta, original=job.get("original")
+                source,
+                dst,
+                fps=float(rec[f"{role}_fps"]),
+                **settings,
+                meta=meta,
+                original=job.get("original"),
+                reference_resized=self.reference_resized,
             )
 
 
@@ -114,11 +122,13 @@ def normalize_batch(
     engine: EngineSettings | None = None,
     log: Callable[[str], None] | None = None,
     reference_originals: bool = True,
+    reference_resized: bool = True,
 ) -> ClipTable:
     """Normalize every row of `raw` into shards in `clip_dir`; `settings` are normalize_media's size settings.
 
-    With `reference_originals`, an original that needs no resize (local, or copied into the batch)
-    gets a reference clip instead of a copy of its pixels (`media/clip_reference.py`).
+    With `reference_originals`, a local original (or one copied into the batch) gets a reference
+    clip instead of a copy of its pixels (`media/clip_reference.py`): one that needs no resize
+    always, one that does only with `reference_resized` (its readers then resize it every time).
 
     The driver plans the batch (which clips the rows need, which an earlier run or an earlier row
     already made), the engine builds each missing clip once (`NormalizeClip`, in this process or
@@ -135,9 +145,9 @@ def normalize_batch(
     batch_dir = store.batch_dir(batch)
     # a reference clip finds its original from the batch folder holding it (its origin file)
     inside = reference_originals and batch_dir_of(clip_dir / SUFFIX) == batch_dir.absolute()
-    where_from = References(str(store.root_path), str(batch_dir) if inside else "")
+    where_from = References(str(store.root_path), str(batch_dir) if inside else "", reference_resized)
     headers, jobs, needs = _plan(located, settings, _existing_clips(clip_dir), where_from)
-    fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())))
+    fn = NormalizeClip(str(store.root_path), str(staging), tuple(sorted(settings.items())), reference_resized)
     out.reused = sum(len(n) for n in needs) - len(jobs)
     engine = engine or EngineSettings()
     if log:
@@ -189,7 +199,7 @@ def _plan(
             if name in headers or name in jobs:
                 continue
             where, original = found.get(name), where_from.original(rec, role)
-            header = reusable_header(where, sha, settings, original) if where is not None else None
+            header = reusable_header(where, sha, settings, original, where_from.resized) if where is not None else None
             if header is not None:
                 headers[name] = (where, _slim(header))
                 continue

@@ -1,12 +1,16 @@
 """Reference clips (kiwi-clip/3): no frames stored, the original decoded in place on every read.
 
-An original already at the target size (no resize: at most a crop to sides in 32s, the first N
-frames, a turn to its display orientation) needs no normalized copy: the copy would be the same
-pixels, re-encoded, at 2-5x the bytes of the H.264 file it came from (docs/clips.md). A reference
-clip is a clip file holding only `meta.json`: the usual header (frames, size, fps, the normalizer's
-settings) plus where the original is and its sha256. Every reader (`clips.read_clip`) decodes the
-original through the normalizer's own functions (`media/decode.py`), so it gets exactly the frames
-a copy would have held before its JPEG or H.264 coding.
+A normalized copy of an original is a second copy of its pixels, re-encoded: 2-5x the bytes of
+the H.264 file it came from for an original already at the target size (the copy holds the same
+pixels), and a JPEG copy of one scaled down to the area cap can outweigh the larger original
+(docs/clips.md). At millions of pairs
+that is most of the data plane's storage. A reference clip is a clip file holding only
+`meta.json`: the usual header (frames, size, fps, the normalizer's settings) plus where the
+original is and its sha256. Every reader (`clips.read_clip`) decodes the original through the
+normalizer's own functions (`media/decode.py`: the first N frames, the area-cap resize for an
+original above it, the crop), so it gets exactly the frames a copy would have held before its
+JPEG or H.264 coding. The price is paid on reads: a decode per read, plus the resize for an
+original above the cap.
 
 Where the original is, relative to the batch folder that holds the clip, never as an absolute path
 (the clip is versioned data; the same batch in another KIWI_HOME or on another machine must have the

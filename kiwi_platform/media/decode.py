@@ -12,8 +12,8 @@ as rotated landscape frames) and an image's EXIF orientation are applied before 
 so a rotated source and its upright target normalize to the same shape and the same picture.
 
 Two users: the normalizer (`normalize.py`), which stores the frames as a clip, and the reader of
-a reference clip (`clip_reference.py`), which decodes an original that needed no resize each time
-it is read. Both go through these functions, so both see the same pixels.
+a reference clip (`clip_reference.py`), which decodes (and, if it is above the area cap, resizes)
+the original each time it is read. Both go through these functions, so both see the same pixels.
 """
 
 from __future__ import annotations
