@@ -3,9 +3,8 @@
 A normalized copy of an original is a second copy of its pixels, re-encoded: 2-5x the bytes of
 the H.264 file it came from for an original already at the target size (the copy holds the same
 pixels), and a JPEG copy of one scaled down to the area cap can outweigh the larger original
-(docs/clips.md). At millions of pairs
-that is most of the data plane's storage. A reference clip is a clip file holding only
-`meta.json`: the usual header (frames, size, fps, the normalizer's settings) plus where the
+(docs/clips.md). At millions of pairs that is most of the data plane's storage. A reference clip
+is a clip file holding only `meta.json`: the usual header (frames, size, fps, the normalizer's settings) plus where the
 original is and its sha256. Every reader (`clips.read_clip`) decodes the original through the
 normalizer's own functions (`media/decode.py`: the first N frames, the area-cap resize for an
 original above it, the crop), so it gets exactly the frames a copy would have held before its
@@ -37,7 +36,8 @@ from kiwi_platform.lib import shards
 from kiwi_platform.lib.batch_origin import batch_dir_of, local_original, read_origin
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.quarantine import RowRejected
-from kiwi_platform.media.clip_zip import HEADER, clip_archive, header_json, member
+from kiwi_platform.lib.zip_member import member
+from kiwi_platform.media.clip_zip import HEADER, clip_archive, header_json
 from kiwi_platform.media.decode import Geometry, decoded_frames, open_image
 
 FORMAT = "kiwi-clip/3"

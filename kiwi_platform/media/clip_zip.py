@@ -2,8 +2,9 @@
 
 Byte-identical output: the same frames and header give the same file, on any day and in any
 KIWI_HOME, so a table hash or DVC md5 only changes when the data does. Every member's fields are
-fixed (`lib/zip_member.py`, shared with the shards); the header JSON has sorted keys and fixed separators. The file is written to a temp path, hashed
-on the way and renamed, so a clip is never read back to learn its sha256 and never seen half-written.
+fixed (`lib/zip_member.py`, shared with the shards); the header JSON has sorted keys and fixed
+separators. The file is written to a temp path, hashed on the way and renamed, so a clip is never
+read back to learn its sha256 and never seen half-written.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kiwi_platform.lib.files import atomic_path
-from kiwi_platform.lib.zip_member import member
-
-__all__ = ["HEADER", "HashingFile", "clip_archive", "header_json", "member"]
 
 HEADER = "meta.json"
 

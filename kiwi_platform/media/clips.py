@@ -44,8 +44,9 @@ import cv2
 import numpy as np
 
 from kiwi_platform.lib import shards
+from kiwi_platform.lib.zip_member import member
 from kiwi_platform.media import clip_reference, clip_video
-from kiwi_platform.media.clip_zip import HEADER, clip_archive, header_json, member
+from kiwi_platform.media.clip_zip import HEADER, clip_archive, header_json
 
 FORMAT_JPEG = "kiwi-clip/1"
 FORMAT_VIDEO = "kiwi-clip/2"
