@@ -136,7 +136,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         "references": [*KIWI, "materialize", "--select", "reference_images", "--batch", batch],
         "quadruplets": [*KIWI, "materialize", "--select", "quadruplets", "--batch", batch],
     }
-    if _has_features():  # the cache covers the training mixes, so they come first (not timed as a stage)
+    # the cache covers the training mixes, so they come first (not timed as a stage)
+    if _has_features() and not args.no_features:
         stages["manifests"] = [*KIWI, "materialize", "--select", "training_manifests"]
         features = base / "features-config.yaml"
         features.write_text(f"ops:\n  training_features: {{config: {{precision: {args.feature_precision}}}}}\n")
@@ -202,6 +203,7 @@ def main() -> None:
     parser.add_argument(
         "--copy-at-size", action="store_true", help="copy originals that need no resize too (no reference clips)"
     )
+    parser.add_argument("--no-features", action="store_true", help="stop after quadruplets (no manifests, features)")
     parser.add_argument("--warm", action="store_true", help="run the commands through a warm worker (kiwi worker)")
     parser.add_argument(
         "--feature-precision", choices=["float32", "bfloat16"], default="float32", help="feature cache storage"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
+import pytest
 from packaging.version import Version
 
 
@@ -30,3 +35,16 @@ def test_definitions_load_with_every_ingestion_asset_and_check(kiwi_home):
     assert {"raw_edit_pairs", "normalized_clips"} <= keys
     checks = {k.name for k in graph.asset_check_keys}
     assert {"raw_rows_accounted", "raw_pairs_valid", "normalized_clips_valid"} <= checks
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_arrow_allocates_from_the_system_pool_unless_the_environment_chose_one(preset, expected):
+    """A fresh process that imports the platform and then reads a parquet table allocates Arrow memory
+    from the system allocator (what keeps a stage's memory flat with the batch), and a pool the
+    operator set in the environment is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if preset:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = preset
+    code = "import kiwi_platform, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

@@ -20,7 +20,7 @@ import os
 import pickle
 import socket
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,32 +144,38 @@ class _RowActor:
 
 def stream_on_ray(
     fn: Callable,
-    rows: list[Any],
+    rows: Sequence[Any],
+    start: int = 0,
     *,
     settings: EngineSettings,
     rejects: tuple[type[BaseException], ...],
     progress: Progress | None,
     pool: ActorPool | None,
 ) -> Iterator[RowOutcome]:
-    """`fn` over `rows` as a Ray Data pipeline, each row exactly once, yielded as soon as it and every
-    row before it are back.
+    """`fn` over `rows[start:]` as a Ray Data pipeline, each row exactly once, yielded (with its index
+    in `rows`) as soon as it and every row before it are back.
 
-    Results that arrive early wait in a buffer keyed by row index (at most Ray Data's in-flight
-    window), so the caller sees input order and can write and drop each result at once.
+    Rows are read one index at a time and pickled as they go into Ray's blocks (a `TableRows` never
+    becomes a list of dicts here). Results that arrive early wait in a buffer keyed by row index (at
+    most Ray Data's in-flight window), so the caller sees input order and can write and drop each
+    result at once. Progress counts the rows done before `start` as done.
     """
     connect(settings)
     import ray.data
 
-    per_task = max(1, settings.rows_per_task)
-    items = [{"i": i, "row": pickle.dumps(row)} for i, row in enumerate(rows)]
-    ds = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_task))
+    total = len(rows)
+    per_task = settings.rows_per_task_for(total - start)
+    ds = ray.data.from_items(
+        [{"i": i, "row": pickle.dumps(rows[i])} for i in range(start, total)],
+        override_num_blocks=-(-(total - start) // per_task),
+    )
     with warnings.catch_warnings():
         # retry limits have no named parameter yet in Ray 2.60; they still go as remote args
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
         ds = _map(ds, fn, rejects, settings, pool, per_task)
     waiting: dict[int, RowOutcome] = {}
     seen: set[int] = set()
-    following = 0  # the next index to hand out
+    following = start  # the next index to hand out
     for rec in ds.iter_rows():
         i = int(rec["i"])
         if i in seen:
@@ -180,13 +186,13 @@ def stream_on_ray(
         seen.add(i)
         waiting[i] = outcome
         if progress:
-            progress(len(seen), len(rows))
+            progress(start + len(seen), total)
         while following in waiting:
             yield waiting.pop(following)
             following += 1
-    missing = sorted(set(range(len(rows))) - seen)
+    missing = sorted(set(range(start, total)) - seen)
     if missing:
-        raise RuntimeError(f"Ray returned no result for rows {missing[:10]} of {len(rows)}")
+        raise RuntimeError(f"Ray returned no result for rows {missing[:10]} of {total}")
 
 
 def _map(ds: Any, fn: Callable, rejects: tuple, settings: EngineSettings, pool: ActorPool | None, per_task: int) -> Any:

@@ -15,8 +15,8 @@ actor-pool mode (`ActorPool`, for GPU stages that load a model), once per task o
 
 Memory: the in-process loop reads `rows` one index at a time and `stream_rows` yields each
 outcome as it is made, so a stage that writes or slims each outcome as it arrives holds a window
-of rows, not the batch. `TableRows` gives a DataFrame's rows that way (a window of record dicts at
-a time, ~5 KB each, instead of `to_dict("records")` of the whole batch). Every `TRIM_EVERY` rows
+of rows, not the batch (`engine.frames` reads a DataFrame's rows that way and builds the result
+table from the columns a stage adds). Every `TRIM_EVERY` rows
 the loop hands freed heap pages back to the OS (`release_heap`): decoded frames are freed each
 row, but glibc keeps the pages they lived in when a small long-lived object sits beside them, and
 that alone grew a stage's RSS by ~25 KB per row (benchmarks/measured/memory_2026-12-02.md).
@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
-import dataclasses
 import functools
 import os
 import time
@@ -48,7 +47,10 @@ class EngineSettings:
     ray_address: str = ""  # KIWI_RAY_ADDRESS: "host:port" or "ray://host:port"; "" = local Ray
     ray_min_rows: int = 64  # auto: use Ray for batches of at least this many rows
     num_cpus: int = 0  # local Ray size; 0 = every core of this machine
-    rows_per_task: int = 1  # rows per Ray task: the unit a crashed worker's retry redoes
+    rows_per_task: int = 1  # rows per Ray task at least: the unit a crashed worker's retry redoes
+    # a batch runs as at most this many Ray tasks (more rows per task beyond it): Ray Data's driver
+    # keeps ~7 KB per task until the batch ends, which grew grounding's RSS with the batch
+    max_tasks: int = 1024
     max_retries: int = 3  # Ray task retries after a worker process dies (system failures only)
     probe_s: float = 5.0  # auto + local Ray: time the first rows in process for about this long ...
     ray_worth_s: float = 120.0  # ... and start a local Ray only if the rest would take longer than this
@@ -67,6 +69,10 @@ class EngineSettings:
             return self.engine
         return "ray" if self.ray_address or n_rows >= self.ray_min_rows else "local"
 
+    def rows_per_task_for(self, n_rows: int) -> int:
+        """Rows per Ray task for a batch of `n_rows`: `rows_per_task`, or more when that would exceed `max_tasks`."""
+        return max(1, self.rows_per_task, -(-n_rows // max(1, self.max_tasks)))
+
     def describe(self, n_rows: int) -> str:
         """One line for the logs: where a batch of `n_rows` runs."""
         if self.backend_for(n_rows) == "local":
@@ -78,7 +84,7 @@ class EngineSettings:
                 "would gain more than Ray's per-row cost"
             )
         where = f"Ray cluster at {self.ray_address}" if self.ray_address else "local Ray"
-        return f"engine: Ray Data on {where} ({n_rows} rows, {self.rows_per_task} per task)"
+        return f"engine: Ray Data on {where} ({n_rows} rows, {self.rows_per_task_for(n_rows)} per task)"
 
 
 @dataclass(frozen=True)
@@ -126,39 +132,6 @@ class RowOutcome:
     @property
     def ok(self) -> bool:
         return self.rejection is None
-
-
-class TableRows(Sequence):
-    """A DataFrame's rows as record dicts, made `window` rows at a time as they are read.
-
-    Why: the whole batch as dicts (`df.to_dict("records")`) is about 5 KB of Python objects per
-    row, three times the frame's own size, and a stage used to hold it, its row function's output
-    and the result table at once. The engine reads rows in order, so only one window of dicts is
-    alive. `make(index, record)` turns a record into the row the stage's function takes. Any index
-    works (it rebuilds that index's window); a slice is a list (what Ray ships to its workers).
-    """
-
-    def __init__(self, df: Any, make: Callable[[int, dict], Any] | None = None, window: int = 256) -> None:
-        self._df, self._make, self._window = df, make, max(1, window)
-        self._start, self._rows = -1, []
-
-    def __len__(self) -> int:
-        return len(self._df)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        start = index - index % self._window
-        if start != self._start:
-            self._rows, self._start = [], start  # the previous window goes before the next is made
-            records = self._df.iloc[start : start + self._window].to_dict("records")
-            make = self._make
-            self._rows = [make(start + i, r) for i, r in enumerate(records)] if make else records
-        return self._rows[index - start]
 
 
 @functools.cache
@@ -235,14 +208,7 @@ def stream_rows(
     if settings.backend_for(len(rows)) == "ray":
         from kiwi_platform.engine.ray_runner import stream_on_ray
 
-        def shifted(done: int, total: int) -> None:
-            progress(start + done, len(rows))
-
-        outcomes = stream_on_ray(
-            fn, list(rows[start:]), settings=settings, rejects=rejects, progress=progress and shifted, pool=pool
-        )
-        for outcome in outcomes:
-            yield dataclasses.replace(outcome, index=outcome.index + start)
+        yield from stream_on_ray(fn, rows, start, settings=settings, rejects=rejects, progress=progress, pool=pool)
         return
     prepare(fn)
     for i in range(len(rows)):

@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from kiwi_platform.engine import EngineSettings, Progress, stream_rows
-from kiwi_platform.engine.rows import TableRows
+from kiwi_platform.engine.frames import TableRows
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.quarantine import QuarantineRecord
 from kiwi_platform.media.clips import read_clip
@@ -100,7 +100,7 @@ class QualityRow:
     """One `reference_images` row -> its QC'd sample, its reference's quarantine record (if it failed
     the size filter or the judge), its dedup embedding and, for the first rows, contact-sheet frames.
 
-    Runs through `kiwi_platform.engine.map_rows` (this process or Ray workers): it holds the root,
+    Runs through `kiwi_platform.engine.stream_rows` (this process or Ray workers): it holds the root,
     the thresholds and the judge/embedder as instances (plain dataclasses by default, pickled to the
     workers) or as `BackendSpec` names built once per worker in `setup()`. Only the embedding comes
     back, never the image, so the driver's memory does not grow with decoded clips.
@@ -164,7 +164,8 @@ def assemble_quadruplets(
     fn = QualityRow(str(root), judge, embedder, settings)
     rows = TableRows(refs, with_sheet)
     outcomes = stream_rows(fn, rows, settings=engine, rejects=(SampleRejected,), progress=progress)
-    rejected, samples, vectors, sheet = [], [], [], []
+    rejected, samples, sheet = [], [], []
+    vectors: np.ndarray | None = None  # row i = sample i's embedding, filled as samples arrive
     for outcome in outcomes:
         if not outcome.ok:  # a pair QC cannot use at all
             rejected.append(rejection_record(rows[outcome.index][0], outcome.rejection, "quadruplets"))
@@ -173,12 +174,15 @@ def assemble_quadruplets(
         if value["problem"] is not None:
             rejected.append(value["problem"])
         # the table's values only, as a tuple (a dict per sample costs ~1 KB more)
+        if vectors is None:  # one float32 matrix, not an array object per sample
+            vectors = np.empty((len(rows), len(value["embedding"])), np.float32)
+        vectors[len(samples)] = value["embedding"]
         samples.append(tuple(value["sample"].get(c, np.nan) for c in QUADRUPLET_COLUMNS))
-        vectors.append(value["embedding"])
         if value["sheet"] is not None:
             sheet.append(value["sheet"])
+    embeddings = vectors[: len(samples)] if vectors is not None else []
     drop, nearest = near_duplicates(
-        lambda i, c: samples[i][_POSITION[c]], len(samples), vectors, settings.duplicate_threshold, rejected
+        lambda i, c: samples[i][_POSITION[c]], len(samples), embeddings, settings.duplicate_threshold, rejected
     )
     dup = _POSITION["dup_similarity"]
     kept = [(*t[:dup], nearest.get(i, t[dup]), *t[dup + 1 :]) for i, t in enumerate(samples) if i not in drop]

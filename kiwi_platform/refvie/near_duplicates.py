@@ -16,9 +16,10 @@ from kiwi_platform.refvie.quality import find_near_duplicates, similarity_rows
 
 
 def near_duplicates(
-    get, count: int, vectors: list[np.ndarray], threshold: float, rejected: list
+    get, count: int, vectors: np.ndarray | list[np.ndarray], threshold: float, rejected: list
 ) -> tuple[dict[int, tuple[int, float]], dict[int, float]]:
-    """The near-duplicate pass over `count` samples whose column values `get(i, column)` returns:
+    """The near-duplicate pass over `count` samples whose column values `get(i, column)` returns and
+    whose embeddings are `vectors` (a matrix, row i = sample i, or a list of vectors):
     (dropped sample -> (the earlier sample it repeats, similarity), sample -> nearest-neighbour
     similarity), each drop recorded in `rejected` (`qc_near_duplicate`). References are compared
     with references and targets with targets; the similarity matrix a block of rows at a time."""
@@ -28,7 +29,7 @@ def near_duplicates(
         idx = [i for i in range(count) if bool(get(i, "ref_image")) == has_ref]
         if len(idx) < 2:
             continue
-        emb = np.stack([vectors[i] for i in idx])
+        emb = vectors[idx] if isinstance(vectors, np.ndarray) else np.stack([vectors[i] for i in idx])
         for dup, of, sim in find_near_duplicates(emb, threshold):
             drop[idx[dup]] = (idx[of], float(sim))
         for start, sims in similarity_rows(emb):

@@ -192,6 +192,7 @@ class PerceptualHashEmbedder:
 #: always was (the same bits); above, blocks of rows of this many elements (32 MB in float64), so
 #: memory stays flat in N instead of N x N (10,000 samples: 800 MB).
 SIMILARITY_ELEMENTS = 2048 * 2048
+NORM_ROWS = 1024  # rows normalized at once by find_near_duplicates
 
 
 def similarity_rows(emb: np.ndarray, elements: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -207,8 +208,12 @@ def similarity_rows(emb: np.ndarray, elements: int | None = None) -> Iterator[tu
         yield 0, emb @ emb.T
         return
     step = max(1, elements // n)
+    # every block is written into one buffer: two blocks alive at once (the caller's and the next)
+    # doubled the peak. So a caller is done with a block when it asks for the next.
+    buffer = np.empty((step, n), np.result_type(emb, emb))
     for start in range(0, n, step):
-        yield start, emb[start : start + step] @ emb.T
+        rows = emb[start : start + step]
+        yield start, np.matmul(rows, emb.T, out=buffer[: len(rows)])
 
 
 def find_near_duplicates(embeddings: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
@@ -216,10 +221,12 @@ def find_near_duplicates(embeddings: np.ndarray, threshold: float) -> list[tuple
     among the kept earlier samples reaches `threshold`. Deterministic: input order decides which
     copy is kept; ties go to the earliest kept sample. Memory: a block of rows of the similarity
     matrix at a time (`similarity_rows`), not N x N."""
-    emb = np.asarray(embeddings, np.float64)
-    if emb.ndim != 2 or len(emb) == 0:
+    emb = np.array(embeddings, np.float64)  # our own copy, normalized in place, a block of rows at a time:
+    if emb.ndim != 2 or len(emb) == 0:  # one float64 matrix alive, not three (same bits per row)
         return []
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    for start in range(0, len(emb), NORM_ROWS):
+        rows = emb[start : start + NORM_ROWS]
+        rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
     kept: list[int] = []
     found: list[tuple[int, int, float]] = []
     for start, sims in similarity_rows(emb):

@@ -22,7 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from kiwi_platform.engine import EngineSettings, stream_rows
-from kiwi_platform.engine.rows import TableRows
+from kiwi_platform.engine.frames import TableRows, extend_frame
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import atomic_path, sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
@@ -110,19 +110,7 @@ def synthesize_batch(
     shards.pack_rows(synthesized, "reference_file", image_member, root, folder / "images", IMAGES_PER_SHARD, "*.png")
     for row in synthesized:
         added["reference_file"][row["index"]] = row["reference_file"]
-    return reference_frame(regions, added), rejected, origins
-
-
-def reference_frame(regions: pd.DataFrame, added: dict[str, list]) -> pd.DataFrame:
-    """The regions table with the reference columns; the same frame (and parquet bytes) as building it
-    from one dict per row, without holding a dict per row."""
-    columns = list(regions.columns) + REFERENCE_COLUMNS
-    if not len(regions):  # no rows: no dtypes to infer, every column object (as the dict-per-row frame has)
-        return pd.DataFrame([], columns=columns)
-    table = regions.reset_index(drop=True).copy()
-    for column in REFERENCE_COLUMNS:
-        table[column] = pd.Series(added[column], dtype=object).infer_objects()
-    return table[columns]
+    return extend_frame(regions, added), rejected, origins
 
 
 def _synthesize(rec: dict, root: Path, path: Path, inpainter: Inpainter) -> Path:

@@ -3,7 +3,7 @@
 Also the way back: `region_from_row` rebuilds an EditRegion from a table row, for the stages
 that read regions (references, QC) and for export.
 
-The per-pair work (`GroundRow`) runs through `kiwi_platform.engine.map_rows`, in this process or
+The per-pair work (`GroundRow`) runs through `kiwi_platform.engine.stream_rows`, in this process or
 on Ray workers, so it is a module-level class holding only paths and backend *names*
 (`BackendSpec`); each worker process builds its backends once, on first use.
 """
@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from kiwi_platform.engine import EngineSettings, Progress, Rejection, map_rows
+from kiwi_platform.engine import EngineSettings, Progress, Rejection, stream_rows
+from kiwi_platform.engine.frames import TableRows, extend_frame
 from kiwi_platform.lib import shards
 from kiwi_platform.lib.files import sha256_file
 from kiwi_platform.lib.quarantine import QuarantineRecord
@@ -32,6 +33,7 @@ from kiwi_platform.refvie.types import EditRegion, Grounder, SampleRejected, Seg
 MASKS_PER_SHARD = shards.MAX_MEMBERS
 STAGING = shards.STAGING
 REGION_COLUMNS = ["edit_type", "type_confidence", "box", "mask_area", "region_scores"]
+ADDED_COLUMNS = [*REGION_COLUMNS, "mask_file", "mask_sha256"]  # what edit_regions adds to a clips row
 
 __all__ = ["BackendSpec", "GroundRow", "Progress", "ground_batch", "region_from_row", "rejection_record"]
 
@@ -77,7 +79,7 @@ def rejection_record(rec: dict, rej: SampleRejected | Rejection, stage: str) -> 
 
 @dataclass(frozen=True)
 class GroundRow:
-    """One `normalized_clips` row -> its `edit_regions` row (mask staged under `folder/masks/.staging/`)."""
+    """One `normalized_clips` row -> what `edit_regions` adds to it (mask staged under `folder/masks/.staging/`)."""
 
     root: str
     folder: str
@@ -94,7 +96,8 @@ class GroundRow:
         region = analyse_pair(source, target, rec["prompt"], grounder=grounder, segmenter=segmenter)
         mask_path = save_masks(staged_mask(Path(self.folder), rec), region.masks)
         rel = os.path.relpath(mask_path, root)  # the driver packs it and sets the shard reference
-        return {**rec, **region_columns(region), "mask_file": rel, "mask_sha256": sha256_file(mask_path)}
+        added = {**region_columns(region), "mask_file": rel, "mask_sha256": sha256_file(mask_path)}
+        return {"pair_id": rec["pair_id"], **added}
 
 
 def mask_member(rec: dict) -> str:
@@ -122,21 +125,28 @@ def ground_batch(
 
     `engine` says where the pairs run (default: this process); the table is the same either way.
     """
-    records = clips.to_dict("records")
+    records = TableRows(clips)
     shutil.rmtree(folder / "masks" / STAGING, ignore_errors=True)  # what a killed run left
     for backend in (grounder, segmenter):
         if isinstance(backend, BackendSpec):
             backend.validate()
     fn = GroundRow(str(root), str(folder), grounder, segmenter)
-    outcomes = map_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
-    rows, rejected = [], []
-    for rec, outcome in zip(records, outcomes):
-        if outcome.ok:
-            rows.append(outcome.value)
-        else:
-            rejected.append(rejection_record(rec, outcome.rejection, "edit_regions"))
-    shards.pack_rows(rows, "mask_file", mask_member, root, folder / "masks", MASKS_PER_SHARD, "*.npz")
-    table = pd.DataFrame(rows, columns=list(clips.columns) + REGION_COLUMNS + ["mask_file", "mask_sha256"])
+    outcomes = stream_rows(fn, records, settings=engine, rejects=(SampleRejected,), progress=progress)
+    kept: list[int] = []  # the accepted rows' indices; per pair only what this stage adds is held
+    added: dict[str, list] = {c: [] for c in ADDED_COLUMNS}
+    staged: list[dict] = []
+    rejected = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            rejected.append(rejection_record(records[outcome.index], outcome.rejection, "edit_regions"))
+            continue
+        kept.append(outcome.index)
+        for c in ADDED_COLUMNS:
+            added[c].append(outcome.value[c])
+        staged.append({"pair_id": outcome.value["pair_id"], "mask_file": outcome.value["mask_file"]})
+    shards.pack_rows(staged, "mask_file", mask_member, root, folder / "masks", MASKS_PER_SHARD, "*.npz")
+    added["mask_file"] = [row["mask_file"] for row in staged]
+    table = extend_frame(clips, added, kept)
     return table, rejected
 
 

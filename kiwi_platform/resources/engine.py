@@ -53,7 +53,17 @@ class EngineResource(dg.ConfigurableResource):
     )
     num_cpus: int = Field(0, ge=0, description="CPUs of the local Ray; 0 (default) = every core of this machine.")
     rows_per_task: int = Field(
-        1, ge=1, description="Rows per Ray task: the unit a crashed worker's retry redoes. Default 1."
+        1,
+        ge=1,
+        description="Rows per Ray task at least: the unit a crashed worker's retry redoes. Default 1 (more when "
+        "the batch would otherwise need more than max_tasks tasks).",
+    )
+    max_tasks: int = Field(
+        1024,
+        ge=1,
+        description="A batch runs as at most this many Ray tasks; larger batches put more rows in each task. "
+        "Ray Data's driver keeps a few KB per task until the batch ends, so this keeps its memory flat. "
+        "Default 1024.",
     )
     max_retries: int = Field(
         3, ge=0, description="How many times Ray reruns a task whose worker process died. Default 3."
@@ -83,5 +93,6 @@ class EngineResource(dg.ConfigurableResource):
             ray_min_rows=self.ray_min_rows,
             num_cpus=self.num_cpus,
             rows_per_task=self.rows_per_task,
+            max_tasks=self.max_tasks,
             max_retries=self.max_retries,
         )

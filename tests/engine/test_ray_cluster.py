@@ -93,6 +93,20 @@ def test_actor_pool_loads_the_model_once_per_actor(ray_cluster, tmp_path):
     assert len(list(loads.iterdir())) == 1
 
 
+def test_a_batch_above_max_tasks_runs_in_that_many_tasks_each_row_once(ray_cluster, tmp_path):
+    """Ray Data's driver keeps state per task until a batch ends, so a large batch puts more rows in
+    each task instead of making more tasks: 10 rows with max_tasks=3 run as 3 tasks (one setup each),
+    every row once, in input order, rejections in their slot."""
+    loads = tmp_path / "loads"
+    loads.mkdir()
+    rows = [4, -2, 9, 1, 0, 6, -7, 3, 5, 2]
+    settings = EngineSettings(engine="ray", ray_address=ray_cluster, max_tasks=3)
+    out = map_rows(LoadOnce(str(loads)), rows, settings=settings, rejects=(ValueError,))
+    assert [o.index for o in out] == list(range(len(rows)))
+    assert [o.value for o in out] == [40, None, 90, 10, 0, 60, None, 30, 50, 20]
+    assert len(list(loads.iterdir())) == 3
+
+
 def test_user_error_inside_a_worker_reaches_the_step_as_its_one_line(ray_cluster):
     """A backend that cannot load on the cluster fails the step with the user's one line, not Ray's traceback."""
     with pytest.raises(KiwiUserError) as err:

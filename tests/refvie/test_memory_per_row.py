@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from kiwi_platform.engine import EngineSettings, stream_rows
-from kiwi_platform.engine.rows import TableRows
+from kiwi_platform.engine.frames import TableRows
 from kiwi_platform.refvie.assembly import QualitySettings, assemble_quadruplets
 from kiwi_platform.refvie.pipeline import DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_JUDGE_THRESHOLD
 from kiwi_platform.refvie.reference_table import synthesize_batch
@@ -65,8 +65,11 @@ def tiled(table: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
-    """(root, edit_regions table, reference_images table) of a few synthetic pairs, through the real stages."""
+def batch(
+    tmp_path_factory: pytest.TempPathFactory, demo_dir: Path
+) -> tuple[Path, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(root, edit_regions table, reference_images table, normalized clips table) of a few synthetic
+    pairs, through the real stages."""
     root = tmp_path_factory.mktemp("memory")
     out = root / "synth"
     generate(out, N, seed=5, frames=FRAMES, height=HEIGHT, width=WIDTH, image_share=0.0, demo_dir=demo_dir)
@@ -81,14 +84,14 @@ def batch(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> tuple[Pat
     )
     refs, _, _ = synthesize_batch(regions, root, root / "refs", inpainter=backend_spec("inpainter", "opencv"))
     assert len(refs) >= 3, "the fixture needs a few pairs that pass grounding"
-    return root, regions, refs
+    return root, regions, refs, clips
 
 
 def test_reference_synthesis_keeps_no_image_per_row(batch, tmp_path: Path) -> None:
     """`reference_images` at 4x the pairs peaks less than 20 KB higher per extra pair: the driver keeps
     a reference's path, hash and origin per pair, never its decoded clip or image, so a 10,000-pair
     batch runs in about the memory of a 1,000-pair one."""
-    root, regions, _ = batch
+    root, regions, _, _ = batch
 
     def run(n: int) -> object:
         folder = tmp_path / f"refs-{n}"
@@ -100,11 +103,27 @@ def test_reference_synthesis_keeps_no_image_per_row(batch, tmp_path: Path) -> No
     assert growth < BOUND, f"reference_images keeps {growth:,.0f} bytes per row (a frame is {FRAME_BYTES:,})"
 
 
+def test_grounding_keeps_no_mask_or_clip_per_row(batch, tmp_path: Path) -> None:
+    """`edit_regions` at 4x the pairs peaks less than 20 KB higher per extra pair: the driver reads the
+    clips table a window at a time and keeps the region columns and the staged mask's path per pair,
+    never a decoded clip or mask, until it packs the masks into shards."""
+    root, _, _, clips = batch
+
+    def run(n: int) -> object:
+        grounder, segmenter = backend_spec("grounder", "diff"), backend_spec("segmenter", "diff")
+        return ground_batch(
+            tiled(clips, n), root, tmp_path / f"regions-{n}", grounder=grounder, segmenter=segmenter, engine=LOCAL
+        )
+
+    growth = per_row_growth(run)
+    assert growth < BOUND, f"edit_regions keeps {growth:,.0f} bytes per row (a frame is {FRAME_BYTES:,})"
+
+
 def test_quality_control_keeps_no_image_per_row(batch) -> None:
     """`quadruplets` (QC, judge, dedup) at 4x the pairs peaks less than 20 KB higher per extra pair: per
     pair the driver keeps the table values and a 1.4 KB embedding, and the near-duplicate pass never
     holds an image, so its memory does not grow with decoded clips."""
-    root, _, refs = batch
+    root, _, refs, _ = batch
     settings = QualitySettings(16, 8.0, DEFAULT_JUDGE_THRESHOLD, DEFAULT_DUPLICATE_THRESHOLD)
 
     def run(n: int) -> object:
