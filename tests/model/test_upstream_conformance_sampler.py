@@ -9,6 +9,7 @@ of the same loop, compared bit for bit on whatever machine runs the tests.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -170,9 +171,13 @@ def test_timestep_sinusoid_is_upstreams_float64_one():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bf16_sampler_steps_equal_upstream_loop(bf16_pipe, name):
     """Each Euler step's bf16 latents equal (1) the test-side transcription of upstream's loop bit for
-    bit and (2) the golden made by upstream's own code. Reference machine: bit-exact; the golden check
-    tolerates <= 2 % of elements off by <= 2 bf16 ulps, in case another CPU's bf16 kernels round
-    differently. The float32-latents option differs everywhere (it is not what upstream ran)."""
+    bit and (2) the golden made by upstream's own code. Reference machine: bit-exact. The first step
+    tolerates <= 2 % of elements off by <= 2 bf16 ulps everywhere, in case another CPU's bf16 kernels
+    round differently; when they do (an AVX2-only CPU: 0.2-0.7 % off by 1-2 ulps), later steps start
+    from latents that already differ, so there the drift is bounded instead: relative L2 error
+    <= 1 % (0.3 % measured after 3-4 steps) and no element off by more than 2 ulps of the step's
+    largest magnitude. A wrong sigma, shift or guidance is far outside either bound. The
+    float32-latents option differs everywhere (it is not what upstream ran)."""
     ours = _ours(bf16_pipe, name)
     assert ours.dtype == torch.bfloat16
     noise, context, source, ref = _case(name)
@@ -181,11 +186,16 @@ def test_bf16_sampler_steps_equal_upstream_loop(bf16_pipe, name):
     assert torch.equal(ours, reference)
 
     golden = torch.from_numpy(NUMERICS[f"{name}_steps"])
+    same_kernels = torch.equal(ours[0].float(), golden[0])  # this CPU rounds bf16 as the reference machine did
     for step, (a, b) in enumerate(zip(ours.float(), golden)):
         off = (a - b).abs()
-        ulp = 2.0 ** (torch.floor(torch.log2(b.abs().clamp_min(1e-3))) - 7)
-        assert float((off > 0).float().mean()) <= 0.02, (name, step, float(off.max()))
-        assert bool((off <= 2 * ulp).all()), (name, step, float(off.max()))
+        if step == 0 or same_kernels:
+            ulp = 2.0 ** (torch.floor(torch.log2(b.abs().clamp_min(1e-3))) - 7)
+            assert float((off > 0).float().mean()) <= 0.02, (name, step, float(off.max()))
+            assert bool((off <= 2 * ulp).all()), (name, step, float(off.max()))
+        else:
+            assert float(off.norm() / b.norm()) <= 0.01, (name, step, float(off.norm() / b.norm()))
+            assert float(off.max()) <= 2 * 2.0 ** (math.floor(math.log2(float(b.abs().max()))) - 7), (name, step)
 
     fp32 = _ours(bf16_pipe, name, torch.float32)
     assert fp32.dtype == torch.float32
